@@ -1,0 +1,158 @@
+"""What every benchmark shares: settings apart from the local stack's, a service under
+gunicorn, wrk runs, percentiles, and writing figures to ``bench/results/``.
+
+Benchmarks run against the real Kafka and Redis (``rapport up --infra-only``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from shared.auth import mint_token
+from shared.bus.topics import ensure_topics
+from shared.settings import REPO_ROOT, Settings, load_settings
+
+RESULTS = REPO_ROOT / "bench" / "results"
+BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7}
+BENCH_CACHE_DB = 2
+
+
+def bench_settings(**overrides) -> Settings:
+    """Settings on the benchmark's own Redis databases and Kafka namespace."""
+    base = load_settings()
+    settings = base.replace(
+        namespace=f"bench-{uuid.uuid4().hex[:6]}",
+        store_urls={s: f"redis://127.0.0.1:{base.store_port}/{db}" for s, db in BENCH_STORE_DB.items()},
+        cache_url=f"redis://127.0.0.1:{base.cache_port}/{BENCH_CACHE_DB}",
+        **overrides,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env = dict(os.environ)
+    env.update({
+        "RAPPORT_NAMESPACE": settings.namespace,
+        "RAPPORT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "RAPPORT_CACHE_URL": settings.cache_url,
+        "RAPPORT_JWT_SECRET": settings.jwt_secret,
+        "RAPPORT_FANOUT_THRESHOLD": str(settings.fanout_threshold),
+        "RAPPORT_LOG_LEVEL": "WARNING",
+    })
+    for service, url in settings.store_urls.items():
+        env[f"RAPPORT_{service.upper()}_STORE_URL"] = url
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(service: str, settings: Settings, workers: int = 2, worker_class: str | None = None):
+    """Serve ``service`` under gunicorn on a free port; yields its base URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--log-level", "warning", f"services.{service}.app:create_app()"]
+    if worker_class:
+        argv[3:3] = ["--worker-class", worker_class]
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=settings_env(settings), start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"gunicorn for {service} did not come up")
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(15)
+
+
+def wrk(url: str, token: str | None = None, seconds: int = 10, connections: int = 32, threads: int = 2,
+        method: str = "GET", body: str | None = None, paths: list[str] | None = None) -> dict:
+    """Run wrk against ``url``; returns requests/s and latency percentiles (ms) and error counts.
+
+    ``paths`` makes wrk cycle through several paths (e.g. random member pairs).
+    """
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk (make bench does it)")
+    lua = ["wrk.method = %s" % json.dumps(method)]
+    if token:
+        lua.append('wrk.headers["Authorization"] = "Bearer %s"' % token)
+    if body is not None:
+        lua.append("wrk.body = %s" % json.dumps(body))
+        lua.append('wrk.headers["Content-Type"] = "application/json"')
+    if paths:
+        lua.append("local paths = {%s}" % ",".join(json.dumps(p) for p in paths))
+        lua.append("local i = 0")
+        lua.append("request = function() i = i %% #paths + 1; return wrk.format(nil, paths[i]) end")
+    lua.append("""done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %f %f %f %f\\n", summary.requests, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.duration, latency:percentile(50), latency:percentile(99), latency.mean))
+end""")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lua))
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "-s",
+                          script.name, url], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", out)
+    reqs, status_errors, socket_errors, duration_us, p50, p99, mean = match.groups()
+    return {"requests": int(reqs), "non_2xx": int(status_errors), "socket_errors": int(socket_errors),
+            "rps": round(int(reqs) / (float(duration_us) / 1e6), 1),
+            "p50_ms": round(float(p50) / 1000, 3), "p99_ms": round(float(p99) / 1000, 3),
+            "mean_ms": round(float(mean) / 1000, 3)}
+
+
+def percentiles(samples_s: list[float]) -> dict:
+    """p50/p99/max of durations given in seconds, reported in milliseconds."""
+    if not samples_s:
+        return {"n": 0}
+    ordered = sorted(samples_s)
+
+    def at(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+    return {"n": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 3)}
+
+
+def token_for(settings: Settings, member: str) -> str:
+    return mint_token(member, settings.jwt_secret)
+
+
+def write_results(name: str, figures: dict) -> Path:
+    """Print ``figures`` and write them, with the machine they were measured on, to bench/results/."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {"benchmark": name, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "platform": platform.platform()},
+              "figures": figures}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    print(f"written to {path.relative_to(REPO_ROOT)}")
+    return path

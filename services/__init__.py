@@ -1,0 +1,1 @@
+"""Rapport's four services. None imports another: they share only the ``shared`` package."""

@@ -1,0 +1,1 @@
+"""follows: one-way follow edges, the follow setting, post alerts, counts."""

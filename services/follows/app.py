@@ -1,0 +1,14 @@
+"""The follows service's app factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.http import create_service_app
+from shared.settings import Settings
+
+
+def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
+    from services.follows.api import blp
+
+    return create_service_app("follows", [blp], settings=settings, test_config=test_config,
+                              description="One-way follows: no approval, public counts, private lists.")

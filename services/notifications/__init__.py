@@ -1,0 +1,1 @@
+"""notifications: each member's inbox of what they should hear about, unread counts, preferences."""

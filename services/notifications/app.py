@@ -1,0 +1,14 @@
+"""The notifications service's app factory."""
+from __future__ import annotations
+
+from flask import Flask
+
+from shared.http import create_service_app
+from shared.settings import Settings
+
+
+def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
+    from services.notifications.api import blp
+
+    return create_service_app("notifications", [blp], settings=settings, test_config=test_config,
+                              description="Each member's notifications: grouped, counted, live.")

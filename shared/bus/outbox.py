@@ -1,0 +1,151 @@
+"""The transactional outbox and its relay.
+
+A service stores a state change and the event it causes in one Redis transaction: the
+event goes onto the service's outbox stream in the same MULTI/EXEC (``Outbox.add``) or
+Lua script (``Outbox.xadd_args``). The relay publishes the stream to Kafka in order and
+deletes an entry only after Kafka acknowledged it, so an HTTP write that answered 2xx
+reaches Kafka even when Kafka was down at the time. A crash between the acknowledgement
+and the delete publishes an entry twice; consumers deduplicate by ``source`` + ``id``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Callable
+
+import redis
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from prometheus_client import Counter
+
+from shared.events import Event, encode
+from shared.events.catalogue import BY_TYPE
+from shared.logs import get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+RELAYED = Counter("rapport_outbox_relayed_total", "Events the relay published to Kafka", ["service"])
+
+
+class Outbox:
+    """A service's outbox stream in its own store."""
+
+    def __init__(self, service: str, settings: Settings):
+        self.service = service
+        self.settings = settings
+        ns = f"{settings.namespace}:" if settings.namespace else ""
+        self.key = f"outbox:{ns}{service}"
+        self.lease_key = f"{self.key}:relay-lease"
+
+    def fields(self, event: Event) -> dict[str, str]:
+        topic = BY_TYPE[event.type].topic
+        return {"topic": self.settings.topic(topic), "key": event.key, "value": encode(event).decode()}
+
+    def add(self, pipe: redis.client.Pipeline, *events: Event) -> None:
+        """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change)."""
+        for event in events:
+            pipe.xadd(self.key, self.fields(event))
+
+    def xadd_args(self, event: Event) -> list[str]:
+        """Flat field/value list for ``redis.call('XADD', key, '*', unpack(args))`` in a Lua script."""
+        return [part for pair in self.fields(event).items() for part in pair]
+
+    def pending(self, client: redis.Redis) -> int:
+        return client.xlen(self.key)
+
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
+
+class OutboxRelay:
+    """Publishes one outbox stream to Kafka, in order, at least once.
+
+    Only one relay per outbox publishes at a time (a lease in Redis), so starting a second
+    worker for a service never reorders its events.
+    """
+
+    def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
+                 batch_size: int = 1000, lease_ms: int = 10_000):
+        self.outbox = outbox
+        self.store = store
+        self.producer_factory = producer_factory
+        self.batch_size = batch_size
+        self.lease_ms = lease_ms
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._renew = store.register_script(_RENEW)
+        self._producer: KafkaProducer | None = None
+
+    def _holds_lease(self) -> bool:
+        return bool(self._renew(keys=[self.outbox.lease_key], args=[self.owner, self.lease_ms]))
+
+    def publish_batch(self, block_ms: int = 1000) -> int:
+        """Publish up to ``batch_size`` entries; return how many Kafka acknowledged (and were deleted)."""
+        # Every entry still in the stream is unpublished: read from the start, blocking when empty.
+        reply = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size, block=block_ms)
+        if not reply:
+            return 0
+        entries = reply[0][1]
+        if self._producer is None:
+            self._producer = self.producer_factory()
+        futures = [
+            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode())
+            for _, f in entries
+        ]
+        self._producer.flush(timeout=30)
+        acked = []
+        for (entry_id, _), future in zip(entries, futures):
+            # Delete only the acknowledged prefix: what failed is retried before what followed it.
+            if not future.succeeded():
+                break
+            acked.append(entry_id)
+        if acked:
+            self.store.xdel(self.outbox.key, *acked)
+            RELAYED.labels(self.outbox.service).inc(len(acked))
+        if len(acked) < len(entries):
+            failed = futures[len(acked)]
+            raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
+        return len(acked)
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until ``stop`` is set; survive Kafka and Redis outages."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                if not self._holds_lease():
+                    stop.wait(self.lease_ms / 4000)
+                    continue
+                self.publish_batch()
+                backoff = 0.2
+            except (KafkaError, redis.RedisError, OSError) as exc:
+                log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)
+                self._reset_producer()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._reset_producer()
+
+    def _reset_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=2)
+            except Exception:  # closing a broken producer must not stop the relay
+                pass
+            self._producer = None
+
+
+def relay_until_empty(relay: OutboxRelay, timeout: float = 30.0) -> None:
+    """Publish everything currently in the outbox (tests and benchmarks)."""
+    deadline = time.monotonic() + timeout
+    while relay.outbox.pending(relay.store):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"outbox {relay.outbox.key} not drained in {timeout}s")
+        relay.publish_batch(block_ms=100)

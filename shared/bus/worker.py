@@ -1,0 +1,81 @@
+"""A service's worker process: its outbox relay and its Kafka consumers, one thread each.
+
+Each service's ``worker.py`` declares ``consumers(settings) -> list[Consumer]`` and,
+optionally, ``resources(settings) -> dict`` (handed to handlers as ``effects.extra``).
+``rapport worker <service>`` runs them; tests run the same thing in-process.
+"""
+from __future__ import annotations
+
+import importlib
+import signal
+import threading
+from dataclasses import dataclass, field
+
+import redis
+
+from shared.bus.consumer import ConsumerRunner
+from shared.bus.outbox import Outbox, OutboxRelay
+from shared.bus.producer import close_producer, make_producer
+from shared.logs import configure_logging, get_logger
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Worker:
+    service: str
+    settings: Settings
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    ready: list[threading.Event] = field(default_factory=list)
+    runners: list[ConsumerRunner] = field(default_factory=list)
+
+    def start(self) -> "Worker":
+        module = importlib.import_module(f"services.{self.service}.worker")
+        store = redis.Redis.from_url(self.settings.store_url(self.service), decode_responses=True)
+        outbox = Outbox(self.service, self.settings)
+        extra = module.resources(self.settings) if hasattr(module, "resources") else {}
+        relay = OutboxRelay(outbox, store, lambda: make_producer(self.settings))
+        self._spawn(f"{self.service}.relay", relay.run)
+        for spec in module.consumers(self.settings):
+            runner = ConsumerRunner(spec, self.settings, store, outbox, extra)
+            self.runners.append(runner)
+            ready = threading.Event()
+            self.ready.append(ready)
+            self._spawn(spec.name, runner.run, ready)
+        return self
+
+    def _spawn(self, name: str, target, *args) -> None:
+        thread = threading.Thread(target=target, args=(self.stop, *args), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """Wait until every consumer has its partitions assigned."""
+        return all(event.wait(timeout) for event in self.ready)
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def run_service_worker(service: str, settings: Settings) -> int:
+    """Entry point of ``rapport worker <service>``: run until SIGTERM or SIGINT."""
+    configure_logging(f"{service}-worker", settings.log_level)
+    worker = Worker(service, settings).start()
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop.set())
+    log.info("worker started", consumers=[t.name for t in worker.threads])
+    while not worker.stop.wait(1.0):
+        dead = [t.name for t in worker.threads if not t.is_alive()]
+        if dead:
+            log.error("worker thread died", threads=dead)
+            worker.stop.set()
+            worker.shutdown()
+            return 1
+    worker.shutdown()
+    close_producer()  # flushes the DLQ producer, if this process made one
+    log.info("worker stopped")
+    return 0

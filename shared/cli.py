@@ -1,0 +1,49 @@
+"""The ``rapport`` command: run the local stack, a service's worker, mint tokens."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.settings import SERVICES, load_settings
+
+
+def _token(args) -> int:
+    from shared.auth import mint_token
+
+    settings = load_settings()
+    print(mint_token(args.member, settings.jwt_secret, ttl_seconds=args.ttl or settings.jwt_ttl_seconds))
+    return 0
+
+
+def _worker(args) -> int:
+    from shared.bus.worker import run_service_worker
+
+    return run_service_worker(args.service, load_settings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rapport", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("token", help="print a bearer token the local stack accepts for MEMBER")
+    p.add_argument("member")
+    p.add_argument("--ttl", type=int, default=None, help="seconds until it expires")
+    p.set_defaults(func=_token)
+
+    p = sub.add_parser("worker", help="run a service's worker: its outbox relay and consumers")
+    p.add_argument("service", choices=SERVICES)
+    p.set_defaults(func=_worker)
+
+    from shared.stack import cli as stack_cli
+
+    stack_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

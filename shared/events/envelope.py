@@ -1,0 +1,117 @@
+"""The CloudEvents 1.0 envelope (JSON): build, encode and decode events."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from shared.events.catalogue import BY_TYPE, EventType, lookup
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # CloudEvents extension attributes are allowed
+
+    specversion = fields.String(required=True, validate=validate.Equal("1.0"))
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    source = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    time = fields.String(required=True)
+    subject = fields.String(load_default=None, allow_none=True)
+    datacontenttype = fields.String(load_default="application/json")
+    data = fields.Dict(required=True)
+
+
+_ENVELOPE = EnvelopeSchema()
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    source: str
+    type: str
+    time: str
+    subject: str | None
+    data: dict[str, Any]
+    specversion: str = "1.0"
+    key: str = field(default="", compare=False)  # Kafka key, not part of the envelope
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.source}|{self.id}"
+
+    @property
+    def name(self) -> str:
+        """The short type name, e.g. ``follow.created``."""
+        return event_type(self).name
+
+    def envelope(self) -> dict[str, Any]:
+        return {"specversion": self.specversion, "id": self.id, "source": self.source, "type": self.type,
+                "time": self.time, "subject": self.subject, "datacontenttype": "application/json",
+                "data": self.data}
+
+
+class PoisonEvent(Exception):
+    """A message that can never be handled: undecodable, or failing its schema."""
+
+
+class UnknownEventType(Exception):
+    """A well-formed event of a type this consumer's registry does not know (skipped, not poison)."""
+
+
+def event_type(event: Event) -> EventType:
+    try:
+        return BY_TYPE[event.type]
+    except KeyError:
+        raise UnknownEventType(event.type) from None
+
+
+def new_event(service: str, name: str, data: dict[str, Any]) -> Event:
+    """Build an event of ``service``'s type ``name``; ``data`` is validated against its schema."""
+    etype = lookup(service, name)
+    schema = etype.data()
+    try:
+        loaded = schema.load(data)
+    except ValidationError as exc:
+        raise ValueError(f"{etype.type}: invalid data {exc.messages}") from None
+    body = schema.dump(loaded)
+    return Event(id=str(uuid.uuid4()), source=f"rapport/{service}", type=etype.type, time=now_rfc3339(),
+                 subject=etype.subject(body), data=body, key=etype.key(body))
+
+
+def encode(event: Event) -> bytes:
+    return json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(raw: bytes | None, key: bytes | None = None) -> Event:
+    """Load and validate an event. Raises PoisonEvent or UnknownEventType."""
+    if raw is None:
+        raise PoisonEvent("empty message")
+    try:
+        payload = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoisonEvent(f"undecodable: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PoisonEvent("undecodable: not a JSON object")
+    try:
+        env = _ENVELOPE.load(payload)
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid envelope: {exc.messages}") from None
+    etype = BY_TYPE.get(env["type"])
+    if etype is None:
+        raise UnknownEventType(env["type"])
+    try:
+        data = etype.data().load(env["data"])
+    except ValidationError as exc:
+        raise PoisonEvent(f"invalid {env['type']} data: {exc.messages}") from None
+    return Event(id=env["id"], source=env["source"], type=env["type"], time=env["time"],
+                 subject=env.get("subject"), data=data, specversion=env["specversion"],
+                 key=key.decode(errors="replace") if key else "")

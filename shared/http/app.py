@@ -1,0 +1,212 @@
+"""Build a service's Flask app: OpenAPI (flask-smorest), problem+json errors, auth, request ids,
+health, readiness and Prometheus metrics."""
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from typing import Iterable
+
+import redis
+import structlog
+from flask import Flask, Response, current_app, g, jsonify, request
+from flask_smorest import Api
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from shared.auth import check_member_id, member_from_header
+from shared.logs import configure_logging, get_logger
+from shared.problems import Invalid, Problem
+from shared.settings import Settings, load_settings
+
+PROBLEM_JSON = "application/problem+json"
+
+# Path parameters that name a member: checked once here, so every view gets a well-formed id.
+MEMBER_PATH_ARGS = ("member", "member_id")
+
+# Endpoints reachable without a token.
+PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}
+
+REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "endpoint", "status"])
+LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "endpoint"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+log = get_logger(__name__)
+
+
+def problem_response(problem: Problem) -> Response:
+    response = jsonify(problem.body())
+    response.status_code = problem.status
+    response.mimetype = PROBLEM_JSON
+    return response
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+               415: "unsupported_media_type", 422: "validation_failed", 429: "too_many_requests"}
+
+
+def _flatten_messages(messages) -> dict[str, list[str]]:
+    """webargs nests messages by location ({"json": {"field": [...]}}); clients want fields."""
+    errors: dict[str, list[str]] = {}
+    if not isinstance(messages, dict):
+        return {"_schema": [str(messages)]}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            for name, msgs in fields.items():
+                errors[str(name)] = msgs if isinstance(msgs, list) else [msgs]
+        else:
+            errors[str(location)] = fields if isinstance(fields, list) else [fields]
+    return errors
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api answering every HTTP error as RFC 9457 problem+json."""
+
+    def handle_http_exception(self, error: HTTPException):
+        status = error.code or 500
+        data = getattr(error, "data", None) or {}
+        if status == 422:
+            errors = _flatten_messages(data.get("messages", {}))
+            return problem_response(Invalid(errors))
+        if status == 400 and "messages" in data:
+            reasons = [m for msgs in _flatten_messages(data["messages"]).values() for m in msgs]
+            return problem_response(Problem(" ".join(map(str, reasons)) or "Malformed request.",
+                                            code="malformed_body"))
+        problem = Problem(error.description, code=_HTTP_CODES.get(status, "http_error"))
+        problem.status = status
+        problem.title = error.name
+        response = problem_response(problem)
+        if status == 405 and getattr(error, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+
+def _authenticate() -> None:
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    g.started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(request_id=g.request_id)
+    if request.url_rule is None:  # routing failed: let the 404/405 answer
+        return
+    endpoint = request.endpoint or ""
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api-docs."):
+        return
+    g.member = member_from_header(request.headers.get("Authorization"), service_settings().jwt_secret)
+    for name in MEMBER_PATH_ARGS:
+        if request.view_args and name in request.view_args:
+            check_member_id(request.view_args[name], field=name)
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+    endpoint = request.endpoint or "unmatched"
+    service = current_app.config["RAPPORT_SERVICE"]
+    REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
+    if hasattr(g, "started"):
+        LATENCY.labels(service, endpoint).observe(time.perf_counter() - g.started)
+    structlog.contextvars.unbind_contextvars("request_id")
+    return response
+
+
+def _kafka_reachable(bootstrap: str, timeout: float = 0.5) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _register_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "service": app.config["RAPPORT_SERVICE"]}
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {}
+        try:
+            service_store().ping()
+            checks["redis"] = "ok"
+        except redis.RedisError as exc:
+            checks["redis"] = f"unreachable: {exc}"
+        checks["kafka"] = "ok" if _kafka_reachable(service_settings().kafka_bootstrap) else "unreachable"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", **checks}
+        problem = Problem("Not ready: " + ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok"),
+                          code="not_ready", checks=checks)
+        problem.status, problem.title = 503, "Service unavailable"
+        return problem_response(problem)
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+
+def create_service_app(service: str, blueprints: Iterable, *, settings: Settings | None = None,
+                       test_config: dict | None = None, description: str = "") -> Flask:
+    """The common skeleton of every service's app factory.
+
+    ``settings`` default to the environment's; ``test_config`` is merged into ``app.config``.
+    """
+    settings = settings or load_settings()
+    configure_logging(service, settings.log_level)
+    app = Flask(f"rapport.{service}")
+    app.config.from_mapping(
+        RAPPORT_SERVICE=service,
+        RAPPORT_SETTINGS=settings,
+        API_TITLE=f"Rapport {service}",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_REDOC_PATH="/redoc",
+        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        API_SPEC_OPTIONS={
+            "info": {"description": description or f"Rapport {service} service."},
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                                              "bearerFormat": "JWT"}}},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    app.json.sort_keys = False
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.extensions["rapport.api"] = api
+    app.before_request(_authenticate)
+    app.after_request(_finish)
+    app.register_error_handler(Problem, problem_response)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return api.handle_http_exception(error)
+        log.exception("unhandled error", error=repr(error))
+        problem = Problem("An unexpected error occurred; it has been logged.", code="internal_error")
+        problem.status, problem.title = 500, "Internal server error"
+        return problem_response(problem)
+
+    _register_health(app)
+    return app
+
+
+def service_settings() -> Settings:
+    return current_app.config["RAPPORT_SETTINGS"]
+
+
+def service_store() -> redis.Redis:
+    """The current service's Redis store (its system of record)."""
+    return current_app.extensions["rapport.store"]
+
+
+def caller() -> str:
+    """The authenticated member making the request."""
+    return g.member

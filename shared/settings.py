@@ -1,0 +1,106 @@
+"""Settings, read once from ``RAPPORT_*`` environment variables into a typed object.
+
+The defaults serve the local stack started by ``rapport up``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+SERVICES = ("connections", "follows", "feed", "notifications")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3}
+_DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Infrastructure
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    namespace: str = ""  # prefixes topics, consumer groups and bus keys: isolates test runs
+    store_port: int = 6379
+    cache_port: int = 6380
+    store_urls: Mapping[str, str] = field(default_factory=dict)
+    cache_url: str = ""
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(_DEFAULT_PORTS))
+    run_dir: Path = REPO_ROOT / ".run"
+    cache_dir: Path = Path.home() / ".cache" / "rapport"
+    kafka_version: str = "4.1.1"
+    topic_partitions: int = 6
+    # Auth
+    jwt_secret: str = "rapport-local-development-secret-change-me"
+    jwt_ttl_seconds: int = 24 * 3600
+    # Product limits (PRODUCT.md)
+    reinvite_cooldown_days: int = 21
+    invitation_weekly_limit: int = 100
+    max_connections: int = 30_000
+    fanout_threshold: int = 10_000
+    fanout_batch_size: int = 1_000
+    inactive_days: int = 14
+    timeline_cap: int = 800
+    backfill_limit: int = 200
+    notification_group_window_hours: int = 24
+    notification_cap: int = 1_000
+    # Bus
+    dedup_ttl_seconds: int = 7 * 24 * 3600
+    log_level: str = "INFO"
+
+    def store_url(self, service: str) -> str:
+        return self.store_urls[service]
+
+    def topic(self, name: str) -> str:
+        """The Kafka topic name for ``name`` in this namespace."""
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    def group(self, name: str) -> str:
+        """The consumer group id for ``name`` in this namespace."""
+        return self.topic(name)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(raw: str, kind):
+    if kind is int:
+        return int(raw)
+    if kind is Path:
+        return Path(raw)
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Read settings from ``env`` (default ``os.environ``); ``overrides`` win over both."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    hints = {f.name: f.type for f in dataclasses.fields(Settings)}
+    for f in dataclasses.fields(Settings):
+        if f.name in ("store_urls", "ports"):
+            continue
+        raw = env.get(f"RAPPORT_{f.name.upper()}")
+        if raw is not None and raw != "":
+            kind = {"int": int, "Path": Path, "str": str}.get(str(hints[f.name]), str)
+            try:
+                values[f.name] = _coerce(raw, kind)
+            except ValueError as exc:
+                raise ValueError(f"RAPPORT_{f.name.upper()}={raw!r}: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if k not in ("store_urls", "ports")})
+    store_port = values.get("store_port", Settings.store_port)
+    cache_port = values.get("cache_port", Settings.cache_port)
+    store_urls = {
+        s: env.get(f"RAPPORT_{s.upper()}_STORE_URL")
+        or f"redis://127.0.0.1:{store_port}/{_DEFAULT_STORE_DB[s]}"
+        for s in SERVICES
+    }
+    store_urls.update(overrides.get("store_urls", {}))
+    ports = {s: int(env.get(f"RAPPORT_{s.upper()}_PORT") or _DEFAULT_PORTS[s]) for s in SERVICES}
+    ports.update(overrides.get("ports", {}))
+    values["store_urls"] = store_urls
+    values["ports"] = ports
+    if not values.get("cache_url"):
+        values["cache_url"] = f"redis://127.0.0.1:{cache_port}/0"
+    return Settings(**values)

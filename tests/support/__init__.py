@@ -1,0 +1,1 @@
+"""Test support: real Kafka and Redis access, bounded polls, tokens."""

@@ -1,0 +1,84 @@
+"""Reaching the real Kafka and Redis from tests, and failing loudly when they are absent."""
+from __future__ import annotations
+
+import socket
+import time
+from typing import Callable, TypeVar
+
+import pytest
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from shared.events import Event, PoisonEvent, UnknownEventType, decode
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def require_infrastructure(settings: Settings) -> None:
+    """Fail the session with a clear message when Redis or Kafka cannot be reached."""
+    problems = []
+    for name, url in (("Redis store", settings.store_url("follows")), ("Redis cache", settings.cache_url)):
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        except redis.RedisError as exc:
+            problems.append(f"{name} at {url} is unreachable ({exc})")
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+    except OSError as exc:
+        problems.append(f"Kafka at {settings.kafka_bootstrap} is unreachable ({exc})")
+    if problems:
+        pytest.exit("These tests need the real Kafka and Redis: " + "; ".join(problems)
+                    + ". Start them with `rapport up --infra-only` (or run `make test`).", returncode=3)
+
+
+def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
+               message: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = None  # type: ignore[assignment]
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
+def read_topic(settings: Settings, topic: str, until: Callable[[list], bool], timeout: float = 20.0,
+               raw: bool = False) -> list:
+    """Read ``topic`` (namespaced) from the beginning until ``until(records)`` holds.
+
+    Returns decoded events (or raw ConsumerRecords with ``raw=True``).
+    """
+    name = settings.topic(topic)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","), enable_auto_commit=False,
+                             group_id=None, consumer_timeout_ms=500)
+    try:
+        partitions = eventually(lambda: consumer.partitions_for_topic(name), 10, message=f"topic {name}")
+        tps = [TopicPartition(name, p) for p in partitions]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                for record in batch:
+                    if raw:
+                        records.append(record)
+                        continue
+                    try:
+                        records.append(decode(record.value, record.key))
+                    except (PoisonEvent, UnknownEventType):
+                        continue
+            if until(records):
+                return records
+        raise AssertionError(f"{name}: condition not met within {timeout}s; read {len(records)} records")
+    finally:
+        consumer.close()
+
+
+def events_of(events: list[Event], name: str, **data) -> list[Event]:
+    """The events named ``name`` whose data has every field of ``data``."""
+    return [e for e in events if e.name == name and all(e.data.get(k) == v for k, v in data.items())]
