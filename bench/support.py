@@ -45,18 +45,7 @@ def bench_settings(**overrides) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment variables that reproduce ``settings`` in a child process."""
-    env = dict(os.environ)
-    env.update({
-        "RAPPORT_NAMESPACE": settings.namespace,
-        "RAPPORT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "RAPPORT_CACHE_URL": settings.cache_url,
-        "RAPPORT_JWT_SECRET": settings.jwt_secret,
-        "RAPPORT_FANOUT_THRESHOLD": str(settings.fanout_threshold),
-        "RAPPORT_LOG_LEVEL": "WARNING",
-    })
-    for service, url in settings.store_urls.items():
-        env[f"RAPPORT_{service.upper()}_STORE_URL"] = url
-    return env
+    return {**os.environ, **settings.replace(log_level="WARNING").as_env()}
 
 
 def free_port() -> int:
@@ -109,7 +98,7 @@ def wrk(url: str, token: str | None = None, seconds: int = 10, connections: int 
     if paths:
         lua.append("local paths = {%s}" % ",".join(json.dumps(p) for p in paths))
         lua.append("local i = 0")
-        lua.append("request = function() i = i %% #paths + 1; return wrk.format(nil, paths[i]) end")
+        lua.append("request = function() i = i % #paths + 1; return wrk.format(nil, paths[i]) end")
     lua.append("""done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %f %f %f %f\\n", summary.requests, summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,

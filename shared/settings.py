@@ -64,6 +64,19 @@ class Settings:
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
 
+    def as_env(self) -> dict[str, str]:
+        """``RAPPORT_*`` variables that make ``load_settings()`` in a child process give these settings."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "store_urls":
+                env.update({f"RAPPORT_{s.upper()}_STORE_URL": url for s, url in value.items()})
+            elif f.name == "ports":
+                env.update({f"RAPPORT_{s.upper()}_PORT": str(port) for s, port in value.items()})
+            else:
+                env[f"RAPPORT_{f.name.upper()}"] = str(value)
+        return env
+
 
 def _coerce(raw: str, kind):
     if kind is int:

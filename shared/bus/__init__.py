@@ -1,0 +1,1 @@
+"""The message bus: Kafka producer, Redis outbox and relay, consumer runner."""

@@ -1,0 +1,141 @@
+"""Every error a client can meet is RFC 9457 problem+json with a stable code (no I/O needed)."""
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields
+
+from shared.auth import mint_token
+from shared.http import caller, create_service_app
+from shared.problems import Conflict, Forbidden, TooManyRequests
+from shared.settings import load_settings
+
+SECRET = "unit-test-secret-of-at-least-32-bytes!"
+
+
+class Body(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True)
+
+
+blp = Blueprint("probe", __name__, url_prefix="/v1")
+
+
+@blp.route("/probe/<member>")
+class Probe(MethodView):
+    @blp.arguments(Body)
+    @blp.response(201, Body)
+    def post(self, body, member):
+        if body["name"] == "conflict":
+            raise Conflict("Already there.", code="already_there")
+        if body["name"] == "forbidden":
+            raise Forbidden("Not yours.", code="not_yours")
+        if body["name"] == "slow-down":
+            raise TooManyRequests("Too many.", code="limit_reached", retry_at="2026-12-01T00:00:00Z")
+        if body["name"] == "crash":
+            raise RuntimeError("boom")
+        return {"name": f"{caller()}→{member}"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    # A store URL that is never dialled: redis-py connects lazily, and no view here touches it.
+    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"})
+    return create_service_app("probe", [blp], settings=settings, test_config={"TESTING": False}).test_client()
+
+
+def headers(member="ada", secret=SECRET, **claims):
+    return {"Authorization": f"Bearer {mint_token(member, secret)}"}
+
+
+def assert_problem(response, status, code):
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status and body["code"] == code
+    assert body["title"] and body["detail"] and body["type"].endswith(code)
+    return body
+
+
+def test_a_valid_request_reaches_the_view_as_the_caller(client):
+    response = client.post("/v1/probe/grace", json={"name": "x"}, headers=headers())
+    assert response.status_code == 201 and response.get_json() == {"name": "ada→grace"}
+
+
+def test_without_a_token_the_answer_is_401(client):
+    assert_problem(client.post("/v1/probe/grace", json={"name": "x"}), 401, "missing_token")
+
+
+def test_a_token_signed_with_another_secret_is_401(client):
+    assert_problem(client.post("/v1/probe/grace", json={"name": "x"}, headers=headers(secret="another-secret-of-at-least-32-bytes!")),
+                   401, "invalid_token")
+
+
+def test_an_expired_token_is_401(client):
+    token = jwt.encode({"sub": "ada", "exp": int(time.time()) - 5}, SECRET, algorithm="HS256")
+    response = client.post("/v1/probe/grace", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"})
+    assert_problem(response, 401, "token_expired")
+
+
+def test_a_token_without_exp_is_401(client):
+    token = jwt.encode({"sub": "ada"}, SECRET, algorithm="HS256")
+    response = client.post("/v1/probe/grace", json={"name": "x"}, headers={"Authorization": f"Bearer {token}"})
+    assert_problem(response, 401, "invalid_token")
+
+
+def test_a_malformed_member_id_in_the_path_is_422(client):
+    body = assert_problem(client.post("/v1/probe/no%20spaces", json={"name": "x"}, headers=headers()),
+                          422, "invalid_member_id")
+    assert "member" in body["errors"]
+
+
+def test_an_unknown_field_is_422_naming_it(client):
+    body = assert_problem(client.post("/v1/probe/grace", json={"name": "x", "extra": 1}, headers=headers()),
+                          422, "validation_failed")
+    assert body["errors"] == {"extra": ["Unknown field."]}
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/v1/probe/grace", data="{nope", content_type="application/json", headers=headers())
+    assert_problem(response, 400, "malformed_body")
+
+
+@pytest.mark.parametrize("name,status,code", [("conflict", 409, "already_there"), ("forbidden", 403, "not_yours"),
+                                              ("slow-down", 429, "limit_reached")])
+def test_typed_errors_become_problems_with_their_code(client, name, status, code):
+    assert_problem(client.post("/v1/probe/grace", json={"name": name}, headers=headers()), status, code)
+
+
+def test_extra_problem_fields_are_in_the_body(client):
+    response = client.post("/v1/probe/grace", json={"name": "slow-down"}, headers=headers())
+    assert response.get_json()["retry_at"] == "2026-12-01T00:00:00Z"
+
+
+def test_an_unknown_path_is_404_and_a_wrong_method_405(client):
+    assert_problem(client.get("/v1/nowhere", headers=headers()), 404, "not_found")
+    response = client.delete("/v1/probe/grace", headers=headers())
+    assert_problem(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_an_unexpected_error_is_a_500_problem_never_an_html_page(client):
+    assert_problem(client.post("/v1/probe/grace", json={"name": "crash"}, headers=headers()), 500, "internal_error")
+
+
+def test_every_response_carries_a_request_id(client):
+    response = client.get("/healthz", headers={"X-Request-Id": "abc123"})
+    assert response.status_code == 200 and response.headers["X-Request-Id"] == "abc123"
+
+
+def test_health_metrics_and_the_openapi_document_need_no_token(client):
+    assert client.get("/healthz").get_json() == {"status": "ok", "service": "probe"}
+    assert b"rapport_http_requests_total" in client.get("/metrics").data
+    spec = client.get("/openapi.json").get_json()
+    assert "/v1/probe/{member}" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
