@@ -21,6 +21,16 @@ def _worker(args) -> int:
     return run_service_worker(args.service, load_settings())
 
 
+def _schemas(args) -> int:
+    from pathlib import Path
+
+    from shared.events.jsonschema import export
+
+    for path in export(Path(args.out)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rapport", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run a service's worker: its outbox relay and consumers")
     p.add_argument("service", choices=SERVICES)
     p.set_defaults(func=_worker)
+
+    p = sub.add_parser("schemas", help="export the event catalogue to JSON Schema files")
+    p.add_argument("--out", default="docs/events", help="folder to write into")
+    p.set_defaults(func=_schemas)
 
     from shared.stack import cli as stack_cli
 
