@@ -9,6 +9,16 @@ import structlog
 _configured = False
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route stdlib and structlog output through one JSON renderer (once per process)."""
     global _configured
@@ -23,11 +33,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared_processors, structlog.processors.format_exc_info,
                     structlog.processors.JSONRenderer()],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.JSONRenderer()],

@@ -1,0 +1,39 @@
+"""Gunicorn settings shared by every Rapport API, in the local stack and in docker-compose.
+
+The bind address comes from ``RAPPORT_BIND`` (the local runner sets 127.0.0.1:<service port>,
+the image 0.0.0.0:8000), so the command line is one and the same everywhere; see
+``shared/stack/processes.py``. The command line may still override anything here.
+"""
+import os
+
+bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
+
+# Two to four processes: enough to use two cores, few enough to leave room for Kafka,
+# Redis and the workers on the same machine. WEB_CONCURRENCY overrides, as in gunicorn.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(4, max(2, os.cpu_count() or 1)))
+# Requests mostly wait on Redis: threads overlap those waits at little cost.
+worker_class = "gthread"
+threads = int(os.environ.get("RAPPORT_GUNICORN_THREADS") or 4)
+worker_connections = 1000  # gevent workers only (the notifications API, for its streams)
+
+timeout = 30
+# Short, so `rapport down` and container stops do not wait long on open event streams.
+graceful_timeout = 10
+keepalive = 5
+
+# Its default path is one per user, so four APIs on one machine would fight over it.
+control_socket_disable = True
+
+# The apps log each request themselves, as structured lines with the request id.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
+
+
+def worker_exit(server, worker):
+    """Flush and close this worker's Kafka producer, if it made one."""
+    try:
+        from shared.bus.producer import close_producer
+    except ImportError:
+        return
+    close_producer()

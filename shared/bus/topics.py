@@ -1,0 +1,68 @@
+"""The Kafka topics Rapport uses, and their creation.
+
+Each producing service has one event topic; work topics spread a service's own jobs over
+its workers; every one of them has a ``<topic>.dlq`` for what its consumers could not read.
+"""
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
+
+from shared.settings import Settings
+
+EVENT_TOPICS = ("connections.events", "follows.events", "feed.events")
+WORK_TOPICS = ("feed.fanout",)
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of ``topic``."""
+    return topic + DLQ_SUFFIX
+
+
+def all_topics(settings: Settings) -> list[str]:
+    """Every topic's name in ``settings.namespace``: the topics, then their DLQs."""
+    names = EVENT_TOPICS + WORK_TOPICS
+    return [settings.topic(t) for t in names] + [settings.topic(dlq(t)) for t in names]
+
+
+def ensure_topics(settings: Settings, partitions: int | None = None, timeout: float = 30.0) -> list[str]:
+    """Create the missing topics and wait until every partition of every topic has a leader.
+
+    Safe to call at any time and from several processes at once. Returns the topics it created.
+    """
+    wanted = all_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="rapport-topics")
+    try:
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        created = []
+        if missing:
+            count = partitions or settings.topic_partitions
+            result = admin.create_topics({t: {"num_partitions": count, "replication_factor": 1} for t in missing},
+                                         raise_errors=False)
+            for topic in result["topics"]:
+                code = topic["error_code"]
+                if code == 0:
+                    created.append(topic["name"])
+                elif code != TopicAlreadyExistsError.errno:  # someone else made it meanwhile: fine
+                    raise RuntimeError(f"creating topic {topic['name']}: error {code} {topic.get('error_message')}")
+        # A created topic is not usable until metadata shows a leader for each partition.
+        admin.wait_for_topics(wanted, timeout_ms=int(timeout * 1000))
+        return created
+    finally:
+        admin.close()
+
+
+def drop_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Delete this namespace's topics (test sessions and benchmarks clean up after themselves)."""
+    if not settings.namespace:
+        raise ValueError("refusing to drop the un-namespaced topics of the stack")
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                             request_timeout_ms=int(timeout * 1000))
+    try:
+        existing = set(admin.list_topics())
+        doomed = [t for t in all_topics(settings) if t in existing]
+        if doomed:
+            admin.delete_topics(doomed, timeout_ms=int(timeout * 1000))
+    finally:
+        admin.close()

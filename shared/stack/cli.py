@@ -1,0 +1,71 @@
+"""The stack's subcommands of ``rapport``: up, down, status and topics."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from shared.settings import load_settings
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``up``, ``down``, ``status`` and ``topics`` to the ``rapport`` parser."""
+    p = sub.add_parser("up", help="start the local stack: Kafka, Redis, then every API and worker")
+    p.add_argument("--infra-only", action="store_true", help="start Kafka and Redis only")
+    p.set_defaults(func=_up)
+
+    p = sub.add_parser("down", help="stop the local stack")
+    p.add_argument("--keep-infra", action="store_true", help="stop the APIs and workers, keep Kafka and Redis")
+    p.set_defaults(func=_down)
+
+    p = sub.add_parser("status", help="one line per process of the local stack")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("topics", help="create the missing Kafka topics (RAPPORT_KAFKA_BOOTSTRAP)")
+    p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                   help="how long to wait for Kafka to answer first (default 120)")
+    p.set_defaults(func=_topics)
+
+
+def _failing(run):
+    # Known failures read as one line, not a traceback; anything else is a bug and shows one.
+    def command(args) -> int:
+        try:
+            return run(args)
+        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+            print(f"rapport {args.command}: {exc}", file=sys.stderr)
+            return 1
+    return command
+
+
+@_failing
+def _up(args) -> int:
+    from shared.stack import runner
+
+    return runner.up(load_settings(), infra_only=args.infra_only)
+
+
+@_failing
+def _down(args) -> int:
+    from shared.stack import runner
+
+    return runner.down(load_settings(), keep_infra=args.keep_infra)
+
+
+def _status(args) -> int:
+    from shared.stack import runner
+
+    return runner.status(load_settings())
+
+
+@_failing
+def _topics(args) -> int:
+    from shared.bus.topics import all_topics, ensure_topics
+    from shared.stack import kafka
+
+    settings = load_settings()
+    kafka.wait_ready(settings, timeout=args.wait)
+    created = ensure_topics(settings)
+    for topic in all_topics(settings):
+        print(f"{topic}: {'created' if topic in created else 'present'}")
+    return 0

@@ -1,0 +1,169 @@
+"""A single-node Apache Kafka (KRaft, broker and controller in one JVM) for the local stack.
+
+The broker's jars come from Maven Central through ``deploy/kafka/pom.xml``, once, into
+``<cache_dir>/kafka/<version>/libs``; its data lives under ``<run_dir>/kafka``.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import string
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from shared.settings import REPO_ROOT, Settings
+from shared.stack import processes
+
+NAME = "kafka"
+DEPLOY = REPO_ROOT / "deploy" / "kafka"
+_COMPLETE = ".complete"
+JVM_OPTS = ["-Xmx1G", "-Xms1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35", "-Djava.awt.headless=true"]
+
+
+def libs_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "kafka" / settings.kafka_version / "libs"
+
+
+def data_dir(settings: Settings) -> Path:
+    return settings.run_dir / "kafka" / "data"
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    return str(Path(home) / "bin" / "java") if home else "java"
+
+
+def _classpath(settings: Settings) -> str:
+    return f"{libs_dir(settings)}/*"  # the JVM expands the wildcard itself
+
+
+def _logging(settings: Settings) -> list[str]:
+    return [f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={settings.run_dir / 'logs'}"]
+
+
+def listener(settings: Settings) -> tuple[str, int]:
+    """Host and port of the broker's client listener, from the first bootstrap address."""
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    return host, int(port)
+
+
+def ensure_jars(settings: Settings) -> Path:
+    """Resolve the broker's jars with Maven unless a complete copy is already cached."""
+    libs = libs_dir(settings)
+    if (libs.parent / _COMPLETE).exists() and libs.is_dir():
+        return libs
+    if shutil.which("mvn") is None:
+        raise RuntimeError("mvn not found: install Maven (apt-get install maven) to fetch Kafka")
+    print(f"resolving Kafka {settings.kafka_version} jars from Maven Central into {libs} ...", flush=True)
+    # Into a scratch folder first, so an interrupted download never looks complete.
+    scratch = libs.parent / "libs.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(DEPLOY / "pom.xml"),
+                    "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={scratch}",
+                    f"-Dkafka.version={settings.kafka_version}"], check=True)
+    if not list(scratch.glob("kafka_2.13-*.jar")):
+        raise RuntimeError(f"Maven finished but {scratch} holds no kafka_2.13 jar")
+    scratch.rename(libs)
+    (libs.parent / _COMPLETE).write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
+    return libs
+
+
+def render_config(settings: Settings) -> Path:
+    """Write ``server.properties`` for this run from the template in ``deploy/kafka``."""
+    host, port = listener(settings)
+    text = string.Template((DEPLOY / "server.properties").read_text()).substitute(
+        host=host, port=port, controller_port=port + 1,
+        log_dirs=data_dir(settings), num_partitions=settings.topic_partitions)
+    path = settings.run_dir / "kafka" / "server.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _cluster_id() -> str:
+    # What `kafka.tools.StorageTool random-uuid` prints (a URL-safe base64 UUID), without
+    # paying for a JVM start; Kafka never hands out ids that begin with a dash.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def format_storage(settings: Settings) -> None:
+    """Format the KRaft log dir once (static voters, so no ``--standalone``)."""
+    config = render_config(settings)
+    if (data_dir(settings) / "meta.properties").exists():
+        return
+    data_dir(settings).mkdir(parents=True, exist_ok=True)
+    print(f"formatting Kafka storage in {data_dir(settings)}", flush=True)
+    argv = [_java(), "-cp", _classpath(settings), *_logging(settings),
+            "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config), "--ignore-formatted"]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"formatting Kafka storage failed:\n{done.stdout}")
+
+
+def running_pid(settings: Settings) -> int | None:
+    return processes.running_pid(settings.run_dir, NAME)
+
+
+def port_open(settings: Settings) -> bool:
+    """Whether something accepts connections on the broker's client listener."""
+    return processes.port_in_use(*listener(settings))
+
+
+def start(settings: Settings) -> int:
+    """Start the broker in the background and return its pid (see ``wait_ready``)."""
+    config = render_config(settings)
+    argv = [_java(), *JVM_OPTS, "-cp", _classpath(settings), *_logging(settings), "kafka.Kafka", str(config)]
+    return processes.spawn(settings.run_dir, NAME, argv, marker="kafka.Kafka", cwd=settings.run_dir)
+
+
+def wait_ready(settings: Settings, timeout: float = 120.0, pid: int | None = None) -> float:
+    """Wait until the broker answers an admin call; return the seconds it took.
+
+    The listener opens only once the broker serves requests, so a socket check comes first
+    (quietly), then ``list_topics``. If ``pid`` dies meanwhile, fail with its log's tail.
+    """
+    from kafka import KafkaAdminClient
+
+    started = time.monotonic()
+    next_report = started + 10
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)  # connection refusals are expected here
+    try:
+        while True:
+            elapsed = time.monotonic() - started
+            if pid is not None and processes.running_pid(settings.run_dir, NAME) != pid:
+                raise RuntimeError("Kafka exited while starting; its log ends with:\n"
+                                   + processes.log_tail(settings.run_dir, NAME)
+                                   + "\n(more in " + str(settings.run_dir / "logs" / "kafka-server.log") + ")")
+            if port_open(settings):
+                try:
+                    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                             client_id="rapport-stack", bootstrap_timeout_ms=5000,
+                                             request_timeout_ms=5000)
+                    try:
+                        admin.list_topics()
+                        return elapsed
+                    finally:
+                        admin.close()
+                except Exception:  # any client error just means "not yet"
+                    pass
+            if elapsed > timeout:
+                raise TimeoutError(f"Kafka at {settings.kafka_bootstrap} not ready after {timeout:.0f}s")
+            if time.monotonic() >= next_report:
+                print(f"  waiting for Kafka at {settings.kafka_bootstrap} ... {elapsed:.0f}s", flush=True)
+                next_report += 10
+            time.sleep(0.5)
+    finally:
+        kafka_log.setLevel(level)

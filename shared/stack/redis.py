@@ -1,0 +1,67 @@
+"""The local stack's two Redis servers: the stores (AOF) and the timeline cache (no persistence).
+
+Locally the four services share one store server on separate logical databases (see
+``shared.settings``); in docker-compose each has its own.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.settings import REPO_ROOT, Settings
+from shared.stack import processes
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    name: str  # also the pid and log file name
+    conf: Path
+    port: int
+
+
+def servers(settings: Settings) -> tuple[RedisServer, RedisServer]:
+    """The store server and the cache server, in start order."""
+    deploy = REPO_ROOT / "deploy" / "redis"
+    return (RedisServer("redis-store", deploy / "store.conf", settings.store_port),
+            RedisServer("redis-cache", deploy / "cache.conf", settings.cache_port))
+
+
+def answers(port: int) -> bool:
+    """Whether a Redis on 127.0.0.1:``port`` answers PING."""
+    # A bare socket: redis-py retries refused connections with backoff, seconds per probe.
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def start(settings: Settings, server: RedisServer, timeout: float = 15.0) -> None:
+    """Start ``server`` unless it (or some other Redis on its port) already answers."""
+    pid = processes.running_pid(settings.run_dir, server.name)
+    if pid is not None:
+        print(f"{server.name}: already running (pid {pid}) on port {server.port}")
+        return
+    if answers(server.port):
+        print(f"{server.name}: a Redis not started by rapport already answers on port {server.port}; using it")
+        return
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server not found: install it (apt-get install redis-server)")
+    data = settings.run_dir / server.name
+    data.mkdir(parents=True, exist_ok=True)
+    # daemonize no: rapport keeps the pid and stops it; the conf files stay free of paths.
+    argv = ["redis-server", str(server.conf), "--port", str(server.port), "--bind", "127.0.0.1",
+            "--dir", str(data), "--pidfile", str(data / "redis-server.pid"),
+            "--logfile", str(processes.log_file(settings.run_dir, server.name)), "--daemonize", "no"]
+    pid = processes.spawn(settings.run_dir, server.name, argv, marker="redis-server")
+    deadline = time.monotonic() + timeout
+    while not answers(server.port):
+        if processes.running_pid(settings.run_dir, server.name) != pid or time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name} did not start; its log ends with:\n"
+                               + processes.log_tail(settings.run_dir, server.name))
+        time.sleep(0.1)
+    print(f"{server.name}: started (pid {pid}) on port {server.port}")

@@ -1,0 +1,181 @@
+"""``rapport up``, ``down`` and ``status``: the local stack, started and stopped in order.
+
+Up: Kafka (and its topics), the Redis store and cache, then every process of
+``shared.stack.processes.PROCESSES``. Down: the same, in reverse. Everything started has a
+pid file under ``<run_dir>/pids`` and a log under ``<run_dir>/logs``.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from shared.bus.topics import ensure_topics
+from shared.settings import REPO_ROOT, Settings
+from shared.stack import kafka, processes, redis
+from shared.stack.processes import PROCESSES, Process
+
+INFRA = ("kafka", "redis-store", "redis-cache")  # start order
+STOP_TIMEOUT = {"kafka": 60.0}  # a controlled shutdown takes a few seconds; the rest is quick
+
+
+@contextlib.contextmanager
+def _exclusive(settings: Settings):
+    # Two `up`s at once (a developer and a test run, say) would both see a server missing
+    # and both start it: one at a time.
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.run_dir / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def up(settings: Settings, infra_only: bool = False, health_timeout: float = 60.0) -> int:
+    """Start whatever of the stack is not running yet; return a process exit code."""
+    with _exclusive(settings):
+        return _up(settings, infra_only, health_timeout)
+
+
+def _up(settings: Settings, infra_only: bool, health_timeout: float) -> int:
+    _start_kafka(settings)
+    created = ensure_topics(settings)
+    print(f"topics: created {', '.join(created)}" if created else "topics: all present")
+    for server in redis.servers(settings):
+        redis.start(settings, server)
+    if infra_only:
+        print("infrastructure ready (Kafka, Redis); `rapport down` stops it")
+        return 0
+    return _start_processes(settings, health_timeout)
+
+
+def down(settings: Settings, keep_infra: bool = False) -> int:
+    """Stop the stack in reverse start order, each process with its whole process group."""
+    with _exclusive(settings):
+        return _down(settings, keep_infra)
+
+
+def _down(settings: Settings, keep_infra: bool) -> int:
+    names = [p.name for p in reversed(PROCESSES)] + ([] if keep_infra else list(reversed(INFRA)))
+    for name in names:
+        pid = processes.stop(settings.run_dir, name, timeout=STOP_TIMEOUT.get(name, 20.0))
+        if pid is not None:
+            print(f"{name}: stopped (pid {pid})")
+    if not keep_infra:
+        for server in redis.servers(settings):
+            if redis.answers(server.port):
+                print(f"{server.name}: a Redis not started by rapport still answers on port {server.port}; left alone")
+    print("stack stopped" + (" (Kafka and Redis kept)" if keep_infra else ""))
+    return 0
+
+
+def status(settings: Settings) -> int:
+    """Print one line per process of the stack: running or stopped, pid, port."""
+    rows = [("kafka", kafka.listener(settings)[1]),
+            *((s.name, s.port) for s in redis.servers(settings)),
+            *((p.name, settings.ports[p.service] if p.kind == "api" else None) for p in PROCESSES)]
+    for name, port in rows:
+        pid = processes.running_pid(settings.run_dir, name)
+        state = "running" if pid else ("external" if port and _port_answers(name, port, settings) else "stopped")
+        print(f"{name:<24} {state:<8} pid {pid or '-':<8} port {port or '-'}")
+    return 0
+
+
+def _port_answers(name: str, port: int, settings: Settings) -> bool:
+    if name == "kafka":
+        return kafka.port_open(settings)
+    if name.startswith("redis-"):
+        return redis.answers(port)
+    return _healthy(port)
+
+
+def _start_kafka(settings: Settings) -> None:
+    pid = kafka.running_pid(settings)
+    if pid is not None:
+        print(f"kafka: already running (pid {pid}) on {settings.kafka_bootstrap}")
+        kafka.wait_ready(settings, pid=pid)
+        return
+    if kafka.port_open(settings):
+        print(f"kafka: a broker not started by rapport listens on {settings.kafka_bootstrap}; using it")
+        kafka.wait_ready(settings)
+        return
+    kafka.ensure_jars(settings)
+    kafka.format_storage(settings)
+    pid = kafka.start(settings)
+    print(f"kafka: starting (pid {pid}), log in {settings.run_dir / 'logs'}", flush=True)
+    seconds = kafka.wait_ready(settings, pid=pid)
+    print(f"kafka: ready on {settings.kafka_bootstrap} after {seconds:.1f}s")
+
+
+def _executable(name: str) -> str:
+    # The tools of this interpreter's environment first (the venv's gunicorn and rapport),
+    # so the stack runs the code `rapport` itself was installed with.
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _start_processes(settings: Settings, health_timeout: float) -> int:
+    # A port held by someone else would answer our health checks while our API fails to bind.
+    for p in PROCESSES:
+        port = settings.ports[p.service]
+        if p.kind == "api" and processes.running_pid(settings.run_dir, p.name) is None \
+                and processes.port_in_use("127.0.0.1", port):
+            raise RuntimeError(f"{p.name}: port {port} is taken by a process rapport did not start")
+    started: list[Process] = []
+    for p in PROCESSES:
+        pid = processes.running_pid(settings.run_dir, p.name)
+        if pid is not None:
+            print(f"{p.name}: already running (pid {pid})")
+            continue
+        argv = [_executable(p.argv[0]), *p.argv[1:]]
+        pid = processes.spawn(settings.run_dir, p.name, argv, p.marker,
+                              env=processes.environment(p, settings, os.environ), cwd=REPO_ROOT)
+        started.append(p)
+        print(f"{p.name}: started (pid {pid})", flush=True)
+    failed = _wait_healthy(settings, health_timeout, any(p.kind == "worker" for p in started))
+    if not failed:
+        apis = ", ".join(f"{p.service} :{settings.ports[p.service]}" for p in PROCESSES if p.kind == "api")
+        print(f"stack up: {apis}; `rapport status` lists it, `rapport down` stops it")
+        return 0
+    for name in failed:
+        print(f"\n{name} failed; the end of {processes.log_file(settings.run_dir, name)}:\n"
+              + processes.log_tail(settings.run_dir, name), file=sys.stderr)
+    # Leave no half-started application behind (Kafka and Redis stay up for the next try).
+    for p in reversed(started):
+        processes.stop(settings.run_dir, p.name)
+    print(f"\nrapport up failed: {', '.join(failed)}", file=sys.stderr)
+    return 1
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_healthy(settings: Settings, timeout: float, workers_started: bool) -> list[str]:
+    """Wait for every API's /healthz; return the names of processes that died or never answered."""
+    began = time.monotonic()
+    failed: list[str] = []
+    pending = [p for p in PROCESSES if p.kind == "api"]
+    while pending and time.monotonic() - began < timeout:
+        for p in list(pending):
+            if processes.running_pid(settings.run_dir, p.name) is None:
+                failed.append(p.name)
+                pending.remove(p)
+            elif _healthy(settings.ports[p.service]):
+                print(f"{p.name}: healthy on port {settings.ports[p.service]}")
+                pending.remove(p)
+        time.sleep(0.2)
+    failed += [p.name for p in pending]
+    if workers_started:  # workers have no endpoint: give them a moment to fail on a bad import
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - began)))
+    failed += [p.name for p in PROCESSES
+               if p.kind == "worker" and processes.running_pid(settings.run_dir, p.name) is None]
+    return failed

@@ -1,0 +1,104 @@
+"""docker-compose.yml is a valid Compose file and runs what the local runner runs."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from shared.settings import SERVICES
+from shared.stack.processes import PROCESSES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def gateway_routes() -> dict[str, str]:
+    """``{path prefix: location block body}`` of the gateway's nginx.conf."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    return dict(re.findall(r"location\s+(/\w+/)\s*\{([^}]*)\}", text))
+
+
+@pytest.fixture(scope="module")
+def compose_spec() -> jsonschema.Draft7Validator:
+    """The official Compose Specification schema.
+
+    A verbatim copy of compose-spec/compose-spec's schema/compose-spec.json at commit
+    00655e2222608fa6eaecdf12ac5195889ca2244a.
+    """
+    schema = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text())
+    # Its "$schema" URL is not one jsonschema knows, but the schema is draft-07.
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def test_the_compose_file_follows_the_compose_specification(compose, compose_spec):
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in compose_spec.iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_specification_check_does_catch_a_mistake(compose_spec):
+    assert not compose_spec.is_valid({"services": {"api": {"image": "x", "healthcheck": {"test": 1}}}})
+    assert not compose_spec.is_valid({"services": {"api": {"image": "x", "comand": ["typo"]}}})
+
+
+def test_every_local_process_runs_the_same_command_in_compose(compose):
+    for process in PROCESSES:
+        assert process.name in compose["services"], f"no compose service {process.name}"
+        assert compose["services"][process.name]["command"] == list(process.argv), process.name
+
+
+def test_every_api_listens_where_its_healthcheck_and_the_gateway_look(compose):
+    for process in (p for p in PROCESSES if p.kind == "api"):
+        service = compose["services"][process.name]
+        test = " ".join(service["healthcheck"]["test"])
+        assert "http://127.0.0.1:8000/healthz" in test, process.name
+    assert "RAPPORT_BIND=0.0.0.0:8000" in (ROOT / "deploy" / "Dockerfile").read_text()
+
+
+def test_each_service_reaches_only_its_own_store(compose):
+    for process in PROCESSES:
+        env = compose["services"][process.name]["environment"]
+        store_urls = {k: v for k, v in env.items() if k.endswith("_STORE_URL")}
+        assert store_urls == {f"RAPPORT_{process.service.upper()}_STORE_URL":
+                              f"redis://{process.service}-store:6379/0"}, process.name
+        assert env["RAPPORT_KAFKA_BOOTSTRAP"] == "kafka:9092"
+
+
+def test_the_stores_persist_and_the_timeline_cache_does_not(compose):
+    for service in SERVICES:
+        assert compose["services"][f"{service}-store"]["volumes"][0].startswith("./deploy/redis/store.conf:")
+    assert compose["services"]["timeline-cache"]["volumes"][0].startswith("./deploy/redis/cache.conf:")
+    store = (ROOT / "deploy" / "redis" / "store.conf").read_text()
+    cache = (ROOT / "deploy" / "redis" / "cache.conf").read_text()
+    assert re.search(r"^appendonly yes$", store, re.M) and re.search(r"^appendonly no$", cache, re.M)
+    assert re.search(r'^save ""$', cache, re.M)
+
+
+def test_the_gateway_routes_every_service_to_its_api_without_the_prefix(compose, gateway_routes):
+    for service in SERVICES:
+        body = gateway_routes.get(f"/{service}/")
+        assert body is not None, f"gateway has no route for /{service}/"
+        assert f"proxy_pass http://{service}-api:8000/;" in body, service
+        assert compose["services"]["gateway"]["depends_on"][f"{service}-api"]["condition"] == "service_healthy"
+
+
+def test_the_gateway_streams_notifications_unbuffered(gateway_routes):
+    assert "proxy_buffering off;" in gateway_routes["/notifications/"]
+
+
+def test_apis_and_workers_start_after_kafka_and_the_topics(compose):
+    for process in PROCESSES:
+        depends = compose["services"][process.name]["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy"
+        assert depends["topics"]["condition"] == "service_completed_successfully"
+        assert depends[f"{process.service}-store"]["condition"] == "service_healthy"
+    assert compose["services"]["topics"]["command"] == ["rapport", "topics"]
