@@ -38,6 +38,8 @@ def problem_response(problem: Problem) -> Response:
     response = jsonify(problem.body())
     response.status_code = problem.status
     response.mimetype = PROBLEM_JSON
+    if problem.extra.get("retry_after") is not None:  # a limit that lifts: HTTP clients read the header
+        response.headers["Retry-After"] = str(problem.extra["retry_after"])
     return response
 
 

@@ -1,0 +1,1 @@
+"""connections: invitations, two-way connections, their visibility, degrees and mutual connections."""

@@ -1,0 +1,159 @@
+"""HTTP endpoints of the connections service: views translate HTTP, rules live in
+``invitations`` and ``network``."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.connections import invitations, network
+from services.connections.invitations import Invitation
+from services.connections.schemas import (ConnectionPageSchema, CountSchema, InvitationArgs, InvitationListArgs,
+                                          InvitationPageSchema, InvitationSchema, MutualPageSchema,
+                                          RelationshipSchema, SettingsPatchSchema, SettingsSchema)
+from shared.bus.outbox import Outbox
+from shared.clock import rfc3339
+from shared.http import caller, service_settings, service_store
+from shared.http.idempotency import idempotent
+from shared.pages import PageArgs
+
+blp = Blueprint("connections", __name__, url_prefix="/v1",
+                description="Invitations, connections, degrees and mutual connections.")
+
+
+def _outbox() -> Outbox:
+    return Outbox("connections", service_settings())
+
+
+def _invitation(inv: Invitation) -> dict:
+    return {"id": inv.id, "inviter": inv.inviter, "invitee": inv.invitee, "message": inv.message,
+            "status": inv.status, "created_at": rfc3339(inv.created_at_ms),
+            "decided_at": rfc3339(inv.decided_at_ms) if inv.decided_at_ms else None}
+
+
+def _connections(items: list[tuple[str, int]]) -> list[dict]:
+    return [{"member": member, "connected_at": rfc3339(at)} for member, at in items]
+
+
+@blp.route("/invitations")
+class Invitations(MethodView):
+    @blp.arguments(InvitationArgs)
+    @blp.response(201, InvitationSchema)
+    def post(self, args):
+        """Invite a member. When they had already invited you, you are connected at once
+        (201 with status ``accepted``). Honours ``Idempotency-Key``."""
+        store, member = service_store(), caller()
+
+        def create():
+            inv = invitations.send(store, _outbox(), service_settings(), member, args["invitee"], args["message"])
+            return _invitation(inv), 201
+
+        return idempotent(store, "invitations", member, create)
+
+    @blp.arguments(InvitationListArgs, location="query")
+    @blp.response(200, InvitationPageSchema)
+    def get(self, args):
+        """The caller's pending invitations, received (default) or sent, newest first."""
+        items, next_cursor = invitations.page(service_store(), caller(), args["direction"], args["limit"],
+                                              args["cursor"])
+        return {"items": [_invitation(inv) for inv in items], "next_cursor": next_cursor}
+
+
+@blp.route("/invitations/<invitation_id>")
+class InvitationById(MethodView):
+    @blp.response(200, InvitationSchema)
+    def get(self, invitation_id):
+        """One invitation, for its inviter and invitee only (an ignored one looks pending to the inviter)."""
+        return _invitation(invitations.get(service_store(), caller(), invitation_id))
+
+
+@blp.route("/invitations/<invitation_id>/accept", methods=["POST"])
+class InvitationAccept(MethodView):
+    @blp.response(200, InvitationSchema)
+    def post(self, invitation_id):
+        """The invitee accepts: the two members are connected."""
+        return _invitation(invitations.accept(service_store(), _outbox(), service_settings(), caller(),
+                                              invitation_id))
+
+
+@blp.route("/invitations/<invitation_id>/ignore", methods=["POST"])
+class InvitationIgnore(MethodView):
+    @blp.response(200, InvitationSchema)
+    def post(self, invitation_id):
+        """The invitee ignores, silently: the inviter still sees it pending."""
+        return _invitation(invitations.ignore(service_store(), _outbox(), service_settings(), caller(),
+                                              invitation_id))
+
+
+@blp.route("/invitations/<invitation_id>/withdraw", methods=["POST"])
+class InvitationWithdraw(MethodView):
+    @blp.response(200, InvitationSchema)
+    def post(self, invitation_id):
+        """The inviter withdraws; the same member cannot be invited again during the cool-down."""
+        return _invitation(invitations.withdraw(service_store(), _outbox(), service_settings(), caller(),
+                                                invitation_id))
+
+
+@blp.route("/members/<member_id>/connections")
+class MemberConnections(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, ConnectionPageSchema)
+    def get(self, args, member_id):
+        """A member's connections, newest first, as their connections_visibility setting allows."""
+        items, next_cursor = network.connections_page(service_store(), caller(), member_id, args["limit"],
+                                                      args["cursor"])
+        return {"items": _connections(items), "next_cursor": next_cursor}
+
+
+@blp.route("/members/<member_id>/connections/count")
+class MemberConnectionCount(MethodView):
+    @blp.response(200, CountSchema)
+    def get(self, member_id):
+        """How many connections a member has: public."""
+        return {"count": network.count(service_store(), member_id)}
+
+
+@blp.route("/connections/<member>")
+class Connection(MethodView):
+    @blp.response(204)
+    def delete(self, member):
+        """Remove a connection (either side may); the other member is not notified."""
+        network.remove(service_store(), _outbox(), caller(), member)
+
+
+@blp.route("/members/<member_id>/mutual-connections")
+class MutualConnections(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, MutualPageSchema)
+    def get(self, args, member_id):
+        """The connections the caller and the member share, with their ``total``."""
+        items, next_cursor, total = network.mutual_connections(service_store(), caller(), member_id,
+                                                               args["limit"], args["cursor"])
+        return {"items": _connections(items), "next_cursor": next_cursor, "total": total}
+
+
+@blp.route("/relationships/<member>")
+class RelationshipView(MethodView):
+    @blp.response(200, RelationshipSchema)
+    def get(self, member):
+        """The caller's relationship to a member: degree, pending invitation, mutual connections."""
+        rel = network.relationship(service_store(), caller(), member)
+        return {"member": rel.member, "degree": rel.degree, "connected": rel.connected,
+                "invitation": rel.invitation, "mutual_connections": rel.mutual_connections,
+                "can_message": rel.can_message, "profile_access": rel.profile_access}
+
+
+@blp.route("/settings")
+class ConnectionSettings(MethodView):
+    @blp.response(200, SettingsSchema)
+    def get(self):
+        """The caller's connection settings."""
+        return {"connections_visibility": network.visibility(service_store(), caller())}
+
+    @blp.arguments(SettingsPatchSchema)
+    @blp.response(200, SettingsSchema)
+    def patch(self, args):
+        """Change who may see the caller's list of connections: everyone, connections or only_me."""
+        store, member = service_store(), caller()
+        if "connections_visibility" in args:
+            network.set_visibility(store, member, args["connections_visibility"])
+        return {"connections_visibility": network.visibility(store, member)}

@@ -1,0 +1,218 @@
+"""The rules of invitations (PRODUCT.md, Invitations), as plain functions over the store.
+
+Every transition is one Lua script in ``store`` that checks and changes the invitation,
+both members' indexes and the outbox together: an accept racing a withdrawal has exactly
+one winner, and two members inviting each other at once end up connected once.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from services.connections import store as keys
+from shared.bus.outbox import Outbox
+from shared.clock import now_ms, rfc3339
+from shared.events import new_event
+from shared.pages import zset_page
+from shared.problems import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
+from shared.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+WEEK_MS = 7 * DAY_MS
+MAX_ID_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class Invitation:
+    id: str
+    inviter: str
+    invitee: str
+    message: str | None
+    status: str  # as stored: pending | accepted | ignored | withdrawn
+    created_at_ms: int
+    decided_at_ms: int | None
+
+    def seen_by(self, member: str) -> "Invitation":
+        """The invitation as ``member`` sees it: ignoring is silent, so the inviter sees pending."""
+        if self.status == "ignored" and member == self.inviter:
+            return Invitation(self.id, self.inviter, self.invitee, self.message, "pending",
+                              self.created_at_ms, None)
+        return self
+
+
+def _from_hash(raw: dict) -> Invitation | None:
+    if not raw:
+        return None
+    return Invitation(raw["id"], raw["inviter"], raw["invitee"], raw.get("message") or None, raw["status"],
+                      int(raw["created_at"]), int(raw["decided_at"]) if raw.get("decided_at") else None)
+
+
+def load(store: redis.Redis, invitation_id: str) -> Invitation | None:
+    if not invitation_id or len(invitation_id) > MAX_ID_LENGTH:
+        return None
+    return _from_hash(store.hgetall(keys.invitation(invitation_id)))
+
+
+def get(store: redis.Redis, member: str, invitation_id: str) -> Invitation:
+    """The invitation as ``member`` sees it; 404 unless they are its inviter or invitee."""
+    found = load(store, invitation_id)
+    if found is None or member not in (found.inviter, found.invitee):
+        raise _not_found()
+    return found.seen_by(member)
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such invitation.", code="invitation_not_found")
+
+
+def _limit_lifts(until_ms: int, now: int) -> dict:
+    return {"retry_after": max(1, math.ceil((until_ms - now) / 1000)), "lifts_at": rfc3339(until_ms)}
+
+
+def _refusal(reply: list, inviter: str, invitee: str, now: int, settings: Settings) -> Exception:
+    code = reply[0]
+    if code == "already_connected":
+        return Conflict(f"{inviter} and {invitee} are already connected.", code="already_connected")
+    if code == "invitation_pending":
+        return Conflict(f"An invitation to {invitee} is already pending.", code="invitation_pending",
+                        invitation_id=reply[1])
+    if code == "reinvite_cooldown":
+        lifts = _limit_lifts(int(float(reply[1])), now)
+        return Conflict(f"An invitation to {invitee} was withdrawn; it can be sent again from "
+                        f"{lifts['lifts_at']} ({settings.reinvite_cooldown_days} days after the withdrawal).",
+                        code="reinvite_cooldown", **lifts)
+    if code == "invitation_limit_reached":
+        lifts = _limit_lifts(int(float(reply[1])), now)
+        return TooManyRequests(f"At most {settings.invitation_weekly_limit} invitations in any 7 days; "
+                               f"the next one can be sent from {lifts['lifts_at']}.",
+                               code="invitation_limit_reached", limit=settings.invitation_weekly_limit,
+                               **lifts)
+    if code == "connection_limit_reached":
+        return _connection_limit(reply[1], settings)
+    raise RuntimeError(f"unexpected reply from the send script: {reply!r}")
+
+
+def _connection_limit(member: str, settings: Settings) -> Conflict:
+    return Conflict(f"{member} has reached the limit of {settings.max_connections} connections; it lifts "
+                    "when a connection is removed.", code="connection_limit_reached", member=member,
+                    limit=settings.max_connections)
+
+
+def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
+         message: str | None = None) -> Invitation:
+    """``inviter`` invites ``invitee``. When ``invitee`` had already invited ``inviter``, that
+    invitation is accepted instead and returned (status ``accepted``): crossing invitations connect."""
+    if inviter == invitee:
+        raise Invalid({"invitee": ["A member cannot invite themselves."]}, code="cannot_invite_self")
+    message = message or None
+    invitation_id = uuid.uuid4().hex
+    while True:
+        now = now_ms()
+        # The invitee's open invitation to the inviter, if any, read ahead so the script gets
+        # its accepted event ready-made; the script refuses (retry) if it changed meanwhile.
+        reverse = store.hget(keys.open_invitations(invitee), inviter) or ""
+        sent_event = new_event("connections", "invitation.sent", {
+            "invitation_id": invitation_id, "inviter": inviter, "invitee": invitee, "message": message,
+            "sent_at": rfc3339(now)})
+        sent_args = outbox.xadd_args(sent_event)
+        accepted_args: list[str] = []
+        if reverse:
+            accepted_args = outbox.xadd_args(new_event("connections", "invitation.accepted", {
+                "invitation_id": reverse, "inviter": invitee, "invitee": inviter, "at": rfc3339(now)}))
+        reply = keys.SEND(store, [
+            keys.connections(inviter), keys.connections(invitee), keys.open_invitations(inviter),
+            keys.open_invitations(invitee), keys.invitation(invitation_id), keys.received(invitee),
+            keys.sent(inviter), keys.invitation_log(inviter), keys.reinvite_cooldown(inviter, invitee),
+            outbox.key, keys.invitation(reverse or invitation_id), keys.received(inviter), keys.sent(invitee),
+        ], [inviter, invitee, invitation_id, now, message or "", WEEK_MS, settings.invitation_weekly_limit,
+            settings.max_connections, reverse, len(sent_args), *sent_args, *accepted_args])
+        if reply[0] == "retry":
+            continue
+        if reply[0] == "sent":
+            return Invitation(invitation_id, inviter, invitee, message, "pending", now, None)
+        if reply[0] == "accepted":
+            return get(store, inviter, reply[1])
+        raise _refusal(reply, inviter, invitee, now, settings)
+
+
+def _decide(store: redis.Redis, member: str, invitation_id: str) -> Invitation:
+    found = load(store, invitation_id)
+    if found is None or member not in (found.inviter, found.invitee):
+        raise _not_found()
+    return found
+
+
+def _decision_refused(reply: list, found: Invitation, member: str, settings: Settings) -> Exception:
+    code = reply[0]
+    if code == "not_found":
+        return _not_found()
+    if code == "not_invitee":
+        return Forbidden("Only the invitee can accept or ignore an invitation.", code="not_invitee")
+    if code == "not_inviter":
+        return Forbidden("Only the inviter can withdraw an invitation.", code="not_inviter")
+    if code == "invitation_not_pending":
+        status = found.seen_by(member).status if reply[1] == "ignored" else reply[1]
+        return Conflict(f"The invitation is {status}, no longer pending.", code="invitation_not_pending",
+                        status=status)
+    if code == "connection_limit_reached":
+        return _connection_limit(reply[1], settings)
+    raise RuntimeError(f"unexpected reply from an invitation script: {reply!r}")
+
+
+def _decided_event(outbox: Outbox, name: str, found: Invitation, now: int) -> list[str]:
+    return outbox.xadd_args(new_event("connections", name, {
+        "invitation_id": found.id, "inviter": found.inviter, "invitee": found.invitee, "at": rfc3339(now)}))
+
+
+def accept(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, invitation_id: str) -> Invitation:
+    """The invitee accepts: the two become connected. The inviter gets 403, anyone else 404."""
+    found = _decide(store, member, invitation_id)
+    now = now_ms()
+    reply = keys.ACCEPT(store, [
+        keys.invitation(found.id), keys.connections(found.inviter), keys.connections(found.invitee),
+        keys.open_invitations(found.inviter), keys.received(found.invitee), keys.sent(found.inviter), outbox.key,
+    ], [member, now, settings.max_connections, *_decided_event(outbox, "invitation.accepted", found, now)])
+    if reply[0] != "accepted":
+        raise _decision_refused(reply, found, member, settings)
+    return get(store, member, found.id)
+
+
+def ignore(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, invitation_id: str) -> Invitation:
+    """The invitee ignores: it leaves their list; the inviter still sees it pending."""
+    found = _decide(store, member, invitation_id)
+    now = now_ms()
+    reply = keys.IGNORE(store, [keys.invitation(found.id), keys.received(found.invitee), outbox.key],
+                        [member, now, *_decided_event(outbox, "invitation.ignored", found, now)])
+    if reply[0] != "ignored":
+        raise _decision_refused(reply, found, member, settings)
+    return get(store, member, found.id)
+
+
+def withdraw(store: redis.Redis, outbox: Outbox, settings: Settings, member: str,
+             invitation_id: str) -> Invitation:
+    """The inviter withdraws; they may not invite the same member again for the cool-down."""
+    found = _decide(store, member, invitation_id)
+    now = now_ms()
+    reply = keys.WITHDRAW(store, [
+        keys.invitation(found.id), keys.received(found.invitee), keys.sent(found.inviter),
+        keys.open_invitations(found.inviter), keys.reinvite_cooldown(found.inviter, found.invitee), outbox.key,
+    ], [member, now, settings.reinvite_cooldown_days * DAY_MS,
+        *_decided_event(outbox, "invitation.withdrawn", found, now)])
+    if reply[0] != "withdrawn":
+        raise _decision_refused(reply, found, member, settings)
+    return get(store, member, found.id)
+
+
+def page(store: redis.Redis, member: str, direction: str, limit: int,
+         cursor: str | None) -> tuple[list[Invitation], str | None]:
+    """``member``'s pending invitations, received or sent, newest first."""
+    index = keys.received(member) if direction == "received" else keys.sent(member)
+    ids, next_cursor = zset_page(store, index, limit, cursor)
+    with store.pipeline(transaction=False) as pipe:
+        for invitation_id, _ in ids:
+            pipe.hgetall(keys.invitation(invitation_id))
+        found = [_from_hash(raw) for raw in pipe.execute()]
+    return [inv.seen_by(member) for inv in found if inv is not None], next_cursor

@@ -1,0 +1,104 @@
+"""Rules of the connections service that need no I/O: how an invitation looks to each side,
+how refusals are worded, what the HTTP schemas accept, how keys are built."""
+from __future__ import annotations
+
+import pytest
+from marshmallow import ValidationError
+
+from services.connections import store as keys
+from services.connections.invitations import DAY_MS, Invitation, _refusal
+from services.connections.network import Relationship
+from services.connections.schemas import InvitationArgs, SettingsPatchSchema
+from shared.clock import rfc3339
+from shared.settings import Settings
+
+NOW = 1_800_000_000_000
+
+
+def invitation(status: str) -> Invitation:
+    return Invitation("i1", "ada", "grace", "hello", status, NOW, NOW + 5 if status != "pending" else None)
+
+
+def test_an_ignored_invitation_looks_pending_to_its_inviter_only():
+    ignored = invitation("ignored")
+    assert ignored.seen_by("ada").status == "pending" and ignored.seen_by("ada").decided_at_ms is None
+    assert ignored.seen_by("grace").status == "ignored"
+
+
+@pytest.mark.parametrize("status", ["pending", "accepted", "withdrawn"])
+def test_other_states_look_the_same_to_both_sides(status):
+    assert invitation(status).seen_by("ada") == invitation(status).seen_by("grace") == invitation(status)
+
+
+def test_the_cooldown_refusal_says_when_it_lifts():
+    until = NOW + 21 * DAY_MS
+    problem = _refusal(["reinvite_cooldown", str(until)], "ada", "grace", NOW, Settings())
+    assert (problem.status, problem.code) == (409, "reinvite_cooldown")
+    assert problem.extra == {"retry_after": 21 * 24 * 3600, "lifts_at": rfc3339(until)}
+    assert rfc3339(until) in problem.detail
+
+
+def test_the_weekly_limit_refusal_says_when_it_lifts():
+    problem = _refusal(["invitation_limit_reached", str(NOW + 1500)], "ada", "grace", NOW, Settings())
+    assert (problem.status, problem.code) == (429, "invitation_limit_reached")
+    assert problem.extra["retry_after"] == 2 and problem.extra["limit"] == 100
+
+
+def test_only_a_connection_may_message_and_see_the_full_profile():
+    friend = Relationship("grace", 1, True, None, 3)
+    stranger = Relationship("linus", 3, False, {"id": "i1", "direction": "sent"}, 0)
+    assert (friend.can_message, friend.profile_access) == (True, "full")
+    assert (stranger.can_message, stranger.profile_access) == (False, "limited")
+
+
+@pytest.mark.parametrize("body", [{"invitee": "ada", "message": "m" * 301}, {"invitee": "a b"}, {},
+                                  {"invitee": "ada", "extra": 1}])
+def test_an_invitation_body_is_strict(body):
+    with pytest.raises(ValidationError):
+        InvitationArgs().load(body)
+
+
+def test_an_invitation_body_may_omit_the_message():
+    assert InvitationArgs().load({"invitee": "ada"}) == {"invitee": "ada", "message": None}
+
+
+def test_settings_accept_only_the_three_visibilities():
+    for value in ("everyone", "connections", "only_me"):
+        assert SettingsPatchSchema().load({"connections_visibility": value})
+    with pytest.raises(ValidationError):
+        SettingsPatchSchema().load({"connections_visibility": "public"})
+
+
+def test_member_keys_carry_the_member_in_a_hash_tag():
+    for key in (keys.connections("ada"), keys.received("ada"), keys.sent("ada"), keys.open_invitations("ada"),
+                keys.invitation_log("ada"), keys.reinvite_cooldown("ada", "grace"), keys.member_settings("ada")):
+        assert "{ada}" in key
+    assert keys.connections("ada") == keys.CONNECTIONS_PREFIX + "ada" + keys.CONNECTIONS_SUFFIX
+    assert keys.invitation("i1") == keys.INVITATION_PREFIX + "i1" + keys.INVITATION_SUFFIX
+
+
+def test_a_verified_token_is_refused_once_it_expires():
+    # shared.auth remembers verified tokens (the relationship lookup's throughput depends on it).
+    import time
+
+    from shared import auth
+    from shared.problems import Unauthorized
+
+    secret = "s" * 32
+    token = auth.mint_token("ada", secret, ttl_seconds=1)
+    assert auth.member_from_header(f"Bearer {token}", secret) == "ada"
+    assert auth.member_from_header(f"Bearer {token}", secret) == "ada"
+    with pytest.raises(Unauthorized):
+        auth.member_from_header(f"Bearer {token}", "another-secret-" + "x" * 32)
+
+    def refused():
+        try:
+            auth.member_from_header(f"Bearer {token}", secret)
+        except Unauthorized as problem:
+            return problem.code
+        return None
+
+    deadline = time.monotonic() + 3
+    while (code := refused()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert code == "token_expired"
