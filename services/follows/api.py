@@ -1,16 +1,24 @@
-"""HTTP endpoints of the follows service: views translate HTTP, rules live in ``following``."""
+"""HTTP endpoints of the follows service: views translate HTTP, rules live in ``following``
+and ``follow_setting``."""
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.follows.following import Follow, follow
-from services.follows.schemas import FollowArgs, FollowSchema
+from services.follows.follow_setting import change_follow_setting, follow_setting
+from services.follows.following import (Follow, follow, follow_status, followers_page, following_page, stats,
+                                        unfollow)
+from services.follows.schemas import (FollowArgs, FollowEdgePageSchema, FollowSchema, FollowSettingSchema,
+                                      FollowStatsSchema)
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
+from shared.pages import PageArgs
 
 blp = Blueprint("following", __name__, url_prefix="/v1", description="Follow and unfollow members.")
+members_blp = Blueprint("members", __name__, url_prefix="/v1",
+                        description="A member's followers and following (private lists, public counts).")
+settings_blp = Blueprint("settings", __name__, url_prefix="/v1", description="Who may follow the caller.")
 
 
 def _outbox() -> Outbox:
@@ -18,17 +26,76 @@ def _outbox() -> Outbox:
 
 
 def _body(f: Follow) -> dict:
-    return {"follower": f.follower, "followee": f.followee, "following": True,
-            "notify_on_post": f.notify_on_post, "since": rfc3339(f.since_ms)}
+    return {"follower": f.follower, "followee": f.followee, "following": f.following,
+            "notify_on_post": f.notify_on_post, "since": rfc3339(f.since_ms) if f.following else None}
+
+
+def _page(items, next_cursor) -> dict:
+    return {"items": [{"member": m, "since": rfc3339(score)} for m, score in items], "next_cursor": next_cursor}
 
 
 @blp.route("/following/<member>")
 class Following(MethodView):
+    @blp.response(200, FollowSchema)
+    def get(self, member):
+        """Does the caller follow ``member``: ``following``, ``notify_on_post``, ``since`` (null if not)."""
+        return _body(follow_status(service_store(), caller(), member))
+
     @blp.arguments(FollowArgs, location="json", required=False)
     @blp.response(201, FollowSchema)
-    @blp.alt_response(200, schema=FollowSchema, description="Already following")
+    @blp.alt_response(200, schema=FollowSchema, description="Already following (post alerts may have changed)")
     def put(self, args, member):
-        """Follow a member (idempotent): 201 when new, 200 when already following."""
+        """Follow a member (idempotent): 201 when new, 200 when already following.
+
+        403 ``followers_restricted`` when they accept followers from connections only;
+        403 ``follow_refused`` when a block stands between the two; 422 for oneself.
+        """
         result, created = follow(service_store(), _outbox(), caller(), member,
-                                 notify_on_post=args.get("notify_on_post", False))
+                                 notify_on_post=args.get("notify_on_post"))
         return _body(result), 201 if created else 200
+
+    @blp.response(204)
+    def delete(self, member):
+        """Unfollow (idempotent): 204 whether or not the caller followed them."""
+        unfollow(service_store(), _outbox(), caller(), member)
+
+
+@members_blp.route("/members/<member_id>/followers")
+class Followers(MethodView):
+    @members_blp.arguments(PageArgs, location="query")
+    @members_blp.response(200, FollowEdgePageSchema)
+    def get(self, args, member_id):
+        """Who follows the member, newest first. 403 unless the caller is them or a connection."""
+        return _page(*followers_page(service_store(), caller(), member_id, args["limit"], args["cursor"]))
+
+
+@members_blp.route("/members/<member_id>/following")
+class FollowingList(MethodView):
+    @members_blp.arguments(PageArgs, location="query")
+    @members_blp.response(200, FollowEdgePageSchema)
+    def get(self, args, member_id):
+        """Whom the member follows, newest first. 403 unless the caller is them or a connection."""
+        return _page(*following_page(service_store(), caller(), member_id, args["limit"], args["cursor"]))
+
+
+@members_blp.route("/members/<member_id>/follow-stats")
+class FollowStats(MethodView):
+    @members_blp.response(200, FollowStatsSchema)
+    def get(self, member_id):
+        """Follower and following counts (public) and their ratio (null when following is 0)."""
+        counts = stats(service_store(), member_id)
+        return {"followers": counts.followers, "following": counts.following, "ratio": counts.ratio}
+
+
+@settings_blp.route("/settings")
+class Settings(MethodView):
+    @settings_blp.response(200, FollowSettingSchema)
+    def get(self):
+        """The caller's follow setting."""
+        return {"followers": follow_setting(service_store(), caller())}
+
+    @settings_blp.arguments(FollowSettingSchema)
+    @settings_blp.response(200, FollowSettingSchema)
+    def patch(self, args):
+        """Change who may follow the caller; existing followers stay."""
+        return {"followers": change_follow_setting(service_store(), _outbox(), caller(), args["followers"])}

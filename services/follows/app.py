@@ -8,7 +8,7 @@ from shared.settings import Settings
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
-    from services.follows.api import blp
+    from services.follows.api import blp, members_blp, settings_blp
 
-    return create_service_app("follows", [blp], settings=settings, test_config=test_config,
+    return create_service_app("follows", [blp, members_blp, settings_blp], settings=settings, test_config=test_config,
                               description="One-way follows: no approval, public counts, private lists.")

@@ -1,4 +1,10 @@
-"""The rules of following, as plain functions over the follows store."""
+"""The rules of following, as plain functions over the follows store.
+
+Every change and the event it causes are written by one Lua script (``store.FOLLOW``,
+``store.UNFOLLOW``), so a follow is never half-written and never slips past a refusal.
+The same functions serve the HTTP views and the connections-event handlers: those pass
+their consumer transaction as ``client``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,41 +15,147 @@ from services.follows import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
-from shared.problems import Invalid
+from shared.problems import Forbidden, Invalid
+from shared.pages import zset_page
+
+Client = redis.Redis | redis.client.Pipeline
+
+_NO_EVENT = [""] * 6  # a script argument slot for an event that cannot arise
 
 
 @dataclass(frozen=True)
 class Follow:
     follower: str
     followee: str
-    since_ms: int
+    since_ms: int | None  # None: not following
     notify_on_post: bool
+
+    @property
+    def following(self) -> bool:
+        return self.since_ms is not None
+
+
+@dataclass(frozen=True)
+class FollowStats:
+    followers: int
+    following: int
+
+    @property
+    def ratio(self) -> float | None:
+        """followers / following, None when the member follows no one."""
+        return round(self.followers / self.following, 4) if self.following else None
+
+
+def _not_self(follower: str, followee: str) -> None:
+    if follower == followee:
+        raise Invalid({"member": ["A member cannot follow themselves."]}, code="cannot_follow_self")
+
+
+def _follow_keys(outbox: Outbox, follower: str, followee: str) -> list[str]:
+    return [keys.following(follower), keys.followers(followee), keys.alerts(follower),
+            keys.blocks(follower), keys.blocks(followee), keys.follow_setting(followee),
+            keys.connections(followee), outbox.key]
+
+
+def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bool | None,
+                reason: str, at: int) -> list:
+    """The FOLLOW script's arguments, with the events it may emit built (and validated) up front."""
+    created = new_event("follows", "follow.created", {
+        "follower": follower, "followee": followee, "reason": reason,
+        "notify_on_post": bool(notify_on_post), "since": rfc3339(at)})
+    updated = _NO_EVENT if notify_on_post is None else outbox.xadd_args(new_event("follows", "follow.updated", {
+        "follower": follower, "followee": followee, "notify_on_post": notify_on_post, "at": rfc3339(at)}))
+    notify = "" if notify_on_post is None else ("1" if notify_on_post else "0")
+    return [follower, followee, at, notify, *outbox.xadd_args(created), *updated]
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
-           notify_on_post: bool = False, reason: str = "explicit") -> tuple[Follow, bool]:
-    """Make ``follower`` follow ``followee`` (idempotent). Returns the follow and whether it is new."""
-    if follower == followee:
-        raise Invalid({"member": ["A member cannot follow themselves."]}, code="cannot_follow_self")
-    with store.pipeline(transaction=True) as tx:
-        while True:
-            try:
-                tx.watch(keys.following(follower))
-                since = tx.zscore(keys.following(follower), followee)
-                tx.multi()
-                if since is not None:
-                    tx.execute()
-                    alert = store.sismember(keys.alerts(follower), followee)
-                    return Follow(follower, followee, int(since), bool(alert)), False
-                at = now_ms()
-                tx.zadd(keys.following(follower), {followee: at})
-                tx.zadd(keys.followers(followee), {follower: at})
-                if notify_on_post:
-                    tx.sadd(keys.alerts(follower), followee)
-                outbox.add(tx, new_event("follows", "follow.created", {
-                    "follower": follower, "followee": followee, "reason": reason,
-                    "notify_on_post": notify_on_post, "since": rfc3339(at)}))
-                tx.execute()
-                return Follow(follower, followee, at, notify_on_post), True
-            except redis.WatchError:
-                continue
+           notify_on_post: bool | None = None) -> tuple[Follow, bool]:
+    """Make ``follower`` follow ``followee`` explicitly (idempotent).
+
+    ``notify_on_post`` None keeps an existing follow's post alerts (off for a new follow);
+    a different value on an existing follow changes them and emits ``follow.updated``.
+    Returns the follow and whether it is new. Refused (403) between blocked members, and
+    for non-connections of a member whose follow setting is ``connections``.
+    """
+    _not_self(follower, followee)
+    args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms())
+    outcome, since, alert = keys.script(store, keys.FOLLOW)(
+        keys=_follow_keys(outbox, follower, followee), args=args, client=store)
+    if outcome == "refused":
+        # Says nothing about who blocked whom: the blocked member learns nothing more.
+        raise Forbidden("You cannot follow this member.", code="follow_refused")
+    if outcome == "restricted":
+        raise Forbidden("This member can be followed only by their connections.", code="followers_restricted")
+    return Follow(follower, followee, int(float(since)), bool(int(alert))), outcome == "created"
+
+
+def follow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
+                   reason: str, at: int) -> None:
+    """Queue on ``tx`` a follow caused by something else (a new connection): created unless it
+    exists or is refused, and then ``follow.created`` with ``reason`` is emitted."""
+    keys.script(tx, keys.FOLLOW)(keys=_follow_keys(outbox, follower, followee),
+                                 args=follow_args(outbox, follower, followee, None, reason, at), client=tx)
+
+
+def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reason: str, at: int):
+    removed = new_event("follows", "follow.removed", {
+        "follower": follower, "followee": followee, "reason": reason, "at": rfc3339(at)})
+    return keys.script(client, keys.UNFOLLOW)(
+        keys=[keys.following(follower), keys.followers(followee), keys.alerts(follower), outbox.key],
+        args=[follower, followee, *outbox.xadd_args(removed)], client=client)
+
+
+def unfollow(store: redis.Redis, outbox: Outbox, follower: str, followee: str) -> bool:
+    """Unfollow (idempotent): ``follow.removed`` (reason explicit) only when there was a follow.
+    Returns whether one was removed."""
+    _not_self(follower, followee)
+    return bool(_unfollow(store, outbox, follower, followee, "explicit", now_ms()))
+
+
+def unfollow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
+                     reason: str, at: int) -> None:
+    """Queue on ``tx`` the end of a follow caused by something else (connection removed, block)."""
+    _unfollow(tx, outbox, follower, followee, reason, at)
+
+
+def follow_status(store: redis.Redis, follower: str, followee: str) -> Follow:
+    """Whether ``follower`` follows ``followee``, since when, and with post alerts or not."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zscore(keys.following(follower), followee)
+        pipe.sismember(keys.alerts(follower), followee)
+        since, alert = pipe.execute()
+    if since is None:
+        return Follow(follower, followee, None, False)
+    return Follow(follower, followee, int(since), bool(alert))
+
+
+def stats(store: redis.Redis, member: str) -> FollowStats:
+    """Follower and following counts: two ZCARDs, constant time at any size."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.followers(member))
+        pipe.zcard(keys.following(member))
+        followers, following = pipe.execute()
+    return FollowStats(followers, following)
+
+
+def may_see_lists(store: redis.Redis, viewer: str, member: str) -> bool:
+    """A member's followers and following lists are for them and their 1st-degree connections."""
+    return viewer == member or bool(store.sismember(keys.connections(member), viewer))
+
+
+def _list(store: redis.Redis, viewer: str, member: str, key: str, limit: int, cursor: str | None):
+    if not may_see_lists(store, viewer, member):
+        raise Forbidden("Only this member and their connections can see whom they follow and who follows them.",
+                        code="follow_lists_private")
+    return zset_page(store, key, limit, cursor)
+
+
+def followers_page(store: redis.Redis, viewer: str, member: str, limit: int, cursor: str | None):
+    """A page of ``member``'s followers, newest first: ``([(follower, since_ms)...], next_cursor)``."""
+    return _list(store, viewer, member, keys.followers(member), limit, cursor)
+
+
+def following_page(store: redis.Redis, viewer: str, member: str, limit: int, cursor: str | None):
+    """A page of whom ``member`` follows, newest first: ``([(followee, since_ms)...], next_cursor)``."""
+    return _list(store, viewer, member, keys.following(member), limit, cursor)

@@ -1,9 +1,11 @@
-"""The follows worker: its outbox relay (consumers of connections.events come with the service)."""
+"""The follows worker: its outbox relay, and the replica of connections.events."""
 from __future__ import annotations
 
+from services.follows.handlers import HANDLERS
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
-    return []
+    return [Consumer(name="follows.connections", service="follows", topics=("connections.events",),
+                     handlers=dict(HANDLERS))]

@@ -1,0 +1,36 @@
+"""What the follows service does with connections.events: keep its replica, adjust follows."""
+from __future__ import annotations
+
+from services.follows import network
+from shared.bus.consumer import Effects
+from shared.clock import parse_rfc3339
+from shared.events import Event
+
+
+def on_invitation_accepted(event: Event, fx: Effects) -> None:
+    d = event.data
+    network.connected(fx.store, fx.tx, fx.outbox, d["inviter"], d["invitee"], parse_rfc3339(d["at"]), event.id)
+
+
+def on_connection_removed(event: Event, fx: Effects) -> None:
+    d = event.data
+    network.disconnected(fx.store, fx.tx, fx.outbox, d["remover"], d["other"], parse_rfc3339(d["at"]), event.id,
+                         because_blocked=d["reason"] == "blocked")
+
+
+def on_block_added(event: Event, fx: Effects) -> None:
+    d = event.data
+    network.blocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), event.id)
+
+
+def on_block_removed(event: Event, fx: Effects) -> None:
+    d = event.data
+    network.unblocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), event.id)
+
+
+HANDLERS = {
+    "invitation.accepted": on_invitation_accepted,
+    "connection.removed": on_connection_removed,
+    "block.added": on_block_added,
+    "block.removed": on_block_removed,
+}

@@ -1,0 +1,73 @@
+"""What follows knows of connections: its replica of connections.events, and what each
+change there does to follows.
+
+Connecting makes both members follow each other; removing the connection removes the
+follows both ways; a block removes them too and refuses follows while it lasts. Events of
+one pair share a partition, so they arrive in order; a per-pair clock (the last applied
+event's time and id) still skips any duplicate or stale copy, so replaying the topic from
+the beginning, under any consumer group, changes nothing.
+"""
+from __future__ import annotations
+
+import redis
+
+from services.follows import store as keys
+from services.follows.following import follow_quietly, unfollow_quietly
+from shared.bus.outbox import Outbox
+
+
+def _fresh(store: redis.Redis, tx: redis.client.Pipeline, a: str, b: str, at: int, event_id: str) -> bool:
+    """Whether the event is newer than the last one applied to the pair; if so, queue it as the last."""
+    clock = keys.pair_clock(a, b)
+    last_at, last_id = store.hmget(clock, "at", "id")
+    if last_at is not None and (at < int(last_at) or (at == int(last_at) and event_id == last_id)):
+        return False
+    tx.hset(clock, mapping={"at": at, "id": event_id})
+    return True
+
+
+def _unfollow_both(tx: redis.client.Pipeline, outbox: Outbox, a: str, b: str, reason: str, at: int) -> None:
+    unfollow_quietly(tx, outbox, a, b, reason, at)
+    unfollow_quietly(tx, outbox, b, a, reason, at)
+
+
+def connected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, inviter: str, invitee: str,
+              at: int, event_id: str) -> None:
+    """A new connection: remember it, and each follows the other unless they already did
+    (``follow.created`` reason ``connection``, which raises no "new follower" notification)."""
+    if not _fresh(store, tx, inviter, invitee, at, event_id):
+        return
+    tx.sadd(keys.connections(inviter), invitee)
+    tx.sadd(keys.connections(invitee), inviter)
+    follow_quietly(tx, outbox, inviter, invitee, "connection", at)
+    follow_quietly(tx, outbox, invitee, inviter, "connection", at)
+
+
+def disconnected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, remover: str, other: str,
+                 at: int, event_id: str, because_blocked: bool = False) -> None:
+    """A connection removed: forget it, and the follows in both directions go."""
+    if not _fresh(store, tx, remover, other, at, event_id):
+        return
+    tx.srem(keys.connections(remover), other)
+    tx.srem(keys.connections(other), remover)
+    _unfollow_both(tx, outbox, remover, other, "blocked" if because_blocked else "connection_removed", at)
+
+
+def blocked(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, blocker: str, blocked_member: str,
+            at: int, event_id: str) -> None:
+    """A block: no connection, no follows either way, and follows refused until it is lifted."""
+    if not _fresh(store, tx, blocker, blocked_member, at, event_id):
+        return
+    tx.sadd(keys.blocks(blocker), blocked_member)
+    tx.srem(keys.connections(blocker), blocked_member)
+    tx.srem(keys.connections(blocked_member), blocker)
+    _unfollow_both(tx, outbox, blocker, blocked_member, "blocked", at)
+
+
+def unblocked(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, blocker: str, blocked_member: str,
+              at: int, event_id: str) -> None:
+    """A block lifted: follows are allowed again; nothing is restored."""
+    if not _fresh(store, tx, blocker, blocked_member, at, event_id):
+        return
+    tx.srem(keys.blocks(blocker), blocked_member)
+

@@ -1,0 +1,233 @@
+"""What follows does with connections.events: connecting makes both follow each other,
+removing a connection or blocking removes the follows, a block refuses follows while it
+lasts. The events are produced to Kafka here, as the connections service would."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+
+import pytest
+import redis
+from kafka import KafkaProducer
+
+from services.follows import store as keys
+from services.follows.worker import consumers
+from shared.bus.consumer import ConsumerRunner
+from shared.bus.outbox import Outbox
+from shared.events import encode, new_event
+from tests.support.infra import eventually, events_of, read_topic
+
+T0 = "2026-11-26T10:00:00.000Z"
+
+
+@pytest.fixture(scope="module")
+def producer(settings):
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
+    yield producer
+    producer.close()
+
+
+@pytest.fixture
+def follows(apps, workers):
+    workers("follows")
+    return apps("follows")
+
+
+@pytest.fixture(scope="module")
+def store(settings):
+    return redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+
+
+@pytest.fixture
+def publish(settings, producer):
+    def send(name, at=T0, **data):
+        event = new_event("connections", name, {**data, "at": at})
+        producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event)).get(10)
+        return event
+    return send
+
+
+def connect(publish, inviter, invitee, at=T0):
+    return publish("invitation.accepted", at=at, invitation_id=uuid.uuid4().hex, inviter=inviter, invitee=invitee)
+
+
+def follows_now(follows, auth, follower, followee) -> bool:
+    return follows.get(f"/v1/following/{followee}", headers=auth(follower)).json["following"]
+
+
+def sees_followers(follows, auth, viewer, member) -> bool:
+    return follows.get(f"/v1/members/{member}/followers", headers=auth(viewer)).status_code == 200
+
+
+def follow_events(settings, until):
+    return read_topic(settings, "follows.events", until)
+
+
+def test_connecting_makes_both_follow_each_other_silently(follows, auth, settings, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+
+    connect(publish, ada, grace)
+
+    eventually(lambda: follows_now(follows, auth, ada, grace) and follows_now(follows, auth, grace, ada),
+               message="mutual follows")
+    events = follow_events(settings, lambda evs: len(events_of(evs, "follow.created", follower=grace)) >= 1)
+    created = events_of(events, "follow.created", follower=ada) + events_of(events, "follow.created", follower=grace)
+    assert sorted((e.data["follower"], e.data["reason"]) for e in created) == \
+        [(ada, "connection"), (grace, "connection")]
+    assert sees_followers(follows, auth, grace, ada) and sees_followers(follows, auth, ada, grace)
+
+
+def test_connecting_with_someone_already_followed_adds_only_the_missing_direction(
+        follows, auth, settings, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    follows.put(f"/v1/following/{grace}", headers=auth(ada), json={"notify_on_post": True})
+
+    connect(publish, grace, ada)
+
+    eventually(lambda: follows_now(follows, auth, grace, ada), message="grace follows ada")
+    events = follow_events(settings, lambda evs: events_of(evs, "follow.created", follower=grace))
+    assert [e.data["reason"] for e in events_of(events, "follow.created", follower=ada)] == ["explicit"]
+    assert follows.get(f"/v1/following/{grace}", headers=auth(ada)).json["notify_on_post"] is True
+
+
+def test_a_member_may_unfollow_a_connection_stay_connected_and_follow_again(follows, auth, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    connect(publish, ada, grace)
+    eventually(lambda: follows_now(follows, auth, ada, grace))
+
+    assert follows.delete(f"/v1/following/{grace}", headers=auth(ada)).status_code == 204
+
+    assert not follows_now(follows, auth, ada, grace) and follows_now(follows, auth, grace, ada)
+    assert sees_followers(follows, auth, ada, grace)  # still connected
+    assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
+
+
+def test_a_connection_may_follow_a_member_who_accepts_connections_only(follows, auth, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    follows.patch("/v1/settings", headers=auth(grace), json={"followers": "connections"})
+    connect(publish, ada, grace)
+    eventually(lambda: follows_now(follows, auth, ada, grace), message="the automatic follow")
+    follows.delete(f"/v1/following/{grace}", headers=auth(ada))
+
+    assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
+
+
+def test_removing_a_connection_removes_the_follows_both_ways(follows, auth, settings, publish, unique):
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(publish, ada, grace)
+    connect(publish, ada, linus)
+    eventually(lambda: follows_now(follows, auth, grace, ada) and follows_now(follows, auth, linus, ada))
+
+    publish("connection.removed", at="2026-11-26T11:00:00.000Z", remover=grace, other=ada)
+
+    eventually(lambda: not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada),
+               message="follows gone")
+    assert follows_now(follows, auth, linus, ada)  # other connections untouched
+    assert not sees_followers(follows, auth, grace, ada)
+    events = follow_events(settings, lambda evs: len(events_of(evs, "follow.removed", followee=ada)) >= 1
+                           and events_of(evs, "follow.removed", follower=ada))
+    removed = events_of(events, "follow.removed", follower=ada) + events_of(events, "follow.removed", followee=ada)
+    assert sorted((e.data["follower"], e.data["reason"]) for e in removed) == \
+        sorted([(ada, "connection_removed"), (grace, "connection_removed")])
+
+
+def test_a_block_removes_the_follows_and_refuses_them_until_lifted(follows, auth, settings, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    follows.put(f"/v1/following/{grace}", headers=auth(ada))
+    follows.put(f"/v1/following/{ada}", headers=auth(grace))
+
+    publish("block.added", at="2026-11-26T11:00:00.000Z", blocker=grace, blocked=ada)
+
+    eventually(lambda: not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada),
+               message="follows gone")
+    for follower, followee in ((ada, grace), (grace, ada)):
+        refused = follows.put(f"/v1/following/{followee}", headers=auth(follower))
+        assert refused.status_code == 403 and refused.json["code"] == "follow_refused"
+        assert "block" not in refused.json["detail"].lower()
+    events = follow_events(settings, lambda evs: events_of(evs, "follow.removed", follower=grace))
+    assert {e.data["reason"] for e in events_of(events, "follow.removed", follower=ada)
+            + events_of(events, "follow.removed", follower=grace)} == {"blocked"}
+
+    publish("block.removed", at="2026-11-26T12:00:00.000Z", blocker=grace, blocked=ada)
+
+    eventually(lambda: follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201,
+               message="follow allowed again")
+    assert not follows_now(follows, auth, grace, ada)  # nothing restored
+
+
+def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    publish("connection.removed", at="2026-11-26T11:00:00.000Z", remover=ada, other=grace)
+    stale = connect(publish, ada, grace, at="2026-11-26T10:00:00.000Z")  # older than the removal
+
+    eventually(lambda: store.exists(handled_marker(settings, "follows.connections", stale)), message="handled")
+    assert not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada)
+    assert not sees_followers(follows, auth, grace, ada)
+
+
+def test_an_event_delivered_twice_changes_nothing(follows, auth, settings, store, producer, publish, unique):
+    ada, grace = unique("ada"), unique("grace")
+    event = new_event("connections", "invitation.accepted",
+                      {"invitation_id": "i1", "inviter": ada, "invitee": grace, "at": T0})
+    for _ in range(2):
+        producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event))
+    producer.flush()
+    eventually(lambda: follows_now(follows, auth, ada, grace))
+    follows.delete(f"/v1/following/{grace}", headers=auth(ada))
+    # A copy arriving after the unfollow must not bring the follow back.
+    producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event))
+    # The pair's events share a partition: once this later one is handled, so is the copy.
+    marker = publish("block.removed", at="2026-11-26T10:05:00.000Z", blocker=grace, blocked=ada)
+    eventually(lambda: store.exists(handled_marker(settings, "follows.connections", marker)), message="marker")
+
+    events = follow_events(settings, lambda evs: events_of(evs, "follow.removed", follower=ada))
+    assert len(events_of(events, "follow.created", follower=ada)) == 1
+    assert len(events_of(events, "follow.created", follower=grace)) == 1
+    assert not follows_now(follows, auth, ada, grace) and follows_now(follows, auth, grace, ada)
+
+
+def handled_marker(settings, consumer: str, event) -> str:
+    """The key the consumer runner stores once it has handled ``event`` (see shared/bus/consumer.py)."""
+    return f"dedup:{settings.group(consumer)}:{event.dedup_key}"
+
+
+def _snapshot(store: redis.Redis, members: list[str]) -> dict:
+    snap = {}
+    for m in members:
+        snap[m] = (store.zrange(keys.following(m), 0, -1, withscores=True),
+                   store.zrange(keys.followers(m), 0, -1, withscores=True),
+                   sorted(store.smembers(keys.connections(m))), sorted(store.smembers(keys.blocks(m))))
+    return snap
+
+
+def test_replaying_connections_events_under_a_new_group_rebuilds_the_same_replica(
+        follows, auth, settings, store, publish, unique):
+    ada, grace, linus, troll = unique("ada"), unique("grace"), unique("linus"), unique("troll")
+    members = [ada, grace, linus, troll]
+    sent = [connect(publish, ada, grace), connect(publish, ada, linus),
+            publish("block.added", at="2026-11-26T10:30:00.000Z", blocker=ada, blocked=troll),
+            publish("connection.removed", at="2026-11-26T11:00:00.000Z", remover=linus, other=ada)]
+    eventually(lambda: all(store.exists(handled_marker(settings, "follows.connections", e)) for e in sent),
+               message="the service's consumer handled our events")
+    follows.delete(f"/v1/following/{grace}", headers=auth(ada))  # after the connection: must stay undone
+    before = _snapshot(store, members)
+    assert [m for m, _ in before[grace][0]] == [ada] and before[ada][0] == [] and before[linus][2] == []
+    assert before[ada][2] == [grace] and before[ada][3] == [troll]
+
+    spec = dataclasses.replace(consumers(settings)[0], name=f"follows.connections-replay-{uuid.uuid4().hex[:6]}")
+    replay_outbox = Outbox(f"follows-replay-{uuid.uuid4().hex[:6]}", settings)  # what a replay would emit
+    runner = ConsumerRunner(spec, settings, store, replay_outbox)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: all(store.exists(handled_marker(settings, spec.name, e)) for e in sent), timeout=30, message="the replay reached our events")
+    finally:
+        stop.set()
+        thread.join(15)
+
+    assert _snapshot(store, members) == before
+    emitted = [fields["value"] for _, fields in store.xrange(replay_outbox.key)]
+    assert not [v for v in emitted if any(m in v for m in members)]
+    store.delete(replay_outbox.key)

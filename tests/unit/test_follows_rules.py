@@ -1,0 +1,36 @@
+"""Follows rules that need no I/O: the ratio, the events a follow may emit, the keys."""
+from __future__ import annotations
+
+import json
+
+from services.follows import store as keys
+from services.follows.following import FollowStats, follow_args
+from shared.bus.outbox import Outbox
+from shared.settings import load_settings
+
+
+def test_the_ratio_is_followers_over_following_and_null_without_followees():
+    assert FollowStats(followers=3, following=2).ratio == 1.5
+    assert FollowStats(followers=5, following=0).ratio is None
+    assert FollowStats(followers=0, following=4).ratio == 0.0
+
+
+def test_a_follow_prepares_its_created_event_and_an_update_only_when_alerts_are_chosen():
+    outbox = Outbox("follows", load_settings(namespace="unit"))
+
+    keep = follow_args(outbox, "ada", "grace", None, "connection", 1_700_000_000_000)
+    switch_on = follow_args(outbox, "ada", "grace", True, "explicit", 1_700_000_000_000)
+
+    assert keep[:4] == ["ada", "grace", 1_700_000_000_000, ""] and keep[10:] == [""] * 6
+    created = json.loads(dict(zip(keep[4:10:2], keep[5:10:2]))["value"])
+    assert created["data"] == {"follower": "ada", "followee": "grace", "reason": "connection",
+                               "notify_on_post": False, "since": "2023-11-14T22:13:20.000Z"}
+    assert switch_on[3] == "1"
+    updated = json.loads(dict(zip(switch_on[10::2], switch_on[11::2]))["value"])
+    assert updated["type"] == "rapport.follows.follow.updated.v1" and updated["data"]["notify_on_post"] is True
+
+
+def test_every_member_key_carries_the_member_in_a_hash_tag_and_a_pair_clock_is_order_free():
+    for key in (keys.following, keys.followers, keys.alerts, keys.follow_setting, keys.connections, keys.blocks):
+        assert key("ada").endswith("{ada}")
+    assert keys.pair_clock("grace", "ada") == keys.pair_clock("ada", "grace") == "pair-clock:{ada|grace}"
