@@ -1,0 +1,113 @@
+"""Fan-out: a public post by an author with 100,000 followers (threshold raised for the run).
+
+Measures the seconds from the 201 to the post in the last follower's timeline, and the
+timeline inserts per second, beside raw pipelined ZADD (redis-benchmark) on the same cache
+Redis in the same run. Two feed worker processes share the batches through feed.fanout.
+
+    .venv/bin/python -m bench.feed_fanout [--quick] [--workers N]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import time
+import uuid
+
+from bench.feed_support import activate, clients, feed_workers, forget, seed_followers, wait_for
+from bench.support import BENCH_CACHE_DB, bench_settings, token_for, write_results
+from services.feed import store as keys
+from services.feed.app import create_app
+
+
+def redis_benchmark_zadd(settings, requests: int) -> float:
+    """Pipelined ZADD throughput of the cache Redis, as redis-benchmark reports it."""
+    port = settings.cache_url.rsplit(":", 1)[1].split("/")[0]
+    out = subprocess.run(["redis-benchmark", "-p", port, "--dbnum", str(BENCH_CACHE_DB), "-P", "64", "-n",
+                          str(requests), "-r", "100000", "-q", "zadd", "bench-zadd:__rand_int__", "__rand_int__",
+                          "m:__rand_int__"], capture_output=True, text=True, check=True).stdout
+    return float(re.findall(r"([\d.]+) requests per second", out)[-1])
+
+
+def drop_zadd_keys(cache) -> None:
+    batch = []
+    for key in cache.scan_iter("bench-zadd:*", count=10_000):
+        batch.append(key)
+        if len(batch) == 10_000:
+            cache.delete(*batch)
+            batch = []
+    if batch:
+        cache.delete(*batch)
+
+
+def batch_ends(fans: list[str], size: int) -> list[str]:
+    """The last member of each batch: the audience is read in follower-set order."""
+    ordered = sorted(fans)
+    return ordered[size - 1::size] + ([ordered[-1]] if len(ordered) % size else [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="20,000 followers instead of 100,000")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    followers = 20_000 if args.quick else 100_000
+    settings = bench_settings(fanout_threshold=10 * followers)
+    store, cache = clients(settings)
+    run = uuid.uuid4().hex[:6]
+    author, warm_author = f"star-{run}", f"warm-{run}"
+    fans = [f"fan{i}-{run}" for i in range(followers)]
+    warm_fans = fans[:2 * settings.fanout_batch_size]
+    print(f"seeding {followers} followers and live timelines ...")
+    seed_followers(store, author, fans)
+    seed_followers(store, warm_author, warm_fans)
+    activate(cache, settings, fans)
+    client = create_app(settings=settings).test_client()
+
+    def publish(member: str) -> tuple[str, float]:
+        response = client.post("/v1/posts", json={"text": "fan me out"},
+                               headers={"Authorization": f"Bearer {token_for(settings, member)}"})
+        assert response.status_code == 201, response.json
+        return response.json["id"], time.monotonic()
+
+    def landed(post_id: str, ends: list[str]):
+        def probe():
+            pipe = cache.pipeline(transaction=False)
+            for member in ends:
+                pipe.zscore(keys.timeline(member), post_id)
+            return all(score is not None for score in pipe.execute())
+        return probe
+
+    try:
+        with feed_workers(settings, args.workers):
+            warm_id, _ = publish(warm_author)  # consumers join their groups on this one
+            wait_for(landed(warm_id, batch_ends(warm_fans, settings.fanout_batch_size)), timeout=120, interval=0.05)
+            post_id, t0 = publish(author)
+            ends = batch_ends(fans, settings.fanout_batch_size)
+            first = wait_for(lambda: any(s is not None for s in cache.zmscore(keys.timeline(ends[0]), [post_id])) or
+                             any(cache.zscore(keys.timeline(e), post_id) is not None for e in ends[:3]), timeout=300)
+            done = wait_for(landed(post_id, ends), timeout=300)
+        seconds = done - t0
+        pipe = cache.pipeline(transaction=False)
+        for fan in fans:
+            pipe.zscore(keys.timeline(fan), post_id)
+        delivered = sum(score is not None for score in pipe.execute())
+        zadd_rps = redis_benchmark_zadd(settings, 200_000 if args.quick else 1_000_000)
+        inserts = delivered / seconds
+        figures = {"followers": followers, "workers": args.workers, "batch_size": settings.fanout_batch_size,
+                   "delivered": delivered, "seconds_201_to_last_timeline": round(seconds, 3),
+                   "seconds_201_to_first_batch": round(first - t0, 3),
+                   "timeline_inserts_per_s": round(inserts), "redis_benchmark_pipelined_zadd_per_s": round(zadd_rps),
+                   "ratio_to_pipelined_zadd": round(inserts / zadd_rps, 3), "aim_ratio": 0.5}
+        write_results("feed_fanout_quick" if args.quick else "feed_fanout", figures)
+        assert delivered == followers, f"only {delivered} of {followers} timelines got the post"
+    finally:
+        forget(cache, fans)
+        drop_zadd_keys(cache)
+        store.delete(keys.followers(author), keys.followers(warm_author))
+        for start in range(0, len(fans), 10_000):
+            store.delete(*[keys.following(f) for f in fans[start:start + 10_000]])
+
+
+if __name__ == "__main__":
+    main()

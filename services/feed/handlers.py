@@ -1,0 +1,94 @@
+"""What the feed service does with incoming events: keep its audience replica, fan out.
+
+Handlers are idempotent (sets and sorted sets; a timeline ZADD twice is one entry) and
+tolerate stale events; the consumer runner deduplicates and commits after the effects.
+"""
+from __future__ import annotations
+
+from services.feed import audience, fanout
+from services.feed.timelines import Timelines
+from shared.bus.consumer import Effects
+from shared.clock import parse_rfc3339
+from shared.events import Event
+
+
+def _timelines(fx: Effects) -> Timelines:
+    return fx.extra["timelines"]
+
+
+# --- follows.events ---------------------------------------------------------------------
+
+def on_follow_created(event: Event, fx: Effects) -> None:
+    """Record the follow, then backfill the followee's recent visible posts.
+
+    The edge is written before the backfill reads the posts (its own transaction, not the
+    runner's): a post stored meanwhile is then either read here or fanned out to the new
+    follower, never neither. Re-applying the edge on redelivery changes nothing.
+    """
+    d = event.data
+    with fx.store.pipeline(transaction=True) as tx:
+        allowed = audience.follow(tx, fx.store, fx.settings, d["follower"], d["followee"],
+                                  parse_rfc3339(d["since"]))
+        tx.execute()
+    if allowed:
+        _timelines(fx).backfill(fx.store, d["follower"], d["followee"])
+
+
+def on_follow_removed(event: Event, fx: Effects) -> None:
+    d = event.data
+    audience.unfollow(fx.tx, fx.store, fx.settings, d["follower"], d["followee"], parse_rfc3339(d["at"]))
+    _timelines(fx).take_out(fx.store, d["follower"], d["followee"])
+
+
+# --- connections.events -----------------------------------------------------------------
+
+def on_invitation_accepted(event: Event, fx: Effects) -> None:
+    d = event.data
+    audience.connect(fx.tx, d["inviter"], d["invitee"])
+    # The mutual follows arrive from follows.events (reason "connection") with their backfill;
+    # an author followed already has connections-only posts to bring in now.
+    for member, other in ((d["inviter"], d["invitee"]), (d["invitee"], d["inviter"])):
+        if audience.follows(fx.store, member, other):
+            _timelines(fx).backfill(fx.store, member, other, connected=True)
+
+
+def on_connection_removed(event: Event, fx: Effects) -> None:
+    d = event.data
+    audience.disconnect(fx.tx, fx.store, fx.settings, d["remover"], d["other"], parse_rfc3339(d["at"]))
+    _timelines(fx).take_out(fx.store, d["remover"], d["other"])
+    _timelines(fx).take_out(fx.store, d["other"], d["remover"])
+
+
+def on_block_added(event: Event, fx: Effects) -> None:
+    d = event.data
+    audience.block(fx.tx, fx.store, fx.settings, d["blocker"], d["blocked"], parse_rfc3339(d["at"]))
+    _timelines(fx).take_out(fx.store, d["blocker"], d["blocked"])
+    _timelines(fx).take_out(fx.store, d["blocked"], d["blocker"])
+
+
+def on_block_removed(event: Event, fx: Effects) -> None:
+    audience.unblock(fx.tx, event.data["blocker"], event.data["blocked"])
+
+
+# --- feed.events and feed.fanout --------------------------------------------------------
+
+def on_post_created(event: Event, fx: Effects) -> None:
+    """Fan a new post out: inline for a small audience, in batches through feed.fanout otherwise."""
+    d = dict(event.data, created_ms=parse_rfc3339(event.data["created_at"]))
+    if not fanout.post_exists(fx.store, d["post_id"]):
+        return  # deleted before its fan-out
+    timelines = _timelines(fx)
+    entry = [(d["post_id"], d["created_ms"])]
+    members = fanout.plan(fx.store, fx.settings, d["author"], d["visibility"])
+    if members is None or len(members) <= fx.settings.fanout_batch_size:
+        timelines.fan_out([d["author"], *(members or [])], entry)
+        return
+    # The first batch is written here, the rest spread over the workers through feed.fanout.
+    size = fx.settings.fanout_batch_size
+    timelines.fan_out([d["author"], *members[:size]], entry)
+    fx.outbox.add(fx.tx, *fanout.batches(d, members[size:], size, first=1))
+
+
+def on_fanout_batch(event: Event, fx: Effects) -> None:
+    d = event.data
+    _timelines(fx).fan_out(d["members"], [(d["post_id"], d["created_ms"])])

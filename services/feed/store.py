@@ -1,0 +1,172 @@
+"""Every Redis key of the feed service, and its Lua scripts; nothing else builds them.
+
+Two Redis servers:
+
+- the **store** (system of record): posts, likes, comments, the audience replica;
+- the **cache**: one timeline per member, rebuildable from the store at any time.
+
+A post id is ``<author>~<stamp>`` (``~`` is never in a member id), so a post's keys share
+its author's hash tag and a timeline entry tells who wrote it without a lookup.
+"""
+from __future__ import annotations
+
+# --- posts (store) ------------------------------------------------------------------
+
+
+def post(post_id: str) -> str:
+    """Hash: one post's fields and its like/comment/reshare counters."""
+    return f"post:{{{author_of(post_id)}}}:{stamp_of(post_id)}"
+
+
+def likers(post_id: str) -> str:
+    """Set: who likes the post."""
+    return f"likers:{{{author_of(post_id)}}}:{stamp_of(post_id)}"
+
+
+def comments(post_id: str) -> str:
+    """Sorted set: the post's comment ids, scored by when (ms)."""
+    return f"comments:{{{author_of(post_id)}}}:{stamp_of(post_id)}"
+
+
+def comment_bodies(post_id: str) -> str:
+    """Hash: comment id → the comment as JSON."""
+    return f"comment-bodies:{{{author_of(post_id)}}}:{stamp_of(post_id)}"
+
+
+def posts(author: str) -> str:
+    """Sorted set: every live post of ``author``, scored by creation time (ms)."""
+    return f"posts:{{{author}}}"
+
+
+def public_posts(author: str) -> str:
+    """Sorted set: the public subset of ``posts(author)``: what a non-connection may see."""
+    return f"public-posts:{{{author}}}"
+
+
+# --- the audience replica (store), built from follows.events and connections.events ----
+
+
+def followers(member: str) -> str:
+    """Sorted set: who follows ``member``, scored by since (ms)."""
+    return f"followers:{{{member}}}"
+
+
+def following(member: str) -> str:
+    """Sorted set: whom ``member`` follows, scored by since (ms)."""
+    return f"following:{{{member}}}"
+
+
+def connections(member: str) -> str:
+    """Set: ``member``'s 1st-degree connections."""
+    return f"connections:{{{member}}}"
+
+
+def hidden(member: str) -> str:
+    """Set: members hidden from ``member`` by a block, in either direction."""
+    return f"hidden:{{{member}}}"
+
+
+# Sorted set: authors above the fan-out threshold, scored by their follower count. Small,
+# and read with ZINTER against one member's following set.
+HIGH_FOLLOWER_AUTHORS = "high-follower-authors"
+
+# --- timelines (cache) ----------------------------------------------------------------
+
+
+def timeline(member: str) -> str:
+    """Sorted set in the cache: post ids of ``member``'s home feed, scored by creation time (ms).
+
+    It holds a marker member ``LIVE`` (score +inf) from the moment it is built: fan-out only
+    writes to timelines that exist, so a member whose timeline expired (inactive) or was
+    lost (cache flushed) is skipped and rebuilt on their next read.
+    """
+    return f"timeline:{{{member}}}"
+
+
+LIVE = "~live"
+
+
+def author_of(post_id: str) -> str:
+    return post_id.partition("~")[0]
+
+
+def stamp_of(post_id: str) -> str:
+    return post_id.partition("~")[2]
+
+
+# --- scripts ----------------------------------------------------------------------------
+
+# Cache. KEYS: timelines; ARGV: cap, then (score, post id) pairs. Writes every pair into each
+# timeline that exists, trimming to ``cap`` posts (+ the LIVE marker). Every command touches
+# one member's timeline; on a Redis Cluster a batch is cut per node and the flag lets one
+# script serve keys of several slots of that node.
+FAN_OUT = """#!lua flags=allow-cross-slot-keys
+local cap = tonumber(ARGV[1])
+local written = 0
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if redis.call('EXISTS', key) == 1 then
+    for j = 2, #ARGV, 2 do
+      redis.call('ZADD', key, ARGV[j], ARGV[j + 1])
+    end
+    if redis.call('ZCARD', key) > cap + 1 then
+      redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 2))
+    end
+    written = written + 1
+  end
+end
+return written
+"""
+
+# Cache. KEYS[1]: one timeline. ARGV: cap, ttl ms, then (score, post id) pairs. Creates the
+# timeline (with its LIVE marker) if missing, adds the pairs, trims, and sets its expiry.
+BUILD = """
+redis.call('ZADD', KEYS[1], 'inf', ARGV[3])
+for j = 4, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], ARGV[j], ARGV[j + 1])
+end
+local cap = tonumber(ARGV[1])
+if redis.call('ZCARD', KEYS[1]) > cap + 1 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(cap + 2))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Store. KEYS: post, likers, outbox. ARGV: member, +1|-1, then the outbox entry's fields.
+# Like (or unlike) once: the counter and the event move only when the set changed.
+LIKE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local changed
+if ARGV[2] == '1' then
+  changed = redis.call('SADD', KEYS[2], ARGV[1])
+else
+  changed = redis.call('SREM', KEYS[2], ARGV[1])
+end
+if changed == 1 then
+  redis.call('HINCRBY', KEYS[1], 'likes', tonumber(ARGV[2]))
+  redis.call('XADD', KEYS[3], '*', unpack(ARGV, 3))
+end
+return changed
+"""
+
+# Store. KEYS: connections, hidden, following (of the reader), then each post's hash and likers.
+# ARGV: reader, then each post's author. One reply for a whole page: per post its fields
+# (see POST_FIELDS), whether the reader likes it, is connected to / hidden from / follows
+# its author. The store is one primary (not a cluster), so a script may span authors.
+POST_FIELDS = ("created_ms", "text", "visibility", "reshare_of", "likes", "comments", "reshares")
+HYDRATE = """
+local n = #ARGV - 1
+local out = {}
+for i = 1, n do
+  local author = ARGV[i + 1]
+  local fields = redis.call('HMGET', KEYS[3 + i], 'created_ms', 'text', 'visibility', 'reshare_of', 'likes',
+                            'comments', 'reshares')
+  for _, v in ipairs({1, 2, 3, 4, 5, 6, 7}) do out[#out + 1] = fields[v] end
+  out[#out + 1] = redis.call('SISMEMBER', KEYS[3 + n + i], ARGV[1])
+  out[#out + 1] = redis.call('SISMEMBER', KEYS[1], author)
+  out[#out + 1] = redis.call('SISMEMBER', KEYS[2], author)
+  out[#out + 1] = redis.call('ZSCORE', KEYS[3], author) and 1 or 0
+end
+return out
+"""

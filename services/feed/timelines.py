@@ -1,0 +1,167 @@
+"""Timelines: fan-out on write, the read-time merge of high-follower authors, rebuilds.
+
+A member's timeline is a sorted set in the cache (post ids by creation time, capped). It
+is written by the fan-out worker, read by ``GET /v1/feed``, expires after
+``inactive_days`` without a read (then fan-out skips the member) and is rebuilt from the
+store on the next read, as it is after the cache was lost. The store stays the truth: a
+read hydrates every post and drops whatever the reader may no longer see (deleted,
+unfollowed, disconnected, blocked), so a stale timeline entry is never shown.
+"""
+from __future__ import annotations
+
+import heapq
+
+import redis
+
+from services.feed import audience
+from services.feed import store as keys
+from services.feed.posts import Post, hydrate
+from shared.pages import decode_cursor, encode_cursor
+from shared.settings import Settings
+
+
+class Timelines:
+    """The cache's timeline scripts, registered once per cache client."""
+
+    def __init__(self, cache: redis.Redis, settings: Settings):
+        self.cache = cache
+        self.settings = settings
+        self._fan_out = cache.register_script(keys.FAN_OUT)
+        self._build = cache.register_script(keys.BUILD)
+
+    @property
+    def ttl_ms(self) -> int:
+        return self.settings.inactive_days * 24 * 3600 * 1000
+
+    def fan_out(self, members: list[str], entries: list[tuple[str, float]]) -> int:
+        """Write ``entries`` (post id, score) into the live timelines of ``members``; returns how many."""
+        if not members or not entries:
+            return 0
+        args: list = [self.settings.timeline_cap]
+        for post_id, score in entries:
+            args += [score, post_id]
+        return self._fan_out(keys=[keys.timeline(m) for m in members], args=args)
+
+    def show_own_post(self, post: Post) -> None:
+        """Put a new post in its author's own timeline at once: authors read their writes.
+
+        The fan-out worker writes it again later, which changes nothing.
+        """
+        self.fan_out([post.author], [(post.id, post.created_ms)])
+
+    def remove(self, member: str, post_ids: list[str]) -> None:
+        if post_ids:
+            self.cache.zrem(keys.timeline(member), *post_ids)
+
+    def rebuild(self, store: redis.Redis, member: str) -> None:
+        """Build ``member``'s timeline from the store: own posts and followees' visible posts."""
+        # Mark the timeline live first: a post stored after the reads below is then fanned
+        # out to it, and one stored before is in them. Nothing falls in between.
+        self._build(keys=[keys.timeline(member)], args=[self.settings.timeline_cap, self.ttl_ms, keys.LIVE])
+        entries = rebuild_entries(store, member, self.settings)
+        for start in range(0, len(entries), 500):
+            args: list = [self.settings.timeline_cap, self.ttl_ms, keys.LIVE]
+            for post_id, score in entries[start:start + 500]:
+                args += [score, post_id]
+            self._build(keys=[keys.timeline(member)], args=args)
+
+    def backfill(self, store: redis.Redis, follower: str, followee: str, connected: bool | None = None) -> int:
+        """Bring ``followee``'s recent posts visible to ``follower`` into their live timeline."""
+        if connected is None:
+            connected = store.sismember(keys.connections(follower), followee)
+        source = keys.posts(followee) if connected else keys.public_posts(followee)
+        recent = store.zrevrange(source, 0, self.settings.backfill_limit - 1, withscores=True)
+        return self.fan_out([follower], recent)
+
+    def take_out(self, store: redis.Redis, member: str, author: str) -> None:
+        """Drop ``author``'s recent posts from ``member``'s timeline (reads filter them anyway)."""
+        self.remove(member, store.zrevrange(keys.posts(author), 0, self.settings.timeline_cap - 1))
+
+
+def rebuild_entries(store: redis.Redis, member: str, settings: Settings) -> list[tuple[str, float]]:
+    """The newest ``timeline_cap`` (post id, time) entries ``member``'s feed is made of."""
+    followees = store.zrange(keys.following(member), 0, -1)
+    connections = store.smembers(keys.connections(member))
+    hidden = store.smembers(keys.hidden(member))
+    sources = [keys.posts(member)]
+    for followee in followees:
+        if followee in hidden:
+            continue
+        sources.append(keys.posts(followee) if followee in connections else keys.public_posts(followee))
+    per_source = min(settings.timeline_cap, settings.backfill_limit)
+    candidates: list[tuple[str, float]] = []
+    for start in range(0, len(sources), 500):
+        pipe = store.pipeline(transaction=False)
+        for key in sources[start:start + 500]:
+            pipe.zrevrange(key, 0, per_source - 1, withscores=True)
+        for reply in pipe.execute():
+            candidates.extend(reply)
+    return heapq.nlargest(settings.timeline_cap, candidates, key=lambda e: (e[1], e[0]))
+
+
+def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
+              cursor: str | None) -> tuple[list[Post], str | None]:
+    """A page of ``reader``'s home feed, newest first, after ``cursor``.
+
+    Merges the timeline with the recent posts of the high-follower authors the reader
+    follows, hydrates them in one store round trip per window and keeps what the reader may see.
+    """
+    cache = timelines.cache
+    tl = keys.timeline(reader)
+    after = decode_cursor(cursor) if cursor else None
+    # Reading keeps the member active; a missing timeline (inactive, or the cache lost) is rebuilt.
+    if not cache.pexpire(tl, timelines.ttl_ms):
+        timelines.rebuild(store, reader)
+    high = audience.followed_high_follower_authors(store, reader)
+    window = limit + 1  # a short page after filtering asks for the next window
+    shown: list[Post] = []
+    seen: set[str] = set()
+    while True:
+        candidates, boundary = _window(store, cache, tl, high, after, window)
+        fresh = [c for c in candidates if c[0] not in seen]
+        seen.update(c[0] for c in fresh)
+        for post in hydrate(store, reader, [c[0] for c in fresh], in_feed=True):
+            if post is not None:
+                shown.append(post)
+        if len(shown) > limit or boundary is None:
+            break
+        if after is not None and boundary >= after:  # no progress (cannot happen with ms scores)
+            break
+        after = boundary
+    has_more = len(shown) > limit
+    shown = shown[:limit]
+    next_cursor = encode_cursor(shown[-1].created_ms, shown[-1].id) if has_more and shown else None
+    return shown, next_cursor
+
+
+def _window(store: redis.Redis, cache: redis.Redis, tl: str, high: list[str], after: tuple[float, str] | None,
+            size: int) -> tuple[list[tuple[str, float]], tuple[float, str] | None]:
+    """The next ``size`` entries of each source after ``after``, merged newest first.
+
+    Returns the entries it is sure of (newer than the end of every source that may have
+    more), and where the next window starts (``None`` when every source is exhausted).
+    """
+    max_score = after[0] if after else "+inf"
+    sources = [cache.zrevrangebyscore(tl, max_score, "-inf", start=0, num=size + 1, withscores=True)]
+    if high:
+        pipe = store.pipeline(transaction=False)
+        for author in high:
+            # Posts the reader may not see are dropped by hydration.
+            pipe.zrevrangebyscore(keys.posts(author), max_score, "-inf", start=0, num=size, withscores=True)
+        sources += pipe.execute()
+    boundary = None
+    merged: dict[str, float] = {}
+    for i, source in enumerate(sources):
+        full = len(source) >= size
+        entries = [(m, s) for m, s in source if m != keys.LIVE]
+        if after is not None:
+            entries = [(m, s) for m, s in entries if (s, m) < after]
+        for m, s in entries:
+            merged[m] = s
+        if full and entries:
+            last = min((s, m) for m, s in entries)
+            boundary = last if boundary is None or last > boundary else boundary
+    ordered = sorted(merged.items(), key=lambda e: (e[1], e[0]), reverse=True)
+    if boundary is not None:
+        ordered = [(m, s) for m, s in ordered if (s, m) >= boundary]
+    return ordered, boundary

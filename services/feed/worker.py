@@ -1,0 +1,46 @@
+"""The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches."""
+from __future__ import annotations
+
+import redis
+
+from services.feed import handlers
+from services.feed.timelines import Timelines
+from shared.bus.consumer import Consumer
+from shared.settings import Settings
+
+
+def resources(settings: Settings) -> dict:
+    """The timeline cache (a second Redis), handed to handlers as ``fx.extra``."""
+    cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    return {"cache": cache, "timelines": Timelines(cache, settings)}
+
+
+def consumers(settings: Settings) -> list[Consumer]:
+    return [
+        Consumer(
+            name="feed.audience",
+            service="feed",
+            topics=("follows.events", "connections.events"),
+            handlers={
+                "follow.created": handlers.on_follow_created,
+                "follow.removed": handlers.on_follow_removed,
+                "invitation.accepted": handlers.on_invitation_accepted,
+                "connection.removed": handlers.on_connection_removed,
+                "block.added": handlers.on_block_added,
+                "block.removed": handlers.on_block_removed,
+            },
+        ),
+        Consumer(
+            name="feed.posts",
+            service="feed",
+            topics=("feed.events",),
+            handlers={"post.created": handlers.on_post_created},
+        ),
+        Consumer(
+            name="feed.fanout",
+            service="feed",
+            topics=("feed.fanout",),
+            handlers={"fanout.batch": handlers.on_fanout_batch},
+            max_poll_records=10,  # a batch is up to fanout_batch_size timeline writes
+        ),
+    ]

@@ -1,0 +1,41 @@
+"""Rules of the feed that need no I/O: post ids, key placement, request bodies."""
+from __future__ import annotations
+
+import pytest
+from marshmallow import ValidationError
+
+from services.feed import store as keys
+from services.feed.posts import is_post_id, new_post_id
+from services.feed.schemas import CommentArgs, PostArgs
+
+
+def test_a_post_id_names_its_author_and_is_never_a_member_id():
+    post_id = new_post_id("ada.l-1", 1_764_151_200_000)
+    assert is_post_id(post_id) and keys.author_of(post_id) == "ada.l-1"
+    assert not is_post_id("ada.l-1") and not is_post_id("~abc") and not is_post_id("ada~ABC")
+
+
+def test_a_posts_keys_share_its_authors_hash_tag():
+    post_id = new_post_id("ada", 1)
+    tagged = [keys.post(post_id), keys.likers(post_id), keys.comments(post_id), keys.comment_bodies(post_id),
+              keys.posts("ada"), keys.public_posts("ada"), keys.followers("ada"), keys.connections("ada")]
+    assert all("{ada}" in key for key in tagged)
+    assert keys.timeline("ada") == "timeline:{ada}"
+
+
+@pytest.mark.parametrize("body", [{"text": ""}, {"text": "x" * 3001}, {}, {"text": "hi", "visibility": "all"},
+                                  {"text": "hi", "extra": 1}, {"text": " \n "}])
+def test_a_post_body_is_refused(body):
+    with pytest.raises(ValidationError):
+        PostArgs().load(body)
+
+
+def test_a_post_defaults_to_public_and_a_reshare_needs_no_text():
+    assert PostArgs().load({"text": "hi"})["visibility"] == "public"
+    assert "text" not in PostArgs().load({"reshare_of": "ada~abc"})
+
+
+def test_a_comment_is_1_to_1250_characters():
+    assert CommentArgs().load({"text": "x" * 1250})
+    with pytest.raises(ValidationError):
+        CommentArgs().load({"text": "x" * 1251})
