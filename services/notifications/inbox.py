@@ -1,13 +1,26 @@
 """The rules of a member's inbox, as plain functions over the notifications store."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import redis
 
 from services.notifications import store as keys
 from shared.pages import zset_page
+from shared.problems import NotFound
+
+TYPES = ("invitation_received", "invitation_accepted", "new_follower", "new_post", "post_liked",
+         "post_commented", "post_reshared", "introduction_requested", "introduction_forwarded",
+         "endorsement_received")
+
+# Types that gather into one notification per object within the grouping window.
+GROUPED = ("new_follower", "post_liked", "post_commented", "post_reshared")
+
+# How many of a notification's actors a page shows (newest first); actor_count has them all.
+SHOWN_ACTORS = 10
+
+# Entries kept in a member's live stream: how far back a reconnecting client can catch up.
+LIVE_CAP = 200
 
 
 @dataclass(frozen=True)
@@ -15,33 +28,137 @@ class Notification:
     id: str
     type: str
     actors: list[str]
+    actor_count: int
     object: str | None
-    summary: str
-    created_at_ms: int
+    text: str | None
+    about: str | None
+    created_at_ms: int  # last activity: a group that grows moves up
     read: bool
 
-
-def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type_: str, actors: list[str],
-           obj: str | None, summary: str, at_ms: int) -> None:
-    """Queue a new notification for ``recipient`` on ``tx``."""
-    tx.hset(keys.notification(recipient, notification_id), mapping={
-        "id": notification_id, "type": type_, "actors": json.dumps(actors), "object": obj or "",
-        "summary": summary, "created_at_ms": at_ms,
-    })
-    tx.zadd(keys.inbox(recipient), {notification_id: at_ms})
-    tx.sadd(keys.unread(recipient), notification_id)
+    @property
+    def summary(self) -> str:
+        return summary(self.type, self.actors, self.actor_count, self.object, self.text, self.about)
 
 
-def page(store: redis.Redis, member: str, limit: int, cursor: str | None) -> tuple[list[Notification], str | None]:
-    ids, next_cursor = zset_page(store, keys.inbox(member), limit, cursor)
+def who(actors: list[str], count: int) -> str:
+    """``Ada`` · ``Ada and Grace`` · ``Ada and 3 others``."""
+    if count <= 1 or len(actors) < 1:
+        return actors[0] if actors else "Someone"
+    if count == 2 and len(actors) >= 2:
+        return f"{actors[0]} and {actors[1]}"
+    return f"{actors[0]} and {count - 1} others"
+
+
+def summary(type_: str, actors: list[str], count: int, obj: str | None, text: str | None,
+            about: str | None) -> str:
+    """One line a member reads, e.g. "Ada and 3 others liked your post"."""
+    name = who(actors, count)
+    quoted = f': "{text}"' if text else ""
+    if type_ == "invitation_received":
+        via = f" (introduced by {about})" if about else ""
+        return f"{name} invited you to connect{via}{quoted}"
+    if type_ == "invitation_accepted":
+        return f"{name} accepted your invitation to connect"
+    if type_ == "new_follower":
+        return f"{name} started following you"
+    if type_ == "new_post":
+        return f"{name} posted{quoted}"
+    if type_ == "post_liked":
+        return f"{name} liked your post"
+    if type_ == "post_commented":
+        return f"{name} commented on your post{quoted}"
+    if type_ == "post_reshared":
+        return f"{name} reshared your post"
+    if type_ == "introduction_requested":
+        return f"{name} asks you to introduce them to {about}{quoted}"
+    if type_ == "introduction_forwarded":
+        return f"{name} introduced you to {about}"
+    if type_ == "endorsement_received":
+        return f"{name} endorsed you for {obj}"
+    return f"{name}: {type_}"
+
+
+def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type_: str, actor: str,
+           obj: str | None, at_ms: int, *, text: str | None = None, about: str | None = None,
+           window_hours: int = 24, cap: int = 1_000) -> None:
+    """Queue on ``tx`` the notification of ``recipient`` that ``actor`` did ``type_`` to ``obj``.
+
+    Nothing for one's own action, nor for a type the recipient muted (muted types are not
+    stored). Grouped types join the recipient's open group of the same type and object when
+    it was opened less than ``window_hours`` before; the group then moves to the top and is
+    unread again. Idempotent: the same ``notification_id`` and actor twice change nothing.
+    At most ``cap`` notifications are kept, the least recently active dropped.
+    """
+    if actor == recipient:
+        return
+    group = ""
+    if type_ == "new_follower":
+        group = type_
+    elif type_ in GROUPED:
+        group = f"{type_}|{obj}"
+    recipient_keys = [keys.inbox(recipient), keys.unread(recipient), keys.groups(recipient),
+                      keys.muted(recipient), keys.live(recipient)]
+    tx.eval(keys.NOTIFY, len(recipient_keys), *recipient_keys,
+            keys.notification_prefix(recipient), keys.actors_prefix(recipient), notification_id, type_, actor,
+            obj or "", text or "", about or "", at_ms, group, window_hours * 3600 * 1000, cap, LIVE_CAP)
+
+
+def load(store: redis.Redis, member: str, ids: list[str]) -> list[Notification]:
+    """The notifications ``ids`` of ``member`` (missing ones left out), in the order given."""
+    if not ids:
+        return []
     with store.pipeline(transaction=False) as pipe:
-        for nid, _ in ids:
+        for nid in ids:
             pipe.hgetall(keys.notification(member, nid))
-        pipe.smembers(keys.unread(member))
-        *rows, unread = pipe.execute()
-    items = [
-        Notification(row["id"], row["type"], json.loads(row["actors"]), row["object"] or None, row["summary"],
-                     int(row["created_at_ms"]), row["id"] not in unread)
-        for row in rows if row
-    ]
-    return items, next_cursor
+            pipe.zrevrange(keys.actors(member, nid), 0, SHOWN_ACTORS - 1)
+            pipe.zcard(keys.actors(member, nid))
+            pipe.zscore(keys.unread(member), nid)
+        replies = pipe.execute()
+    items = []
+    for i in range(0, len(replies), 4):
+        row, actors, count, unread = replies[i:i + 4]
+        if not row:
+            continue  # dropped by the cap meanwhile
+        items.append(Notification(
+            id=row["id"], type=row["type"], actors=actors, actor_count=count, object=row.get("object") or None,
+            text=row.get("text") or None, about=row.get("about") or None,
+            created_at_ms=int(row.get("updated_at_ms") or row["created_at_ms"]), read=unread is None))
+    return items
+
+
+def page(store: redis.Redis, member: str, limit: int, cursor: str | None,
+         unread_only: bool = False) -> tuple[list[Notification], str | None]:
+    """A page of ``member``'s notifications (only the unread ones with ``unread_only``), newest first."""
+    key = keys.unread(member) if unread_only else keys.inbox(member)
+    ids, next_cursor = zset_page(store, key, limit, cursor)
+    return load(store, member, [nid for nid, _ in ids]), next_cursor
+
+
+def unread_count(store: redis.Redis, member: str) -> int:
+    """Constant time: the size of the unread set."""
+    return store.zcard(keys.unread(member))
+
+
+def mark_read(store: redis.Redis, member: str, notification_id: str) -> None:
+    """Mark one of ``member``'s notifications read; NotFound when it is not theirs (or gone)."""
+    if store.zscore(keys.inbox(member), notification_id) is None:
+        raise NotFound("No such notification.", code="notification_not_found")
+    store.zrem(keys.unread(member), notification_id)
+
+
+def mark_all_read(store: redis.Redis, member: str) -> None:
+    store.delete(keys.unread(member))
+
+
+def muted_types(store: redis.Redis, member: str) -> list[str]:
+    return sorted(store.smembers(keys.muted(member)))
+
+
+def set_muted_types(store: redis.Redis, member: str, types: list[str]) -> list[str]:
+    """Replace ``member``'s muted types. From now on notifications of those types are not stored."""
+    with store.pipeline(transaction=True) as tx:
+        tx.delete(keys.muted(member))
+        if types:
+            tx.sadd(keys.muted(member), *types)
+        tx.execute()
+    return sorted(set(types))

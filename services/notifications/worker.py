@@ -1,7 +1,7 @@
 """The notifications worker: the inbox consumer of every topic."""
 from __future__ import annotations
 
-from services.notifications import handlers
+from services.notifications.handlers import HANDLERS
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -11,7 +11,10 @@ def consumers(settings: Settings) -> list[Consumer]:
         Consumer(
             name="notifications.inbox",
             service="notifications",
-            topics=("follows.events",),
-            handlers={"follow.created": handlers.on_follow_created},
+            topics=("connections.events", "follows.events", "feed.events"),
+            handlers=HANDLERS,
+            # Handlers read only replicas fed by other partitions, and decide grouping inside the
+            # inbox script: they may share one transaction per batch.
+            batch_size=100,
         )
     ]

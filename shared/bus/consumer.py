@@ -57,6 +57,10 @@ class Consumer:
     topics: tuple[str, ...]
     handlers: dict[str, Handler]  # event type name ("follow.created") → handler
     max_poll_records: int = 500
+    # > 1: up to this many records of a partition share one dedup read and one MULTI/EXEC
+    # (see ConsumerRunner.process_batch). Only for handlers whose reads need not see the
+    # writes of the events before them in the same batch.
+    batch_size: int = 1
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
@@ -115,6 +119,54 @@ class ConsumerRunner:
             structlog.contextvars.unbind_contextvars("event_id", "event_type")
         return "handled"
 
+    def process_batch(self, records: list[ConsumerRecord]) -> list[str]:
+        """Handle consecutive records of one partition in ONE transaction with their dedup markers.
+
+        Same guarantees as ``process`` (the markers commit with the effects), two round trips
+        per batch instead of per record. If a handler fails or a record is poison, nothing of
+        the batch is written and ``_BatchFailed`` sends the records through ``process`` one by one.
+        """
+        outcomes: list[str] = []
+        todo: list[tuple[Event, Handler, str]] = []
+        for record in records:
+            try:
+                event = decode(record.value, record.key)
+            except UnknownEventType:
+                outcomes.append("skipped")
+                continue
+            except PoisonEvent:
+                raise _BatchFailed() from None  # process() dead-letters it, in order
+            handler = self.spec.handler_for(event)
+            if handler is None:
+                outcomes.append("skipped")
+                continue
+            todo.append((event, handler, self._dedup_prefix + event.dedup_key))
+        if not todo:
+            return outcomes
+        with self.store.pipeline(transaction=False) as pipe:
+            for _, _, dedup_key in todo:
+                pipe.exists(dedup_key)
+            seen_before = pipe.execute()
+        tx = self.store.pipeline(transaction=True)
+        marked: set[str] = set()
+        try:
+            for (event, handler, dedup_key), before in zip(todo, seen_before):
+                if before or dedup_key in marked:
+                    outcomes.append("duplicate")
+                    continue
+                handler(event, Effects(self.store, tx, self.outbox, self.settings, self.extra))
+                tx.set(dedup_key, 1, ex=self.settings.dedup_ttl_seconds)
+                marked.add(dedup_key)
+                outcomes.append("handled")
+            tx.execute()
+        except TRANSIENT:
+            raise
+        except Exception:
+            raise _BatchFailed() from None
+        finally:
+            tx.reset()
+        return outcomes
+
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Send ``record`` as received to ``<topic>.dlq`` with the reason in its headers."""
         headers = [
@@ -171,6 +223,22 @@ class ConsumerRunner:
         done: dict[TopicPartition, int] = {}
         failure: BaseException | None = None
         for tp, records in batch.items():
+            if self.spec.batch_size > 1:
+                start = 0
+                try:
+                    while start < len(records):
+                        chunk = records[start:start + self.spec.batch_size]
+                        for outcome in self.process_batch(chunk):
+                            HANDLED.labels(self.spec.name, outcome).inc()
+                        done[tp] = chunk[-1].offset + 1
+                        start += len(chunk)
+                except _BatchFailed:
+                    pass  # from the chunk that failed on, one by one
+                except TRANSIENT as exc:
+                    consumer.seek(tp, records[start].offset)
+                    failure = exc
+                    continue
+                records = records[start:]
             for record in records:
                 try:
                     outcome = self.process(record)
@@ -186,6 +254,10 @@ class ConsumerRunner:
         if failure is not None:
             raise failure
         return sum(len(r) for r in batch.values())
+
+
+class _BatchFailed(Exception):
+    """A batch could not be handled as one: its records go through ``process`` one by one."""
 
 
 class RetryLater(Exception):

@@ -31,6 +31,7 @@ class EnvelopeSchema(Schema):
 
 
 _ENVELOPE = EnvelopeSchema()
+_DATA_SCHEMAS: dict[str, Schema] = {}  # event type → its data schema, made on first decode
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,11 @@ def decode(raw: bytes | None, key: bytes | None = None) -> Event:
     etype = BY_TYPE.get(env["type"])
     if etype is None:
         raise UnknownEventType(env["type"])
+    schema = _DATA_SCHEMAS.get(etype.type)
+    if schema is None:  # building a marshmallow schema costs more than loading with it: once per type
+        schema = _DATA_SCHEMAS[etype.type] = etype.data()
     try:
-        data = etype.data().load(env["data"])
+        data = schema.load(env["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"invalid {env['type']} data: {exc.messages}") from None
     return Event(id=env["id"], source=env["source"], type=env["type"], time=env["time"],
