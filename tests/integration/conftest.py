@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shared.auth import mint_token
-from shared.bus.topics import ensure_topics
+from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from tests.support.infra import require_infrastructure
 
@@ -14,7 +14,8 @@ def infra(test_settings):
     """The real Kafka and Redis, with this session's topics created."""
     require_infrastructure(test_settings)
     ensure_topics(test_settings)
-    return test_settings
+    yield test_settings
+    drop_topics(test_settings)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ The outage test stops and restarts a real broker, so it runs its own second Kafk
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import redis
 from kafka import KafkaAdminClient, KafkaProducer
 
 from shared.bus.outbox import Outbox
-from shared.bus.topics import ensure_topics
+from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.events import encode, new_event
 from shared.settings import REPO_ROOT
@@ -37,7 +38,9 @@ def notifications_of(client, auth, member):
 def private_kafka(settings):
     """A second single-node Kafka on its own ports, which this test may stop and start."""
     run_dir = Path(tempfile.mkdtemp(prefix="rapport-kafka-outage-"))
-    own = settings.replace(kafka_bootstrap="127.0.0.1:19092", run_dir=run_dir)
+    # Its own namespace too: its outbox must not be drained by this session's other relays.
+    own = settings.replace(kafka_bootstrap="127.0.0.1:19092", run_dir=run_dir,
+                           namespace=settings.namespace + "-outage")
     kafka_node.ensure_jars(own)
     kafka_node.format_storage(own)
 
@@ -52,6 +55,7 @@ def private_kafka(settings):
     ensure_topics(own)
     yield own, start, stop
     stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_a_follow_made_while_kafka_is_down_is_notified_once_kafka_is_back(private_kafka, auth, unique):
@@ -86,7 +90,8 @@ def committed(settings, group: str) -> int:
     """How many records ``group`` has committed, over all partitions."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
     try:
-        return sum(meta.offset for meta in admin.list_consumer_group_offsets(group).values() if meta.offset > 0)
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+        return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
     finally:
         admin.close()
 
@@ -124,6 +129,7 @@ def test_a_worker_killed_mid_stream_resumes_without_losing_or_doubling(settings,
     finally:
         worker.kill()
         worker.wait(10)
+        drop_topics(own)
     client = apps("notifications")
     counts = [len(notifications_of(client, auth, f)) for f in followees]
     assert counts == [1] * total
