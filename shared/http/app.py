@@ -15,11 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import check_member_id, member_from_header
+from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem
 from shared.settings import Settings, load_settings
-
-PROBLEM_JSON = "application/problem+json"
 
 # Path parameters that name a member: checked once here, so every view gets a well-formed id.
 MEMBER_PATH_ARGS = ("member", "member_id")
@@ -56,14 +55,43 @@ def _flatten_messages(messages) -> dict[str, list[str]]:
     for location, fields in messages.items():
         if isinstance(fields, dict):
             for name, msgs in fields.items():
-                errors[str(name)] = msgs if isinstance(msgs, list) else [msgs]
+                _collect(errors, str(name), msgs)
         else:
-            errors[str(location)] = fields if isinstance(fields, list) else [fields]
+            _collect(errors, str(location), fields)
     return errors
 
 
+def _collect(errors: dict[str, list[str]], name: str, msgs) -> None:
+    """Nested fields (a list's items, a nested schema) name their own path: ``muted_types.0``,
+    so every field maps to a list of strings, as the document promises."""
+    if isinstance(msgs, dict):
+        for key, inner in msgs.items():
+            _collect(errors, f"{name}.{key}", inner)
+    elif isinstance(msgs, list) and any(isinstance(m, dict) for m in msgs):
+        for m in msgs:
+            _collect(errors, name, m)
+    else:
+        errors.setdefault(name, []).extend(map(str, msgs if isinstance(msgs, list) else [msgs]))
+
+
 class ProblemApi(Api):
-    """flask-smorest's Api answering every HTTP error as RFC 9457 problem+json."""
+    """flask-smorest's Api answering every HTTP error as RFC 9457 problem+json, and documenting
+    them so: every error response of the OpenAPI document is a problem (shared/http/openapi.py)."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, app=None, *, spec_kwargs=None, config_prefix=""):
+        spec_kwargs = dict(spec_kwargs or {})
+        spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), CommonProblems()]
+        super().__init__(app, spec_kwargs=spec_kwargs, config_prefix=config_prefix)
+
+    def _register_responses(self):
+        # flask-smorest documents its error responses as application/json; ours are problem+json.
+        content_type, self.DEFAULT_RESPONSE_CONTENT_TYPE = self.DEFAULT_RESPONSE_CONTENT_TYPE, PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = content_type
 
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500

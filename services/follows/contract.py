@@ -1,0 +1,12 @@
+"""The events the follows service consumes, and the fields of each it relies on (see handlers.py).
+
+tests/contract holds producers to it: a type or field listed here that a producer's schema or
+its emitted events stop providing fails the build. Keep it in step with ``worker.consumers``.
+"""
+
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "at"),
+    "rapport.connections.connection.removed.v1": ("remover", "other", "reason", "at"),
+    "rapport.connections.block.added.v1": ("blocker", "blocked", "at"),
+    "rapport.connections.block.removed.v1": ("blocker", "blocked", "at"),
+}

@@ -1,0 +1,165 @@
+"""What producers actually emit keeps the contract: each producer is driven through its HTTP
+API against the real Redis, its outbox relayed to the real Kafka, and every event read back is
+checked against its JSON Schema in docs/events and against the fields its consumers rely on."""
+from __future__ import annotations
+
+import json
+import uuid
+
+import jsonschema
+import pytest
+
+from shared.auth import mint_token
+from tests.contract.contracts import CONSUMING_SERVICES, consumers_of, declared, json_schema, missing_fields
+from tests.support.infra import read_topic
+
+TOPICS = ("connections.events", "follows.events", "feed.events")
+
+# Routes the connections service is growing (blocks, endorsements, introductions): their steps
+# run, and their events are held to the contract, as soon as the route exists.
+BLOCKS, ENDORSEMENTS, INTRODUCTIONS = "/v1/blocks/<member>", "/v1/members/<member_id>/endorsements", \
+    "/v1/introductions"
+
+
+def _routes(client) -> set[str]:
+    return {rule.rule for rule in client.application.url_map.iter_rules()}
+
+
+class Scenario:
+    """A small day of the network, among members of this module only (their ids share a suffix)."""
+
+    def __init__(self, apps, settings):
+        self.suffix = uuid.uuid4().hex[:8]
+        self.apps, self.settings = apps, settings
+        self.expected: set[str] = set()  # the event types the steps that ran must have caused
+
+    def member(self, name: str) -> str:
+        return f"{name}-{self.suffix}"
+
+    def call(self, service: str, method: str, path: str, member: str, ok: tuple[int, ...], **kw):
+        headers = {"Authorization": f"Bearer {mint_token(member, self.settings.jwt_secret)}"}
+        response = getattr(self.apps(service), method)(path, headers=headers, **kw)
+        assert response.status_code in ok, (method, path, response.status_code, response.get_json())
+        return response.get_json(silent=True)
+
+    def run(self) -> None:
+        ada, grace, linus, hopper, babbage = map(self.member, ("ada", "grace", "linus", "hopper", "babbage"))
+        c = lambda *a, **kw: self.call("connections", *a, **kw)  # noqa: E731
+        f = lambda *a, **kw: self.call("follows", *a, **kw)  # noqa: E731
+        p = lambda *a, **kw: self.call("feed", *a, **kw)  # noqa: E731
+        routes = _routes(self.apps("connections"))
+
+        sent = c("post", "/v1/invitations", ada, (201,), json={"invitee": grace, "message": "Hello Grace"})
+        c("post", f"/v1/invitations/{sent['id']}/accept", grace, (200,))
+        withdrawn = c("post", "/v1/invitations", ada, (201,), json={"invitee": linus})
+        c("post", f"/v1/invitations/{withdrawn['id']}/withdraw", ada, (200,))
+        ignored = c("post", "/v1/invitations", hopper, (201,), json={"invitee": ada})
+        c("post", f"/v1/invitations/{ignored['id']}/ignore", ada, (200,))
+        self.expected |= {"connections.invitation.sent", "connections.invitation.accepted",
+                          "connections.invitation.withdrawn", "connections.invitation.ignored",
+                          "follows.follow.created"}  # the automatic follows of the new connection
+        if ENDORSEMENTS in routes:
+            c("post", f"/v1/members/{grace}/endorsements", ada, (201,), json={"skill": "Compilers"})
+            self.expected.add("connections.endorsement.added")
+        if INTRODUCTIONS in routes:  # grace, connected to ada, linus and babbage, introduces them to ada
+            for requester in (linus, babbage):
+                inv = c("post", "/v1/invitations", requester, (201,), json={"invitee": grace})
+                c("post", f"/v1/invitations/{inv['id']}/accept", grace, (200,))
+            intro = c("post", "/v1/introductions", linus, (201,), json={"target": ada, "via": grace, "note": "Hi"})
+            c("post", f"/v1/introductions/{intro['id']}/forward", grace, (200,))
+            intro = c("post", "/v1/introductions", babbage, (201,), json={"target": ada, "via": grace})
+            c("post", f"/v1/introductions/{intro['id']}/decline", grace, (200,))
+            self.expected |= {"connections.introduction.requested", "connections.introduction.forwarded",
+                              "connections.introduction.declined"}
+        c("delete", f"/v1/connections/{grace}", ada, (204,))
+        self.expected |= {"connections.connection.removed", "follows.follow.removed"}
+        if BLOCKS in routes:  # between members the feed steps below do not involve
+            c("put", f"/v1/blocks/{babbage}", ada, (204,))
+            c("delete", f"/v1/blocks/{babbage}", ada, (204,))
+            self.expected |= {"connections.block.added", "connections.block.removed"}
+
+        f("put", f"/v1/following/{hopper}", linus, (201,), json={"notify_on_post": True})
+        f("put", f"/v1/following/{hopper}", linus, (200,), json={"notify_on_post": False})
+        f("patch", "/v1/settings", hopper, (200,), json={"followers": "connections"})
+        self.expected |= {"follows.follow.created", "follows.follow.updated", "follows.settings.updated"}
+
+        post = p("post", "/v1/posts", hopper, (201,), json={"text": "Nanoseconds, in a length of wire."})
+        p("post", "/v1/posts", linus, (201,), json={"text": "Worth reading", "reshare_of": post["id"]})
+        p("put", f"/v1/posts/{post['id']}/like", linus, (204,))
+        p("delete", f"/v1/posts/{post['id']}/like", linus, (204,))
+        p("post", f"/v1/posts/{post['id']}/comments", linus, (201,), json={"text": "Brilliant."})
+        p("delete", f"/v1/posts/{post['id']}", hopper, (204,))
+        self.expected |= {"feed.post.created", "feed.post.liked", "feed.post.unliked", "feed.comment.added",
+                          "feed.post.deleted"}
+        f("delete", f"/v1/following/{hopper}", linus, (204,))
+
+    def ours(self, record) -> bool:
+        """Keys are member pairs or authors: ours carry the suffix."""
+        return self.suffix in (record.key or b"").decode()
+
+
+@pytest.fixture(scope="module")
+def emitted(apps, settings, workers):
+    """Every event the scenario caused, as the raw JSON read back from Kafka."""
+    for service in ("connections", "follows", "feed"):
+        workers(service)  # their outbox relays (and follows' automatic follows)
+    scenario = Scenario(apps, settings)
+    scenario.run()
+    events: list[dict] = []
+    for topic in TOPICS:
+        wanted = {t for t in scenario.expected if t.startswith(topic.split(".")[0] + ".")}
+
+        def seen(records, wanted=wanted):
+            names = {".".join(json.loads(r.value)["type"].split(".")[1:-1]) for r in records if scenario.ours(r)}
+            return wanted <= names
+        records = read_topic(settings, topic, seen, timeout=30, raw=True)
+        events += [json.loads(r.value) for r in records if scenario.ours(r)]
+    return scenario, events
+
+
+def _short(type_: str) -> str:
+    return ".".join(type_.split(".")[1:-1])
+
+
+def test_every_expected_event_was_emitted(emitted):
+    scenario, events = emitted
+    assert scenario.expected <= {_short(e["type"]) for e in events}
+
+
+def test_every_emitted_event_validates_against_its_published_json_schema(emitted):
+    _, events = emitted
+    failures = []
+    for event in events:
+        schema = json_schema(event["type"])
+        assert schema is not None, f"{event['type']} was emitted but has no schema in docs/events"
+        try:
+            jsonschema.validate(event, schema)
+        except jsonschema.ValidationError as exc:
+            failures.append(f"{event['type']}: {exc.message} at {list(exc.absolute_path)}")
+    assert failures == []
+
+
+def test_every_emitted_event_carries_the_fields_its_consumers_rely_on(emitted):
+    _, events = emitted
+    failures = [f"{event['type']} lacks {missing} that {service} relies on"
+                for event in events
+                for service, needed in consumers_of(event["type"]).items()
+                if (missing := missing_fields(needed, event["data"]))]
+    assert failures == []
+
+
+def test_every_consumed_type_a_producer_can_emit_today_was_checked(emitted, apps):
+    """Nothing a consumer relies on goes unchecked, but for routes still to be built."""
+    scenario, events = emitted
+    routes = _routes(apps("connections"))
+    awaiting = set()
+    if BLOCKS not in routes:
+        awaiting |= {"connections.block.added", "connections.block.removed"}
+    if ENDORSEMENTS not in routes:
+        awaiting.add("connections.endorsement.added")
+    if INTRODUCTIONS not in routes:
+        awaiting |= {"connections.introduction.requested", "connections.introduction.forwarded",
+                     "connections.introduction.declined"}
+    consumed = {_short(t) for s in CONSUMING_SERVICES for t in declared(s) if not t.startswith("rapport.feed.fanout")}
+    checked = {_short(e["type"]) for e in events}
+    assert consumed - checked - awaiting == set()

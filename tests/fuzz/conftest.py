@@ -1,0 +1,30 @@
+"""Fuzzing each service's API from its own OpenAPI document (schemathesis), in-process over WSGI,
+against the real Redis and Kafka namespace of the test session."""
+from __future__ import annotations
+
+import importlib
+import uuid
+
+import pytest
+
+from shared.auth import mint_token
+
+
+@pytest.fixture(scope="session")
+def service_app(settings):
+    """``service_app("follows")`` → that service's WSGI app, wired to the session's settings."""
+    made = {}
+
+    def app(service: str):
+        if service not in made:
+            module = importlib.import_module(f"services.{service}.app")
+            made[service] = module.create_app({"TESTING": True}, settings=settings)
+        return made[service]
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def fuzzer(settings):
+    """Headers authenticating the member the fuzzer acts as: one unique id for the session."""
+    return {"Authorization": f"Bearer {mint_token(f'fuzzer-{uuid.uuid4().hex[:8]}', settings.jwt_secret)}"}
