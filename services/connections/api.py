@@ -1,15 +1,18 @@
 """HTTP endpoints of the connections service: views translate HTTP, rules live in
-``invitations`` and ``network``."""
+``invitations``, ``network``, ``suggestions``, ``introductions``, ``endorsements`` and ``blocks``."""
 from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.connections import invitations, network
+from services.connections import blocks, endorsements, introductions, invitations, network, suggestions
 from services.connections.invitations import Invitation
 from services.connections.schemas import (ConnectionPageSchema, CountSchema, InvitationArgs, InvitationListArgs,
                                           InvitationPageSchema, InvitationSchema, MutualPageSchema,
                                           RelationshipSchema, SettingsPatchSchema, SettingsSchema)
+from services.connections.schemas import (BlockPageSchema, EndorsedSkillPageSchema, EndorsementArgs,
+                                          EndorsementSchema, IntroductionArgs, IntroductionSchema,
+                                          SuggestionPageSchema)
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
@@ -27,7 +30,8 @@ def _outbox() -> Outbox:
 def _invitation(inv: Invitation) -> dict:
     return {"id": inv.id, "inviter": inv.inviter, "invitee": inv.invitee, "message": inv.message,
             "status": inv.status, "created_at": rfc3339(inv.created_at_ms),
-            "decided_at": rfc3339(inv.decided_at_ms) if inv.decided_at_ms else None}
+            "decided_at": rfc3339(inv.decided_at_ms) if inv.decided_at_ms else None,
+            "introduced_by": inv.introduced_by}
 
 
 def _connections(items: list[tuple[str, int]]) -> list[dict]:
@@ -157,3 +161,113 @@ class ConnectionSettings(MethodView):
         if "connections_visibility" in args:
             network.set_visibility(store, member, args["connections_visibility"])
         return {"connections_visibility": network.visibility(store, member)}
+
+
+# --- growing the network -------------------------------------------------------------
+
+@blp.route("/suggestions")
+class Suggestions(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, SuggestionPageSchema)
+    def get(self, args):
+        """People you may know: 2nd-degree members, most mutual connections first (ties by member id).
+        Never a connection, a member with an open invitation either way, or a blocked member."""
+        items, next_cursor = suggestions.page(service_store(), caller(), args["limit"], args["cursor"])
+        return {"items": [{"member": m, "mutual_connections": n} for m, n in items], "next_cursor": next_cursor}
+
+
+def _introduction(intro: introductions.Introduction) -> dict:
+    return {"id": intro.id, "requester": intro.requester, "target": intro.target, "via": intro.via,
+            "note": intro.note, "status": intro.status, "created_at": rfc3339(intro.created_at_ms),
+            "decided_at": rfc3339(intro.decided_at_ms) if intro.decided_at_ms else None,
+            "invitation_id": intro.invitation_id}
+
+
+@blp.route("/introductions")
+class Introductions(MethodView):
+    @blp.arguments(IntroductionArgs)
+    @blp.response(201, IntroductionSchema)
+    def post(self, args):
+        """Ask ``via``, a mutual connection, to introduce you to ``target``. 422 when ``via`` is not
+        connected to both; 409 when already connected, an invitation is open, or one is pending.
+        Honours ``Idempotency-Key``."""
+        store, member = service_store(), caller()
+
+        def create():
+            intro = introductions.request(store, _outbox(), member, args["target"], args["via"], args["note"])
+            return _introduction(intro), 201
+
+        return idempotent(store, "introductions", member, create)
+
+
+@blp.route("/introductions/<introduction_id>")
+class IntroductionById(MethodView):
+    @blp.response(200, IntroductionSchema)
+    def get(self, introduction_id):
+        """One introduction, for its requester and introducer (and its target once forwarded)."""
+        return _introduction(introductions.get(service_store(), caller(), introduction_id))
+
+
+@blp.route("/introductions/<introduction_id>/forward", methods=["POST"])
+class IntroductionForward(MethodView):
+    @blp.response(200, IntroductionSchema)
+    def post(self, introduction_id):
+        """The introducer forwards: the target receives the requester's invitation, naming the introducer.
+        403 for the requester, 404 for anyone else; the invitation rules apply."""
+        intro, _ = introductions.forward(service_store(), _outbox(), service_settings(), caller(), introduction_id)
+        return _introduction(intro)
+
+
+@blp.route("/introductions/<introduction_id>/decline", methods=["POST"])
+class IntroductionDecline(MethodView):
+    @blp.response(200, IntroductionSchema)
+    def post(self, introduction_id):
+        """The introducer declines; the requester is told, the target never knows."""
+        return _introduction(introductions.decline(service_store(), _outbox(), caller(), introduction_id))
+
+
+@blp.route("/members/<member_id>/endorsements")
+class Endorsements(MethodView):
+    @blp.arguments(EndorsementArgs)
+    @blp.response(201, EndorsementSchema)
+    @blp.alt_response(200, schema=EndorsementSchema, description="Already endorsed for this skill (idempotent)")
+    def post(self, args, member_id):
+        """Endorse a 1st-degree connection for a skill: 201 new, 200 when you already had (once per
+        skill). 403 ``not_connected`` for followers and strangers."""
+        found, created = endorsements.endorse(service_store(), _outbox(), caller(), member_id, args["skill"])
+        body = {"endorser": found.endorser, "endorsee": found.endorsee, "skill": found.skill,
+                "endorsed_at": rfc3339(found.endorsed_at_ms)}
+        return body, 201 if created else 200
+
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, EndorsedSkillPageSchema)
+    def get(self, args, member_id):
+        """A member's endorsed skills, most endorsed first, with counts and the latest endorsers."""
+        items, next_cursor = endorsements.skills_page(service_store(), caller(), member_id, args["limit"],
+                                                      args["cursor"])
+        return {"items": [{"skill": s.skill, "count": s.count, "endorsers": s.endorsers,
+                           "endorsed_by_me": s.endorsed_by_me} for s in items], "next_cursor": next_cursor}
+
+
+@blp.route("/blocks/<member>")
+class Block(MethodView):
+    @blp.response(204)
+    def put(self, member):
+        """Block a member (idempotent): the connection and the invitations between you go, follows
+        both ways go, each is hidden from the other's feed; they are told nothing."""
+        blocks.block(service_store(), _outbox(), caller(), member)
+
+    @blp.response(204)
+    def delete(self, member):
+        """Unblock (idempotent). Nothing the block removed comes back."""
+        blocks.unblock(service_store(), _outbox(), caller(), member)
+
+
+@blp.route("/blocks")
+class Blocks(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, BlockPageSchema)
+    def get(self, args):
+        """The members the caller has blocked, newest first."""
+        items, next_cursor = blocks.page(service_store(), caller(), args["limit"], args["cursor"])
+        return {"items": [{"member": m, "blocked_at": rfc3339(at)} for m, at in items], "next_cursor": next_cursor}

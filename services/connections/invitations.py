@@ -34,12 +34,13 @@ class Invitation:
     status: str  # as stored: pending | accepted | ignored | withdrawn
     created_at_ms: int
     decided_at_ms: int | None
+    introduced_by: str | None = None  # the mutual connection who forwarded an introduction
 
     def seen_by(self, member: str) -> "Invitation":
         """The invitation as ``member`` sees it: ignoring is silent, so the inviter sees pending."""
         if self.status == "ignored" and member == self.inviter:
             return Invitation(self.id, self.inviter, self.invitee, self.message, "pending",
-                              self.created_at_ms, None)
+                              self.created_at_ms, None, self.introduced_by)
         return self
 
 
@@ -47,7 +48,8 @@ def _from_hash(raw: dict) -> Invitation | None:
     if not raw:
         return None
     return Invitation(raw["id"], raw["inviter"], raw["invitee"], raw.get("message") or None, raw["status"],
-                      int(raw["created_at"]), int(raw["decided_at"]) if raw.get("decided_at") else None)
+                      int(raw["created_at"]), int(raw["decided_at"]) if raw.get("decided_at") else None,
+                      raw.get("introduced_by") or None)
 
 
 def load(store: redis.Redis, invitation_id: str) -> Invitation | None:
@@ -74,6 +76,12 @@ def _limit_lifts(until_ms: int, now: int) -> dict:
 
 def _refusal(reply: list, inviter: str, invitee: str, now: int, settings: Settings) -> Exception:
     code = reply[0]
+    if code == "refused":
+        # A block stands between the two: the same plain refusal whoever blocked whom.
+        return Forbidden(f"You cannot invite {invitee}.", code="invitation_refused")
+    if code == "introduction_not_pending":
+        return Conflict(f"The introduction is {reply[1] or 'gone'}, no longer pending.",
+                        code="introduction_not_pending", status=reply[1] or None)
     if code == "already_connected":
         return Conflict(f"{inviter} and {invitee} are already connected.", code="already_connected")
     if code == "invitation_pending":
@@ -102,9 +110,14 @@ def _connection_limit(member: str, settings: Settings) -> Conflict:
 
 
 def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
-         message: str | None = None) -> Invitation:
+         message: str | None = None, introduction: tuple[str, str, dict] | None = None) -> Invitation:
     """``inviter`` invites ``invitee``. When ``invitee`` had already invited ``inviter``, that
-    invitation is accepted instead and returned (status ``accepted``): crossing invitations connect."""
+    invitation is accepted instead and returned (status ``accepted``): crossing invitations connect.
+
+    A block between the two refuses (403 ``invitation_refused``). ``introduction`` is
+    ``(id, introducer, forwarded event data)`` when an introducer forwards an introduction: the
+    invitation names them, and the introduction is marked forwarded in the same step, only if
+    it is still pending."""
     if inviter == invitee:
         raise Invalid({"invitee": ["A member cannot invite themselves."]}, code="cannot_invite_self")
     message = message or None
@@ -114,25 +127,33 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         # The invitee's open invitation to the inviter, if any, read ahead so the script gets
         # its accepted event ready-made; the script refuses (retry) if it changed meanwhile.
         reverse = store.hget(keys.open_invitations(invitee), inviter) or ""
+        introduction_id, introducer, forwarded_data = introduction or ("", None, None)
         sent_event = new_event("connections", "invitation.sent", {
             "invitation_id": invitation_id, "inviter": inviter, "invitee": invitee, "message": message,
-            "sent_at": rfc3339(now)})
+            "sent_at": rfc3339(now), "introduced_by": introducer})
         sent_args = outbox.xadd_args(sent_event)
         accepted_args: list[str] = []
         if reverse:
             accepted_args = outbox.xadd_args(new_event("connections", "invitation.accepted", {
                 "invitation_id": reverse, "inviter": invitee, "invitee": inviter, "at": rfc3339(now)}))
+        forwarded_args: list[str] = []
+        if introduction_id:
+            forwarded_args = outbox.xadd_args(new_event("connections", "introduction.forwarded", {
+                **forwarded_data, "invitation_id": reverse or invitation_id, "at": rfc3339(now)}))
         reply = keys.SEND(store, [
             keys.connections(inviter), keys.connections(invitee), keys.open_invitations(inviter),
             keys.open_invitations(invitee), keys.invitation(invitation_id), keys.received(invitee),
             keys.sent(inviter), keys.invitation_log(inviter), keys.reinvite_cooldown(inviter, invitee),
             outbox.key, keys.invitation(reverse or invitation_id), keys.received(inviter), keys.sent(invitee),
+            keys.blocks(inviter), keys.blocks(invitee), keys.introduction(introduction_id or invitation_id),
+            keys.open_introductions(inviter),
         ], [inviter, invitee, invitation_id, now, message or "", WEEK_MS, settings.invitation_weekly_limit,
-            settings.max_connections, reverse, len(sent_args), *sent_args, *accepted_args])
+            settings.max_connections, reverse, len(sent_args), len(accepted_args), introduction_id,
+            introducer or "", *sent_args, *accepted_args, *forwarded_args])
         if reply[0] == "retry":
             continue
         if reply[0] == "sent":
-            return Invitation(invitation_id, inviter, invitee, message, "pending", now, None)
+            return Invitation(invitation_id, inviter, invitee, message, "pending", now, None, introducer)
         if reply[0] == "accepted":
             return get(store, inviter, reply[1])
         raise _refusal(reply, inviter, invitee, now, settings)

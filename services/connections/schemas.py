@@ -29,6 +29,8 @@ class InvitationSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(["pending", "accepted", "ignored", "withdrawn"]))
     created_at = fields.String(required=True, metadata={"format": "date-time"})
     decided_at = fields.String(allow_none=True, required=True, metadata={"format": "date-time"})
+    introduced_by = fields.String(allow_none=True, dump_default=None,
+                                  metadata={"description": "The introducer, when it came from an introduction."})
 
 
 InvitationPageSchema = page_schema(InvitationSchema)
@@ -72,3 +74,71 @@ class SettingsPatchSchema(Schema):
         unknown = RAISE
 
     connections_visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
+
+
+# --- growing the network: suggestions, introductions, endorsements, blocks ----------
+
+def _member_field(**kw):
+    return fields.String(validate=validate.Regexp(MEMBER_ID, error=f"Not a member id: {MEMBER_ID_RULE}."), **kw)
+
+
+class SuggestionSchema(Schema):
+    member = fields.String(required=True)
+    mutual_connections = fields.Integer(required=True)
+
+
+SuggestionPageSchema = page_schema(SuggestionSchema)
+
+
+class IntroductionArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    target = _member_field(required=True)
+    via = _member_field(required=True)
+    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MESSAGE_MAX))
+
+
+class IntroductionSchema(Schema):
+    id = fields.String(required=True)
+    requester = fields.String(required=True)
+    target = fields.String(required=True)
+    via = fields.String(required=True)
+    note = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["pending", "forwarded", "declined"]))
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    decided_at = fields.String(allow_none=True, required=True, metadata={"format": "date-time"})
+    invitation_id = fields.String(allow_none=True, required=True,
+                                  metadata={"description": "The invitation it became, once forwarded."})
+
+
+class EndorsementArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    skill = fields.String(required=True, validate=validate.Length(min=1, max=80))
+
+
+class EndorsementSchema(Schema):
+    endorser = fields.String(required=True)
+    endorsee = fields.String(required=True)
+    skill = fields.String(required=True)
+    endorsed_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class EndorsedSkillSchema(Schema):
+    skill = fields.String(required=True)
+    count = fields.Integer(required=True)
+    endorsers = fields.List(fields.String(), required=True, metadata={"description": "The latest few."})
+    endorsed_by_me = fields.Boolean(required=True)
+
+
+EndorsedSkillPageSchema = page_schema(EndorsedSkillSchema)
+
+
+class BlockSchema(Schema):
+    member = fields.String(required=True)
+    blocked_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+BlockPageSchema = page_schema(BlockSchema)

@@ -53,9 +53,20 @@ def on_introduction_requested(event: Event, fx: Effects) -> None:
 
 
 def on_introduction_forwarded(event: Event, fx: Effects) -> None:
+    """The target meets the requester, and the requester hears the outcome: "Grace introduced
+    you to Linus" reads true for both, so both get the same type."""
     d = event.data
     _notify(fx, event, d["target"], "introduction_forwarded", d["via"], d["introduction_id"], d["at"],
             about=d["requester"])
+    _notify(fx, event, d["requester"], "introduction_forwarded", d["via"], d["introduction_id"], d["at"],
+            about=d["target"])
+
+
+def on_introduction_declined(event: Event, fx: Effects) -> None:
+    """Only the requester hears of a decline; the target never knew of the request."""
+    d = event.data
+    _notify(fx, event, d["requester"], "introduction_declined", d["via"], d["introduction_id"], d["at"],
+            about=d["target"])
 
 
 def on_endorsement_added(event: Event, fx: Effects) -> None:
@@ -115,6 +126,7 @@ HANDLERS = {
     "block.added": on_block_added,
     "introduction.requested": on_introduction_requested,
     "introduction.forwarded": on_introduction_forwarded,
+    "introduction.declined": on_introduction_declined,
     "endorsement.added": on_endorsement_added,
     "follow.created": on_follow_created,
     "follow.updated": on_follow_updated,

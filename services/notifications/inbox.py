@@ -11,7 +11,7 @@ from shared.problems import NotFound
 
 TYPES = ("invitation_received", "invitation_accepted", "new_follower", "new_post", "post_liked",
          "post_commented", "post_reshared", "introduction_requested", "introduction_forwarded",
-         "endorsement_received")
+         "endorsement_received", "introduction_declined")
 
 # Types that gather into one notification per object within the grouping window.
 GROUPED = ("new_follower", "post_liked", "post_commented", "post_reshared")
@@ -73,6 +73,8 @@ def summary(type_: str, actors: list[str], count: int, obj: str | None, text: st
         return f"{name} asks you to introduce them to {about}{quoted}"
     if type_ == "introduction_forwarded":
         return f"{name} introduced you to {about}"
+    if type_ == "introduction_declined":
+        return f"{name} declined to introduce you to {about}"
     if type_ == "endorsement_received":
         return f"{name} endorsed you for {obj}"
     return f"{name}: {type_}"
