@@ -1,4 +1,4 @@
-"""The ``rapport`` command: run the local stack, a service's worker, mint tokens."""
+"""The ``rapport`` command: run the local stack, a service's worker, mint tokens, load a demo."""
 from __future__ import annotations
 
 import argparse
@@ -31,6 +31,12 @@ def _schemas(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from shared.demo import run
+
+    return run(load_settings(), members=args.members, seed=args.seed, tag=args.tag, host=args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rapport", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schemas", help="export the event catalogue to JSON Schema files")
     p.add_argument("--out", default="docs/events", help="folder to write into")
     p.set_defaults(func=_schemas)
+
+    p = sub.add_parser("demo", help="load a small network into the running stack over HTTP and show one member's view")
+    p.add_argument("--members", type=int, default=300, help="how many members (default 300)")
+    p.add_argument("--seed", type=int, default=7, help="the network's shape comes from this seed")
+    p.add_argument("--tag", default=None, help="suffix of the member ids (default: new for every run)")
+    p.add_argument("--host", default="127.0.0.1", help="where the APIs listen (ports from RAPPORT_<SERVICE>_PORT)")
+    p.set_defaults(func=_demo)
 
     from shared.stack import cli as stack_cli
 

@@ -11,7 +11,10 @@ from shared.settings import load_settings
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``up``, ``down``, ``status`` and ``topics`` to the ``rapport`` parser."""
     p = sub.add_parser("up", help="start the local stack: Kafka, Redis, then every API and worker")
-    p.add_argument("--infra-only", action="store_true", help="start Kafka and Redis only")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--infra-only", action="store_true", help="start Kafka and Redis only")
+    only.add_argument("--apps-only", action="store_true",
+                      help="start the APIs and workers only, on the Kafka and Redis already running")
     p.set_defaults(func=_up)
 
     p = sub.add_parser("down", help="stop the local stack")
@@ -42,7 +45,7 @@ def _failing(run):
 def _up(args) -> int:
     from shared.stack import runner
 
-    return runner.up(load_settings(), infra_only=args.infra_only)
+    return runner.up(load_settings(), infra_only=args.infra_only, apps_only=args.apps_only)
 
 
 @_failing

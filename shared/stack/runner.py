@@ -35,18 +35,29 @@ def _exclusive(settings: Settings):
         yield
 
 
-def up(settings: Settings, infra_only: bool = False, health_timeout: float = 60.0) -> int:
-    """Start whatever of the stack is not running yet; return a process exit code."""
+def up(settings: Settings, infra_only: bool = False, health_timeout: float = 60.0,
+       apps_only: bool = False) -> int:
+    """Start whatever of the stack is not running yet; return a process exit code.
+
+    ``apps_only`` starts no Kafka or Redis: it uses those already running (a second stack on
+    other ports, run dir, namespace and databases, as the e2e tests do) and fails if absent.
+    """
+    if infra_only and apps_only:
+        raise RuntimeError("--infra-only and --apps-only exclude each other")
     with _exclusive(settings):
-        return _up(settings, infra_only, health_timeout)
+        return _up(settings, infra_only, health_timeout, apps_only)
 
 
-def _up(settings: Settings, infra_only: bool, health_timeout: float) -> int:
-    _start_kafka(settings)
+def _up(settings: Settings, infra_only: bool, health_timeout: float, apps_only: bool = False) -> int:
+    if apps_only:
+        _require_infra(settings)
+    else:
+        _start_kafka(settings)
     created = ensure_topics(settings)
     print(f"topics: created {', '.join(created)}" if created else "topics: all present")
-    for server in redis.servers(settings):
-        redis.start(settings, server)
+    if not apps_only:
+        for server in redis.servers(settings):
+            redis.start(settings, server)
     if infra_only:
         print("infrastructure ready (Kafka, Redis); `rapport down` stops it")
         return 0
@@ -109,6 +120,15 @@ def _start_kafka(settings: Settings) -> None:
     print(f"kafka: starting (pid {pid}), log in {settings.run_dir / 'logs'}", flush=True)
     seconds = kafka.wait_ready(settings, pid=pid)
     print(f"kafka: ready on {settings.kafka_bootstrap} after {seconds:.1f}s")
+
+
+def _require_infra(settings: Settings) -> None:
+    # --apps-only: someone else runs Kafka and Redis; say plainly when they are not there.
+    missing = [f"Kafka at {settings.kafka_bootstrap}"] if not kafka.port_open(settings) else []
+    missing += [f"{s.name} on port {s.port}" for s in redis.servers(settings) if not redis.answers(s.port)]
+    if missing:
+        raise RuntimeError(f"not reachable: {', '.join(missing)}; start them with `rapport up --infra-only`")
+    kafka.wait_ready(settings, timeout=30)
 
 
 def _executable(name: str) -> str:
