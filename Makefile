@@ -8,7 +8,15 @@ RAPPORT := $(VENV)/bin/rapport
 # Reinstall only when the project's dependencies change; `make install` forces it.
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test stop bench install
+.PHONY: run test stop bench install system-deps
+
+# redis-server from Debian when it is missing (as root; otherwise say what to install).
+system-deps:
+	@command -v redis-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+		else echo "redis-server is missing: sudo apt-get install redis-server" >&2; exit 1; fi; }
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+		echo "Java 17+ and Maven are needed to fetch and run Kafka: apt-get install openjdk-17-jre-headless maven" >&2; exit 1; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +29,10 @@ install: | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $(INSTALLED)
 
-run: $(INSTALLED)
+run: system-deps $(INSTALLED)
 	$(RAPPORT) up
 
-test: $(INSTALLED)
+test: system-deps $(INSTALLED)
 	$(RAPPORT) up --infra-only
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -33,7 +41,8 @@ stop:
 
 # A benchmark is a bench/*.py with a __main__ block (the others are its support code);
 # each runs as a module from the repository root, against the real Kafka and Redis.
-bench: $(INSTALLED)
+bench: system-deps $(INSTALLED)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } || { echo "wrk is needed for the HTTP benchmarks: apt-get install wrk" >&2; exit 1; }
 	$(RAPPORT) up --infra-only
 	@set -e; found=0; \
 	for script in bench/*.py; do \
