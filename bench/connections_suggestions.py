@@ -1,14 +1,21 @@
 """Benchmark: people you may know (GET /v1/suggestions) on the generated network.
 
 Builds the 100,000-member graph of ``bench.connections_network`` (its generator and loader,
-imported) in the bench store, then measures ``suggestions.page`` (what the view calls, over
-the real Redis) p50/p99:
+imported) in the bench store, then measures, p50/p99, over the real Redis:
 
-- cold: the member's cached list dropped before each call, so every call walks the graph;
-- warm: the cached list read and re-checked (what a member paging or coming back sees);
+- compute: ``suggestions.compute``, the bounded computation the connections worker pays per
+  member (twice per invitation.accepted / connection.removed / block event);
+- worker_event: what the worker's handler adds to one event's MULTI/EXEC (``suggestions.refresh``
+  of both members, run at EXEC), for pairs of such members;
+- precomputed: ``suggestions.page`` (what the view calls) on the list the worker kept: the
+  steady state of GET /v1/suggestions;
+- precomputed_old: the same on a list older than the refresh bound (served, and the member
+  queued once for the worker);
+- no_list: ``suggestions.page`` with no list kept, so the read computes it (a member's first
+  read ever, or a read racing the worker after their own change): the rare cold read;
 
 for typical members (median degree) and for members with about 5,000 connections (a
-synthetic one is added when the graph has none close enough). Aim: p99 <= 50 ms.
+synthetic one is added when the graph has none close enough). Aim: p99 <= 50 ms on reads.
 
     .venv/bin/python -m bench.connections_suggestions [--quick] [--keep]
 """
@@ -24,6 +31,7 @@ from bench.connections_network import build, connected_at, member_name
 from bench.support import bench_settings, percentiles, write_results
 from services.connections import store as keys
 from services.connections import suggestions
+from shared.clock import now_ms
 
 HEAVY = 5_000
 
@@ -43,18 +51,50 @@ def heavy_members(client: redis.Redis, adjacency: list[list[int]], rng: random.R
     return found
 
 
-def measure(client: redis.Redis, members: list[str], rounds: int, cold: bool) -> dict:
-    durations = []
-    sizes = []
+def _timed(members: list[str], rounds: int, before, call) -> dict:
+    durations, sizes = [], []
     for _ in range(rounds):
         for member in members:
-            if cold:
-                client.delete(keys.suggestions_basis(member), keys.suggestions(member))
+            before(member)
             t0 = time.perf_counter()
-            items, _ = suggestions.page(client, member, 20, None)
+            result = call(member)
             durations.append(time.perf_counter() - t0)
-            sizes.append(len(items))
-    return {**percentiles(durations), "mean_items": round(sum(sizes) / max(1, len(sizes)), 1)}
+            if isinstance(result, tuple):
+                sizes.append(len(result[0]))
+    figures = percentiles(durations)
+    if sizes:
+        figures["mean_items"] = round(sum(sizes) / len(sizes), 1)
+    return figures
+
+
+def measure(client: redis.Redis, members: list[str], rounds: int, read_rounds: int) -> dict:
+    """The worker's cost and the read path's latencies for ``members`` (see the module docstring)."""
+    def forget(member):
+        client.delete(keys.suggestions(member), keys.suggestions_state(member))
+
+    def age(member):
+        client.hset(keys.suggestions_state(member), "computed_at",
+                    now_ms() - suggestions.REFRESH_AFTER_MS - 1)
+
+    def worker_event(pair):
+        a, b = pair
+        with client.pipeline(transaction=True) as tx:
+            suggestions.refresh(client, tx, a, now_ms())
+            suggestions.refresh(client, tx, b, now_ms())
+            tx.execute()
+
+    nothing = lambda member: None  # noqa: E731
+    read = lambda member: suggestions.page(client, member, 20, None)  # noqa: E731
+    pairs = list(zip(members[0::2], members[1::2]))
+    figures = {
+        "compute": _timed(members, rounds, forget, lambda m: suggestions.compute(client, m)),
+        "worker_event": _timed(pairs, rounds, nothing, worker_event),
+        "precomputed": _timed(members, read_rounds, nothing, read),
+        "precomputed_old": _timed(members, 1, age, read),
+        "no_list": _timed(members, rounds, forget, read),
+    }
+    client.delete(keys.suggestions_due())  # the queued members: no worker runs here
+    return figures
 
 
 def main() -> None:
@@ -79,16 +119,17 @@ def main() -> None:
 
     figures = {"quick": args.quick, "graph": graph,
                "typical": {"members": len(typical), "degree": len(adjacency[middle[0]]),
-                           "cold": measure(client, typical, 1, cold=True),
-                           "warm": measure(client, typical, rounds, cold=False)},
+                           **measure(client, typical, 1, rounds)},
                "heavy": {"members": len(heavy), "degree_min": min(heavy_degrees), "degree_max": max(heavy_degrees),
-                         "cold": measure(client, heavy, rounds, cold=True),
-                         "warm": measure(client, heavy, rounds, cold=False)},
+                         **measure(client, heavy, rounds, rounds)},
                "bounds": {"neighbours": suggestions.NEIGHBOURS, "walk_budget": suggestions.WALK_BUDGET,
-                          "candidates": suggestions.CANDIDATES, "cache_ttl_ms": suggestions.CACHE_TTL_MS},
+                          "candidates": suggestions.CANDIDATES, "refresh_after_ms": suggestions.REFRESH_AFTER_MS,
+                          "keep_ms": suggestions.KEEP_MS},
                "aims": {"p99_ms": 50}}
     for who in ("typical", "heavy"):
-        print(f"  {who}: {figures[who]}")
+        print(f"  {who}: {figures[who]['members']} members")
+        for what in ("compute", "worker_event", "precomputed", "precomputed_old", "no_list"):
+            print(f"    {what:16} {figures[who][what]}")
     write_results("connections_suggestions_quick" if args.quick else "connections_suggestions", figures)
     if not args.keep:
         client.flushdb(asynchronous=False)

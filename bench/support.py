@@ -24,6 +24,7 @@ import requests
 from shared.auth import mint_token
 from shared.bus.topics import ensure_topics
 from shared.settings import REPO_ROOT, Settings, load_settings
+from shared.stack.processes import PROCESSES
 
 RESULTS = REPO_ROOT / "bench" / "results"
 BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7}
@@ -55,14 +56,23 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(service: str, settings: Settings, workers: int = 2, worker_class: str | None = None):
-    """Serve ``service`` under gunicorn on a free port; yields its base URL."""
+def served(service: str, settings: Settings, workers: int | None = None, threads: int | None = None):
+    """Serve ``service``'s API exactly as the stack runs it (its command in
+    ``shared.stack.processes``, so ``deploy/gunicorn.conf.py`` and its worker class) on a free
+    port; yields its base URL and the gunicorn master's pid.
+
+    ``workers`` and ``threads`` go through the variables the config reads (WEB_CONCURRENCY,
+    RAPPORT_GUNICORN_THREADS); left out, the config's own defaults apply.
+    """
+    [process] = [p for p in PROCESSES if p.service == service and p.kind == "api"]
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--log-level", "warning", f"services.{service}.app:create_app()"]
-    if worker_class:
-        argv[3:3] = ["--worker-class", worker_class]
-    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=settings_env(settings), start_new_session=True)
+    env = {**settings_env(settings), "RAPPORT_BIND": f"127.0.0.1:{port}"}
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["RAPPORT_GUNICORN_THREADS"] = str(threads)
+    argv = [sys.executable, "-m", *process.argv]  # "gunicorn -c deploy/gunicorn.conf.py ..."
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -75,10 +85,49 @@ def gunicorn(service: str, settings: Settings, workers: int = 2, worker_class: s
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"gunicorn for {service} did not come up")
             time.sleep(0.2)
-        yield base
+        yield base, proc.pid
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(15)
+
+
+@contextlib.contextmanager
+def gunicorn(service: str, settings: Settings, workers: int | None = None, threads: int | None = None):
+    """``served``, yielding only the base URL."""
+    with served(service, settings, workers=workers, threads=threads) as (base, _pid):
+        yield base
+
+
+def gunicorn_config(workers: int | None = None, threads: int | None = None) -> dict:
+    """What deploy/gunicorn.conf.py gives with these overrides (to record beside the figures)."""
+    env = {**os.environ}
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        env["RAPPORT_GUNICORN_THREADS"] = str(threads)
+    out = subprocess.run([sys.executable, "-c", "import runpy, json; c = runpy.run_path('deploy/gunicorn.conf.py'); "
+                          "print(json.dumps({k: c[k] for k in ('workers', 'worker_class', 'threads')}))"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live children (gunicorn's workers)."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    ticks = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, token: str | None = None, seconds: int = 10, connections: int = 32, threads: int = 2,

@@ -24,7 +24,8 @@ keepalive = 5
 # Its default path is one per user, so four APIs on one machine would fight over it.
 control_socket_disable = True
 
-# The apps log each request themselves, as structured lines with the request id.
+# Request lines are not logged (/metrics counts every request by endpoint and status); what the
+# apps do log is one JSON object a line carrying the request id.
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()

@@ -41,6 +41,9 @@ class Settings:
     max_connections: int = 30_000
     fanout_threshold: int = 10_000
     fanout_batch_size: int = 1_000
+    # Up to this many members the fan-out handler writes the timelines itself; the rest of a
+    # bigger audience goes out in fanout_batch_size batches on the partitioned feed.fanout topic.
+    fanout_inline_limit: int = 100_000
     inactive_days: int = 14
     timeline_cap: int = 800
     backfill_limit: int = 200

@@ -12,7 +12,7 @@ Indexes later issues (suggestions, introductions, blocks) can build on:
   open (pending or ignored) invitation to them. At most one per pair and direction.
 
 Growing the network adds blocks (both directions indexed, so either side checks in O(1)),
-introductions, endorsements and the cached people-you-may-know list of each member.
+introductions, endorsements and the precomputed people-you-may-know list of each member.
 """
 from __future__ import annotations
 
@@ -106,13 +106,22 @@ def endorsers(endorsee: str, skill_key: str) -> str:
 
 
 def suggestions(member: str) -> str:
-    """Sorted set, with a TTL: ``member``'s ranked people-you-may-know, scored by mutual connections."""
+    """Sorted set: ``member``'s precomputed people-you-may-know, scored by mutual connections.
+
+    Kept ``KEEP_MS`` after its last computation (an idle member's list does not stay forever)."""
     return f"suggestions:{{{member}}}"
 
 
-def suggestions_basis(member: str) -> str:
-    """String, same TTL: the state of ``member``'s own connections the cached list was computed from."""
-    return f"suggestions-basis:{{{member}}}"
+def suggestions_state(member: str) -> str:
+    """Hash, same lifetime: ``basis`` (the state of ``member``'s own connections the list was
+    computed from: count and newest time) and ``computed_at`` (ms)."""
+    return f"suggestions-state:{{{member}}}"
+
+
+def suggestions_due() -> str:
+    """Sorted set: members whose list a read found older than the refresh bound, scored by when
+    queued; the connections worker recomputes them (docs/suggestions.md)."""
+    return "suggestions-due"
 
 
 def add_connection(pipe: redis.client.Pipeline, a: str, b: str, at_ms: int) -> None:
@@ -432,23 +441,29 @@ redis.call('XADD', KEYS[5], '*', unpack(ARGV, 6))
 return {'added', ARGV[5], redis.call('HGET', KEYS[4], ARGV[3])}
 """)
 
-# People you may know, computed with bounded work and cached (docs/suggestions.md):
-# 1. walk: the member's ARGV[2] most recent connections, and of each at most ARGV[3] of its
-#    most recent connections, counting how often each member is met (a sampled mutual count);
-# 2. choose: the ARGV[4] best-counted candidates that are not the member, a connection, a
+# People you may know, computed with bounded work and kept (docs/suggestions.md):
+# 1. walk: the member's ARGV[2] most recent connections, and of each its most recent ones, at
+#    most ARGV[3] steps shared out (at least ARGV[4] per neighbour), counting how often each
+#    member is met (a sampled mutual count);
+# 2. choose: the ARGV[5] best-counted candidates that are not the member, a connection, a
 #    member with an open invitation either way, or a member blocked either way (ties: the
 #    smallest ids, picked without sorting a whole bucket);
 # 3. count exactly: ZINTERCARD of the two connection sets, for the chosen ones only;
-# 4. cache: ranked by exact count, with the state of the member's own connections (count and
-#    newest) as the basis, so a change of their own connections recomputes at once.
+# 4. keep: ranked by exact count, with the state of the member's own connections (count and
+#    newest) as the basis, so a read can tell a list computed before its own change, and the
+#    computation time, so a read can tell an old one.
+# Run by a read (no list, or a changed basis) or queued on a consumer's MULTI/EXEC (the worker
+# precomputing), so it reads and writes in one atomic step either way.
 # The walked members' keys cannot be declared ahead: this script needs the single-primary store.
 SUGGEST = Lua("""
--- KEYS: 1 conn(me) 2 open(me) 3 blocks(me) 4 blocked-by(me) 5 suggestions(me) 6 basis(me)
--- ARGV: 1 me 2 neighbours 3 per neighbour 4 candidates 5 ttl ms 6 conn prefix 7 conn suffix
---       8 open prefix 9 open suffix
+-- KEYS: 1 conn(me) 2 open(me) 3 blocks(me) 4 blocked-by(me) 5 suggestions(me) 6 state(me)
+-- ARGV: 1 me 2 neighbours 3 walk budget 4 min per neighbour 5 candidates 6 keep ms 7 now ms
+--       8 conn prefix 9 conn suffix 10 open prefix 11 open suffix
 local me = ARGV[1]
-local K, L, C, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local cp, cs, op, os = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local K, C, keep = tonumber(ARGV[2]), tonumber(ARGV[5]), ARGV[6]
+local cp, cs, op, os = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local count = redis.call('ZCARD', KEYS[1])
+local L = math.max(tonumber(ARGV[4]), math.floor(tonumber(ARGV[3]) / math.max(1, math.min(count, K))))
 local counts = {}
 for _, n in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, K - 1)) do
   for _, c in ipairs(redis.call('ZREVRANGE', cp .. n .. cs, 0, L - 1)) do
@@ -509,7 +524,7 @@ table.sort(ranked, function(x, y)
   return x[1] < y[1]
 end)
 local newest = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local basis = redis.call('ZCARD', KEYS[1]) .. ':' .. (newest[2] or '')
+local basis = count .. ':' .. (newest[2] or '')
 redis.call('DEL', KEYS[5])
 local out = {}
 for _, r in ipairs(ranked) do
@@ -517,7 +532,9 @@ for _, r in ipairs(ranked) do
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
 end
-redis.call('PEXPIRE', KEYS[5], ttl)
-redis.call('SET', KEYS[6], basis, 'PX', ttl)
+redis.call('PEXPIRE', KEYS[5], keep)
+redis.call('HSET', KEYS[6], 'basis', basis, 'computed_at', ARGV[7])
+redis.call('HDEL', KEYS[6], 'stale')
+redis.call('PEXPIRE', KEYS[6], keep)
 return out
 """)

@@ -2,24 +2,44 @@
 mutual connections, ties by member id; never the member, a connection, a member with an open
 invitation either way, or a member blocked either way.
 
-The work is bounded and cached (docs/suggestions.md): ``store.SUGGEST`` samples at most
-``NEIGHBOURS`` x ``PER_NEIGHBOUR`` two-step paths, counts mutual connections exactly for the
-best ``CANDIDATES`` only, and caches that ranked list for ``CACHE_TTL_MS``, or until the
-member's own connections change. Reads page the cached list and drop, at read time, whoever
-became a connection, an invitee or inviter, or blocked since it was computed.
+The work is bounded and precomputed (docs/suggestions.md): ``store.SUGGEST`` samples at most
+``WALK_BUDGET`` two-step paths, counts mutual connections exactly for the best ``CANDIDATES``
+only, and keeps that ranked list. The connections worker recomputes the lists of the two
+members of every connection, removal and block as the event arrives (``refresh``), and the
+lists that reads found older than ``REFRESH_AFTER_MS`` (``refresh_due``). A change also
+marks the lists of the two members' connections stale (their 2nd degree moved). A read serves
+the kept list as long as it was computed from the member's current connections (its basis),
+even an old or stale one (queued for the worker, served meanwhile); without one it computes
+on the spot.
+Reads drop, at read time, whoever became a connection, an invitee or inviter, or blocked
+since the list was computed.
 """
 from __future__ import annotations
+
+import threading
 
 import redis
 
 from services.connections import store as keys
+from shared.clock import now_ms
+from shared.logs import get_logger
 from shared.pages import decode_cursor, encode_cursor
+
+log = get_logger(__name__)
 
 NEIGHBOURS = 200  # the member's most recent connections walked through
 WALK_BUDGET = 40_000  # two-step paths walked at most, shared out among those neighbours
 MIN_PER_NEIGHBOUR = 50
-CANDIDATES = 100  # the ranked list's length: people you may know is a short list
-CACHE_TTL_MS = 10 * 60 * 1000
+CANDIDATES = 100  # the list's length: people you may know is a short list
+# Second-hand changes (a connection's new connections) mark the kept lists of the two members'
+# most recent NEIGHBOURS connections stale; a read serves a stale list and queues it for the
+# worker, which recomputes it within moments. Any list older than this is refreshed the same way.
+REFRESH_AFTER_MS = 60 * 60 * 1000
+KEEP_MS = 30 * 24 * 60 * 60 * 1000  # an idle member's list goes after this; their next read computes
+# An event older than the list by more than this is already in it (a replay, a redelivery):
+# no recomputation. The margin covers a computation that started just before the change committed.
+ALREADY_IN_LIST_MARGIN_MS = 5_000
+DUE_POP_TIMEOUT_S = 1  # how long the worker's refresh loop blocks on an empty queue
 
 
 def _raw(score: bytes | str) -> str:
@@ -30,24 +50,105 @@ def _basis(count: int, newest: list) -> str:
     return f"{count}:{newest[0][1] if newest else ''}"
 
 
+def _suggest(member: str, at_ms: int) -> tuple[list[str], list]:
+    """KEYS and ARGV of ``store.SUGGEST`` for ``member``, computed at ``at_ms``."""
+    return ([keys.connections(member), keys.open_invitations(member), keys.blocks(member), keys.blocked_by(member),
+             keys.suggestions(member), keys.suggestions_state(member)],
+            [member, NEIGHBOURS, WALK_BUDGET, MIN_PER_NEIGHBOUR, CANDIDATES, KEEP_MS, at_ms,
+             keys.CONNECTIONS_PREFIX, keys.CONNECTIONS_SUFFIX, keys.OPEN_PREFIX, keys.OPEN_SUFFIX])
+
+
+def compute(store: redis.Redis, member: str) -> list[tuple[str, int]]:
+    """Compute and keep ``member``'s ranked list now; returns it as ``(member, mutual_connections)``."""
+    flat = keys.SUGGEST(store, *_suggest(member, now_ms()))
+    return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+def computed_at(store: redis.Redis, member: str) -> int | None:
+    """When ``member``'s kept list was computed (ms), or None when there is none."""
+    at = store.hget(keys.suggestions_state(member), "computed_at")
+    return int(at) if at is not None else None
+
+
+def refresh(store: redis.Redis, tx: redis.client.Pipeline, member: str, changed_at_ms: int) -> bool:
+    """Queue the recomputation of ``member``'s list on ``tx`` (a consumer's MULTI/EXEC), unless
+    it was computed well after ``changed_at_ms`` and so already reflects that change.
+
+    The script runs at EXEC: it reads the graph as it is then, so a duplicate or out-of-order
+    event recomputes the same list, and the list is written with the basis it was computed from.
+    """
+    at = computed_at(store, member)
+    if at is not None and at >= changed_at_ms + ALREADY_IN_LIST_MARGIN_MS:
+        return False
+    # EVAL (not EVALSHA) inside MULTI: a server that forgot the script cannot fail the transaction.
+    script_keys, args = _suggest(member, now_ms())
+    tx.eval(keys.SUGGEST.source, len(script_keys), *script_keys, *args)
+    return True
+
+
+def mark_network_stale(store: redis.Redis, tx: redis.client.Pipeline, members: tuple[str, ...]) -> None:
+    """Queue on ``tx``: the kept lists of ``members``' most recent connections are stale, since
+    their 2nd degree changed. Only lists that exist are marked (a member without one computes
+    on their next read anyway); marking is a flag, not a recomputation, so a hub's change costs
+    a few hundred HSETs, not a few hundred walks."""
+    with store.pipeline(transaction=False) as pipe:
+        for member in members:
+            pipe.zrevrange(keys.connections(member), 0, NEIGHBOURS - 1)
+        neighbours = sorted({n for group in pipe.execute() for n in group} - set(members))
+    with store.pipeline(transaction=False) as pipe:
+        for neighbour in neighbours:
+            pipe.exists(keys.suggestions_state(neighbour))
+        kept = pipe.execute()
+    for neighbour, exists in zip(neighbours, kept):
+        if exists:
+            tx.hset(keys.suggestions_state(neighbour), "stale", 1)
+
+
+def _due(at: str | None, stale: str | None) -> bool:
+    return at is None or stale is not None or now_ms() - int(at) >= REFRESH_AFTER_MS
+
+
+def refresh_due(stop: threading.Event, store: redis.Redis) -> None:
+    """The worker's loop: recompute the lists reads found old, one member at a time, until ``stop``.
+
+    A member is popped before the work: if the worker dies meanwhile, the member's next read
+    queues them again (their list is still old), so nothing is lost for long.
+    """
+    backoff = 0.2
+    while not stop.is_set():
+        try:
+            popped = store.bzpopmin(keys.suggestions_due(), timeout=DUE_POP_TIMEOUT_S)
+            if popped:
+                _, member, _ = popped
+                if _due(*store.hmget(keys.suggestions_state(member), "computed_at", "stale")):
+                    compute(store, member)
+            backoff = 0.2
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            log.warning("suggestions refresh waiting", error=repr(exc), retry_in=backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+        except redis.ResponseError as exc:  # one member's bad state must not stop the loop
+            log.error("suggestions refresh failed", error=repr(exc))
+
+
 def ranked(store: redis.Redis, member: str) -> list[tuple[str, int]]:
-    """``member``'s ranked candidates ``(member, mutual_connections)``, from the cache when it is current."""
+    """``member``'s ranked candidates ``(member, mutual_connections)``: the kept list when it was
+    computed from their current connections, else computed now."""
     with store.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.connections(member))
         # The score exactly as the script sees it, so the two bases compare as strings.
         pipe.zrevrange(keys.connections(member), 0, 0, withscores=True, score_cast_func=_raw)
-        pipe.get(keys.suggestions_basis(member))
+        pipe.hmget(keys.suggestions_state(member), "basis", "computed_at", "stale")
         pipe.zrange(keys.suggestions(member), 0, -1, withscores=True)
-        count, newest, basis, cached = pipe.execute()
-    if basis is not None and basis == _basis(count, newest):
-        return sorted(((m, int(s)) for m, s in cached), key=lambda item: (-item[1], item[0]))
-    per_neighbour = max(MIN_PER_NEIGHBOUR, WALK_BUDGET // max(1, min(count, NEIGHBOURS)))
-    flat = keys.SUGGEST(store, [
-        keys.connections(member), keys.open_invitations(member), keys.blocks(member), keys.blocked_by(member),
-        keys.suggestions(member), keys.suggestions_basis(member),
-    ], [member, NEIGHBOURS, per_neighbour, CANDIDATES, CACHE_TTL_MS, keys.CONNECTIONS_PREFIX,
-        keys.CONNECTIONS_SUFFIX, keys.OPEN_PREFIX, keys.OPEN_SUFFIX])
-    return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        count, newest, (basis, at, stale), kept = pipe.execute()
+    if basis is None or basis != _basis(count, newest):
+        # No list yet, or one from before the member's own change that the worker has not
+        # caught up with: the one cold computation a read may pay.
+        return compute(store, member)
+    if _due(at, stale):
+        # Served as it is; the worker recomputes it (NX: queued once however often it is read).
+        store.zadd(keys.suggestions_due(), {member: now_ms()}, nx=True)
+    return sorted(((m, int(s)) for m, s in kept), key=lambda item: (-item[1], item[0]))
 
 
 def _still_eligible(store: redis.Redis, member: str, candidates: list[str]) -> list[bool]:

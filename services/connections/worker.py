@@ -1,9 +1,18 @@
-"""The connections worker: only its outbox relay, since connections consumes no events."""
+"""The connections worker: its outbox relay, the consumer that keeps people-you-may-know lists
+precomputed from connections.events, and the loop that recomputes the lists reads found old."""
 from __future__ import annotations
 
+from services.connections import suggestions
+from services.connections.handlers import HANDLERS
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
-    return []
+    return [Consumer(name="connections.suggestions", service="connections", topics=("connections.events",),
+                     handlers=dict(HANDLERS))]
+
+
+def tasks(settings: Settings) -> dict:
+    """Loops run beside the consumers: name → ``fn(stop, store)``."""
+    return {"connections.suggestions-due": suggestions.refresh_due}

@@ -84,8 +84,3 @@ def follows(store: redis.Redis, follower: str, followee: str) -> bool:
 
 def follower_count(store: redis.Redis, author: str) -> int:
     return store.zcard(keys.followers(author))
-
-
-def followed_high_follower_authors(store: redis.Redis, member: str) -> list[str]:
-    """The high-follower authors ``member`` follows, whose posts are merged at read time."""
-    return store.zinter([keys.following(member), keys.HIGH_FOLLOWER_AUTHORS])

@@ -2,13 +2,16 @@
 
 A post reaches its author and its audience (see ``audience.audience``). An author above
 ``fanout_threshold`` followers is not fanned out: readers merge their posts at read time.
-An audience larger than ``fanout_batch_size`` is cut into ``fanout.batch`` events on the
-partitioned ``feed.fanout`` topic, so several worker processes share one big post.
+The fan-out handler writes up to ``fanout_inline_limit`` members itself (the cache takes
+them in large server-side batches, see ``Timelines.fan_out``); the rest of a bigger
+audience is cut into ``fanout.batch`` events of ``fanout_batch_size`` members on the
+partitioned ``feed.fanout`` topic, so several worker processes share one big post (worth
+it when the cache is a cluster whose nodes take writes in parallel).
 
 The batches leave through the outbox, in the same transaction as the post.created
 event's dedup marker: the plan and the batches are stored together or not at all, so a
 worker killed at any point neither loses a batch nor needs Kafka acks inside a handler.
-The price is one more hop (outbox → relay → Kafka), paid only by large audiences.
+The price is one more hop (outbox → relay → Kafka), paid only by very large audiences.
 """
 from __future__ import annotations
 
@@ -52,7 +55,11 @@ FANOUT_BATCH = register(EventType(
 
 
 def plan(store: redis.Redis, settings: Settings, author: str, visibility: str) -> list[str] | None:
-    """The members a post must be written to besides its author; ``None`` for a high-follower author."""
+    """The members a post must be written to besides its author; ``None`` for a high-follower author.
+
+    The whole audience in one command (one consistent snapshot: a follower set read in
+    rank ranges could shift under an unfollow and skip someone).
+    """
     if audience.follower_count(store, author) > settings.fanout_threshold:
         return None
     return audience.audience(store, author, visibility)

@@ -73,20 +73,21 @@ def on_block_removed(event: Event, fx: Effects) -> None:
 # --- feed.events and feed.fanout --------------------------------------------------------
 
 def on_post_created(event: Event, fx: Effects) -> None:
-    """Fan a new post out: inline for a small audience, in batches through feed.fanout otherwise."""
-    d = dict(event.data, created_ms=parse_rfc3339(event.data["created_at"]))
+    """Fan a new post out: the handler writes up to ``fanout_inline_limit`` members itself, in
+    large server-side batches; the rest of a bigger audience goes out through feed.fanout."""
+    d = event.data
     if not fanout.post_exists(fx.store, d["post_id"]):
         return  # deleted before its fan-out
-    timelines = _timelines(fx)
-    entry = [(d["post_id"], d["created_ms"])]
+    created_ms = parse_rfc3339(d["created_at"])
     members = fanout.plan(fx.store, fx.settings, d["author"], d["visibility"])
-    if members is None or len(members) <= fx.settings.fanout_batch_size:
-        timelines.fan_out([d["author"], *(members or [])], entry)
-        return
-    # The first batch is written here, the rest spread over the workers through feed.fanout.
-    size = fx.settings.fanout_batch_size
-    timelines.fan_out([d["author"], *members[:size]], entry)
-    fx.outbox.add(fx.tx, *fanout.batches(d, members[size:], size, first=1))
+    inline = fx.settings.fanout_inline_limit
+    if members is not None and len(members) > inline:
+        # Stored with the dedup marker when this handler returns, then relayed to the workers.
+        rest = members[inline:]
+        fx.outbox.add(fx.tx, *fanout.batches(dict(d, created_ms=created_ms), rest, fx.settings.fanout_batch_size,
+                                             first=1))
+        members = members[:inline]
+    _timelines(fx).fan_out([d["author"], *(members or ())], [(d["post_id"], created_ms)])
 
 
 def on_fanout_batch(event: Event, fx: Effects) -> None:

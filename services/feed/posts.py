@@ -6,6 +6,7 @@ Where a post's existence would leak, a reader who may not see it gets 404.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,7 +26,7 @@ EXCERPT = 200
 _STAMP = re.compile(r"^[0-9a-z]{1,40}$")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x, and a feed page makes 21
 class Post:
     id: str
     author: str
@@ -42,6 +43,29 @@ class Post:
         return {"id": self.id, "author": self.author, "text": self.text, "visibility": self.visibility,
                 "created_at": rfc3339(self.created_ms), "reshare_of": self.reshare_of, "likes": self.likes,
                 "comments": self.comments, "reshares": self.reshares, "liked_by_me": self.liked_by_me}
+
+    def json(self) -> str:
+        """``body()`` as JSON, from the JSON of its immutable part kept per process (hot in feeds)."""
+        head = _HEADS.get(self.id)
+        if head is None:
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            head = _HEADS[self.id] = json.dumps(
+                {"id": self.id, "author": self.author, "text": self.text, "visibility": self.visibility,
+                 "created_at": rfc3339(self.created_ms), "reshare_of": self.reshare_of}, separators=(",", ":"))[:-1]
+        return (f'{head},"likes":{self.likes},"comments":{self.comments},"reshares":{self.reshares},'
+                f'"liked_by_me":{"true" if self.liked_by_me else "false"}}}')
+
+
+# Post id → the JSON of its fields that never change (no edits: a post is written once, then
+# only its counters move), without the closing brace. Bounded like the token cache.
+_HEADS: dict[str, str] = {}
+_HEADS_MAX = 50_000
+
+
+def page_json(posts: list[Post], next_cursor: str | None) -> str:
+    """A page of posts as PostPageSchema's JSON, built from each post's cached JSON."""
+    return '{"items":[%s],"next_cursor":%s}' % (",".join(p.json() for p in posts), json.dumps(next_cursor))
 
 
 def _base36(n: int) -> str:
@@ -70,6 +94,27 @@ def _missing(post_id: str) -> NotFound:
 # --- reading ----------------------------------------------------------------------------
 
 
+_ROW = len(keys.POST_FIELDS) + 4  # a post's values in a HYDRATE / FEED_WINDOW reply
+
+
+@functools.lru_cache(maxsize=64)
+def script(client: redis.Redis, source: str):
+    """``source`` registered on ``client`` once (EVALSHA: the arguments, not the script, on the wire)."""
+    return client.register_script(source)
+
+
+def _as_seen_by(reader: str, post_id: str, row: list, in_feed: bool) -> Post | None:
+    """A post from its HYDRATE row, or ``None`` when ``reader`` may not see it (or it is deleted)."""
+    created, text, visibility, reshare_of, likes, comments, reshares, liked, connected, hidden, followed = row
+    if created is None:
+        return None  # deleted, or never was
+    author = keys.author_of(post_id)
+    if author != reader and (hidden or (visibility != "public" and not connected) or (in_feed and not followed)):
+        return None
+    return Post(post_id, author, text, visibility, int(created), reshare_of or None, int(likes or 0),
+                int(comments or 0), int(reshares or 0), bool(liked))
+
+
 def hydrate(store: redis.Redis, reader: str, post_ids: list[str], in_feed: bool = False) -> list[Post | None]:
     """The posts ``post_ids`` as ``reader`` sees them, ``None`` where they may not (or deleted).
 
@@ -79,25 +124,30 @@ def hydrate(store: redis.Redis, reader: str, post_ids: list[str], in_feed: bool 
     if not post_ids:
         return []
     authors = [keys.author_of(p) for p in post_ids]
-    script = store.register_script(keys.HYDRATE)  # EVALSHA: the page, not the script, on the wire
-    reply = script(keys=[keys.connections(reader), keys.hidden(reader), keys.following(reader),
-                         *[keys.post(p) for p in post_ids], *[keys.likers(p) for p in post_ids]],
-                   args=[reader, *authors])
-    width = len(keys.POST_FIELDS) + 4
-    out: list[Post | None] = []
-    for i, (post_id, author) in enumerate(zip(post_ids, authors)):
-        (created, text, visibility, reshare_of, likes, comments, reshares,
-         liked, connected, hidden, followed) = reply[i * width:(i + 1) * width]
-        if created is None:
-            out.append(None)  # deleted, or never was
-            continue
-        if author != reader and (hidden or (visibility != "public" and not connected)
-                                 or (in_feed and not followed)):
-            out.append(None)
-            continue
-        out.append(Post(post_id, author, text, visibility, int(created), reshare_of or None, int(likes or 0),
-                        int(comments or 0), int(reshares or 0), bool(liked)))
-    return out
+    reply = script(store, keys.HYDRATE)(
+        keys=[keys.connections(reader), keys.hidden(reader), keys.following(reader),
+              *[keys.post(p) for p in post_ids], *[keys.likers(p) for p in post_ids]],
+        args=[reader, *authors])
+    return [_as_seen_by(reader, post_id, reply[i * _ROW:(i + 1) * _ROW], in_feed)
+            for i, post_id in enumerate(post_ids)]
+
+
+def feed_window(store: redis.Redis, reader: str, max_score: float | str, size: int,
+                timeline_ids: list[str]) -> tuple[list[list[tuple[str, float]]], dict[str, Post | None]]:
+    """One window of ``reader``'s home feed in one round trip (the FEED_WINDOW script).
+
+    Returns the ``size`` newest posts up to ``max_score`` of each high-follower author the
+    reader follows (as (post id, score) lists), and every post of the window, from the
+    timeline and from those authors, as the reader sees it in their feed (``None`` if not).
+    """
+    sources, rows = script(store, keys.FEED_WINDOW)(
+        keys=[keys.connections(reader), keys.hidden(reader), keys.following(reader), keys.HIGH_FOLLOWER_AUTHORS],
+        args=[reader, max_score, size, "\n".join(timeline_ids)])
+    high = [[(flat[j], float(flat[j + 1])) for j in range(0, len(flat), 2)] for flat in sources]
+    ids = [*timeline_ids, *(post_id for source in high for post_id, _ in source)]
+    posts = {post_id: _as_seen_by(reader, post_id, rows[i * _ROW:(i + 1) * _ROW], True)
+             for i, post_id in enumerate(ids)}
+    return high, posts
 
 
 def get(store: redis.Redis, reader: str, post_id: str) -> Post:

@@ -1,5 +1,5 @@
 """HTTP schemas of the feed service."""
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.pages import page_schema
 

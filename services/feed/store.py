@@ -72,6 +72,8 @@ HIGH_FOLLOWER_AUTHORS = "high-follower-authors"
 
 # --- timelines (cache) ----------------------------------------------------------------
 
+TIMELINE_PREFIX, TIMELINE_SUFFIX = "timeline:{", "}"  # FAN_OUT builds the same keys
+
 
 def timeline(member: str) -> str:
     """Sorted set in the cache: post ids of ``member``'s home feed, scored by creation time (ms).
@@ -80,7 +82,7 @@ def timeline(member: str) -> str:
     writes to timelines that exist, so a member whose timeline expired (inactive) or was
     lost (cache flushed) is skipped and rebuilt on their next read.
     """
-    return f"timeline:{{{member}}}"
+    return f"{TIMELINE_PREFIX}{member}{TIMELINE_SUFFIX}"
 
 
 LIVE = "~live"
@@ -96,21 +98,27 @@ def stamp_of(post_id: str) -> str:
 
 # --- scripts ----------------------------------------------------------------------------
 
-# Cache. KEYS: timelines; ARGV: cap, then (score, post id) pairs. Writes every pair into each
-# timeline that exists, trimming to ``cap`` posts (+ the LIVE marker). Every command touches
-# one member's timeline; on a Redis Cluster a batch is cut per node and the flag lets one
-# script serve keys of several slots of that node.
-FAN_OUT = """#!lua flags=allow-cross-slot-keys
-local cap = tonumber(ARGV[1])
+# Cache. ARGV: cap, the members joined by "\n" (never in a member id), then (score, post id)
+# pairs. Writes every pair into the timeline of each member that has a live one, trimming
+# to ``cap`` posts (+ the LIVE marker); returns how many timelines it wrote. The members
+# travel as one string and the script builds their keys (as ``timeline()`` does): no
+# per-member work on the Python side, and ZCARD both tells whether the timeline exists and
+# sizes the trim, so a member costs two commands (three once their timeline is full).
+# Every command touches one member's timeline. The keys are not declared, which a single
+# node allows; on a Redis Cluster the caller would group the members by the node serving
+# their slot and send each node its batch with the keys declared (KEYS, as cluster routing
+# reads them) under ``#!lua flags=allow-cross-slot-keys``.
+FAN_OUT = """
+local cap = tonumber(ARGV[1]) + 1
+local entries = {unpack(ARGV, 3)}
 local written = 0
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  if redis.call('EXISTS', key) == 1 then
-    for j = 2, #ARGV, 2 do
-      redis.call('ZADD', key, ARGV[j], ARGV[j + 1])
-    end
-    if redis.call('ZCARD', key) > cap + 1 then
-      redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 2))
+for member in string.gmatch(ARGV[2], '[^\\n]+') do
+  local key = '""" + TIMELINE_PREFIX + """' .. member .. '""" + TIMELINE_SUFFIX + """'
+  local n = redis.call('ZCARD', key)
+  if n > 0 then
+    n = n + redis.call('ZADD', key, unpack(entries))
+    if n > cap then
+      redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
     end
     written = written + 1
   end
@@ -131,6 +139,17 @@ if redis.call('ZCARD', KEYS[1]) > cap + 1 then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
+"""
+
+# Cache. KEYS[1]: one timeline. ARGV: ttl ms ('' to leave the expiry alone), max score, count.
+# A window of a feed read in one command: the ``count`` newest entries up to the max score,
+# flat (post id, score); pushes the expiry back first when asked (reading keeps a member
+# active). Returns false when the timeline does not exist (to be rebuilt).
+TIMELINE_WINDOW = """
+if ARGV[1] ~= '' then
+  if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return false end
+end
+return redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', 0, ARGV[3])
 """
 
 # Store. KEYS: post, likers, outbox. ARGV: member, +1|-1, then the outbox entry's fields.
@@ -169,4 +188,46 @@ for i = 1, n do
   out[#out + 1] = redis.call('ZSCORE', KEYS[3], author) and 1 or 0
 end
 return out
+"""
+
+# Store. KEYS: connections, hidden, following (of the reader), HIGH_FOLLOWER_AUTHORS.
+# ARGV: reader, the window's max score, its size, the post ids the timeline gave joined by
+# "\n" (one argument to pack, not one per post).
+# One round trip for a window of the home feed: the high-follower authors the reader
+# follows and each one's ``size`` newest posts up to the max score (merged at read time),
+# then every post of the window hydrated as HYDRATE does. Replies {sources, rows}:
+# ``sources`` per high-follower author a flat (post id, score) list, ``rows`` per post
+# (the timeline's, then the authors' in order) HYDRATE's 11 values. Post keys are built
+# here as ``post()``/``likers()``/``posts()`` build them; the store is one primary.
+FEED_WINDOW = """
+local reader, max_score, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids = {}
+for id in string.gmatch(ARGV[4], '[^\\n]+') do ids[#ids + 1] = id end
+local sources = {}
+for _, author in ipairs(redis.call('ZINTER', 2, KEYS[3], KEYS[4])) do
+  local recent = redis.call('ZREVRANGEBYSCORE', 'posts:{' .. author .. '}', max_score, '-inf',
+                            'WITHSCORES', 'LIMIT', 0, size)
+  for j = 1, #recent, 2 do ids[#ids + 1] = recent[j] end
+  sources[#sources + 1] = recent
+end
+local rows = {}
+local known = {}  -- author → the reader's relationship to them: a page holds few authors
+for _, id in ipairs(ids) do
+  local author, stamp = string.match(id, '^(.-)~(.*)$')
+  local tag = '{' .. author .. '}:' .. stamp
+  local fields = redis.call('HMGET', 'post:' .. tag, 'created_ms', 'text', 'visibility', 'reshare_of', 'likes',
+                            'comments', 'reshares')
+  for v = 1, 7 do rows[#rows + 1] = fields[v] end
+  rows[#rows + 1] = redis.call('SISMEMBER', 'likers:' .. tag, reader)
+  local rel = known[author]
+  if rel == nil then
+    rel = {redis.call('SISMEMBER', KEYS[1], author), redis.call('SISMEMBER', KEYS[2], author),
+           redis.call('ZSCORE', KEYS[3], author) and 1 or 0}
+    known[author] = rel
+  end
+  rows[#rows + 1] = rel[1]
+  rows[#rows + 1] = rel[2]
+  rows[#rows + 1] = rel[3]
+end
+return {sources, rows}
 """

@@ -13,11 +13,16 @@ import heapq
 
 import redis
 
-from services.feed import audience
 from services.feed import store as keys
-from services.feed.posts import Post, hydrate
+from services.feed.posts import Post, feed_window
 from shared.pages import decode_cursor, encode_cursor
 from shared.settings import Settings
+
+
+# Members per fan-out script call. One call holds the cache for its duration (about 2 µs a
+# member): 2,000 keep that near 4 ms, so feed reads interleave, while the per-call cost
+# (a round trip, building one string) stays a few percent of it.
+SCRIPT_BATCH = 2_000
 
 
 class Timelines:
@@ -28,19 +33,35 @@ class Timelines:
         self.settings = settings
         self._fan_out = cache.register_script(keys.FAN_OUT)
         self._build = cache.register_script(keys.BUILD)
+        self._window = cache.register_script(keys.TIMELINE_WINDOW)
 
     @property
     def ttl_ms(self) -> int:
         return self.settings.inactive_days * 24 * 3600 * 1000
 
     def fan_out(self, members: list[str], entries: list[tuple[str, float]]) -> int:
-        """Write ``entries`` (post id, score) into the live timelines of ``members``; returns how many."""
+        """Write ``entries`` (post id, score) into the live timelines of ``members``; returns how many.
+
+        Members go to the cache ``SCRIPT_BATCH`` at a time, every script call of one fan-out
+        in one pipelined round trip.
+        """
         if not members or not entries:
             return 0
-        args: list = [self.settings.timeline_cap]
+        tail: list = []
         for post_id, score in entries:
-            args += [score, post_id]
-        return self._fan_out(keys=[keys.timeline(m) for m in members], args=args)
+            tail += [score, post_id]
+        if len(members) <= SCRIPT_BATCH:
+            return self._fan_out(args=[self.settings.timeline_cap, "\n".join(members), *tail])
+        pipe = self.cache.pipeline(transaction=False)
+        for start in range(0, len(members), SCRIPT_BATCH):
+            self._fan_out(args=[self.settings.timeline_cap, "\n".join(members[start:start + SCRIPT_BATCH]), *tail],
+                          client=pipe)
+        return sum(pipe.execute())
+
+    def window(self, member: str, max_score: float | str, count: int, touch: bool = False) -> list[str] | None:
+        """The ``count`` newest entries of ``member``'s timeline up to ``max_score``, flat (post id,
+        score); ``touch`` pushes its expiry back. ``None`` when the timeline does not exist."""
+        return self._window(keys=[keys.timeline(member)], args=[self.ttl_ms if touch else "", max_score, count])
 
     def show_own_post(self, post: Post) -> None:
         """Put a new post in its author's own timeline at once: authors read their writes.
@@ -104,25 +125,32 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
     """A page of ``reader``'s home feed, newest first, after ``cursor``.
 
     Merges the timeline with the recent posts of the high-follower authors the reader
-    follows, hydrates them in one store round trip per window and keeps what the reader may see.
+    follows and keeps what the reader may see: per window, one cache round trip (the
+    timeline, with the expiry pushed back on the first) and one store round trip (the
+    authors' posts and the hydration of all of them, see ``posts.feed_window``).
     """
-    cache = timelines.cache
-    tl = keys.timeline(reader)
     after = decode_cursor(cursor) if cursor else None
-    # Reading keeps the member active; a missing timeline (inactive, or the cache lost) is rebuilt.
-    if not cache.pexpire(tl, timelines.ttl_ms):
-        timelines.rebuild(store, reader)
-    high = audience.followed_high_follower_authors(store, reader)
     window = limit + 1  # a short page after filtering asks for the next window
     shown: list[Post] = []
     seen: set[str] = set()
+    first = True
     while True:
-        candidates, boundary = _window(store, cache, tl, high, after, window)
-        fresh = [c for c in candidates if c[0] not in seen]
-        seen.update(c[0] for c in fresh)
-        for post in hydrate(store, reader, [c[0] for c in fresh], in_feed=True):
-            if post is not None:
-                shown.append(post)
+        max_score = after[0] if after else "+inf"
+        flat = timelines.window(reader, max_score, window + 1, touch=first)
+        if flat is None:
+            # No timeline (inactive, or the cache lost): rebuilt from the store, then read.
+            timelines.rebuild(store, reader)
+            flat = timelines.window(reader, max_score, window + 1)
+        first = False
+        timeline = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        high, found = feed_window(store, reader, max_score, window,
+                                  [post_id for post_id, _ in timeline if post_id != keys.LIVE])
+        candidates, boundary = _merge([timeline, *high], after, window)
+        for post_id, _ in candidates:
+            if post_id not in seen:
+                seen.add(post_id)
+                if found.get(post_id) is not None:
+                    shown.append(found[post_id])
         if len(shown) > limit or boundary is None:
             break
         if after is not None and boundary >= after:  # no progress (cannot happen with ms scores)
@@ -134,24 +162,16 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
     return shown, next_cursor
 
 
-def _window(store: redis.Redis, cache: redis.Redis, tl: str, high: list[str], after: tuple[float, str] | None,
-            size: int) -> tuple[list[tuple[str, float]], tuple[float, str] | None]:
-    """The next ``size`` entries of each source after ``after``, merged newest first.
+def _merge(sources: list[list[tuple[str, float]]], after: tuple[float, str] | None,
+           size: int) -> tuple[list[tuple[str, float]], tuple[float, str] | None]:
+    """The next entries of each source (up to ``size`` each) after ``after``, merged newest first.
 
     Returns the entries it is sure of (newer than the end of every source that may have
     more), and where the next window starts (``None`` when every source is exhausted).
     """
-    max_score = after[0] if after else "+inf"
-    sources = [cache.zrevrangebyscore(tl, max_score, "-inf", start=0, num=size + 1, withscores=True)]
-    if high:
-        pipe = store.pipeline(transaction=False)
-        for author in high:
-            # Posts the reader may not see are dropped by hydration.
-            pipe.zrevrangebyscore(keys.posts(author), max_score, "-inf", start=0, num=size, withscores=True)
-        sources += pipe.execute()
     boundary = None
     merged: dict[str, float] = {}
-    for i, source in enumerate(sources):
+    for source in sources:
         full = len(source) >= size
         entries = [(m, s) for m, s in source if m != keys.LIVE]
         if after is not None:

@@ -1,7 +1,9 @@
 """A service's worker process: its outbox relay and its Kafka consumers, one thread each.
 
 Each service's ``worker.py`` declares ``consumers(settings) -> list[Consumer]`` and,
-optionally, ``resources(settings) -> dict`` (handed to handlers as ``effects.extra``).
+optionally, ``resources(settings) -> dict`` (handed to handlers as ``effects.extra``) and
+``tasks(settings) -> dict`` (name → ``fn(stop, store)``: loops that are not Kafka consumers,
+e.g. draining a work queue in the store; each returns when ``stop`` is set).
 ``rapport worker <service>`` runs them; tests run the same thing in-process.
 """
 from __future__ import annotations
@@ -44,6 +46,8 @@ class Worker:
             ready = threading.Event()
             self.ready.append(ready)
             self._spawn(spec.name, runner.run, ready)
+        for name, task in (module.tasks(self.settings) if hasattr(module, "tasks") else {}).items():
+            self._spawn(name, task, store)
         return self
 
     def _spawn(self, name: str, target, *args) -> None:

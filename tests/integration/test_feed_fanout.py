@@ -1,5 +1,6 @@
-"""Fan-out at scale: high-follower authors merged at read time, big audiences in batches,
-and a worker killed mid-way that resumes without losing a timeline entry.
+"""Fan-out at scale: high-follower authors merged at read time, big audiences written by the
+handler up to a limit and in batches beyond it, a worker killed mid-way that resumes without
+losing a timeline entry, and timelines that keep their cap.
 
 These tests run their own feed worker with a low threshold and tiny batches, in a Kafka
 namespace of their own, so the session's feed worker (default limits) never sees them.
@@ -12,6 +13,7 @@ from kafka import KafkaProducer
 
 from services.feed import store as keys
 from services.feed.app import create_app
+from services.feed.timelines import SCRIPT_BATCH, Timelines
 from shared.bus.topics import ensure_topics
 from shared.bus.worker import Worker
 from shared.events import encode, new_event
@@ -21,12 +23,14 @@ from tests.support.infra import eventually, events_of, read_topic
 T0 = "2026-01-01T00:00:00.000Z"
 THRESHOLD = 3  # more than 3 followers: a high-follower author
 BATCH = 2
+INLINE = 2  # the handler writes 2 members itself, the rest goes through feed.fanout
+CAP = 4
 
 
 @pytest.fixture(scope="module")
 def small_settings(settings):
     small = settings.replace(namespace=f"{settings.namespace}-fanout", fanout_threshold=THRESHOLD,
-                             fanout_batch_size=BATCH)
+                             fanout_batch_size=BATCH, fanout_inline_limit=INLINE, timeline_cap=CAP)
     ensure_topics(small)
     return small
 
@@ -123,7 +127,76 @@ def test_a_big_audience_is_fanned_out_in_batches_even_when_the_worker_is_killed(
 
     eventually(lambda: all(ids(feed, auth, fan) == [post, warmup] for fan in fans), timeout=30,
                message="every fan's timeline gets the post")
-    # The first batch is written by the planner itself; the rest travelled through feed.fanout.
+    # The first INLINE members are written by the handler itself; the rest travelled through feed.fanout.
     batches = read_topic(small_settings, "feed.fanout",
                          lambda evs: events_of(evs, "fanout.batch", post_id=post))
-    assert [e.data["members"] for e in events_of(batches, "fanout.batch", post_id=post)] == [sorted(fans)[BATCH:]]
+    assert [e.data["members"] for e in events_of(batches, "fanout.batch", post_id=post)] == [sorted(fans)[INLINE:]]
+
+
+def test_a_timeline_keeps_only_the_newest_posts_up_to_its_cap(feed, auth, unique, publish_events, start_worker,
+                                                              small_settings):
+    cache = redis.Redis.from_url(small_settings.cache_url, decode_responses=True)
+    start_worker()
+    author, fan = unique("author"), unique("fan")
+    ids(feed, auth, fan)
+    publish_events(follows(fan, author))
+    posts = [write(feed, auth, author, "first")]
+    eventually(lambda: posts[0] in ids(feed, auth, fan), message="the follow reached the feed")
+
+    posts += [write(feed, auth, author, f"post {i}") for i in range(CAP + 1)]
+
+    eventually(lambda: posts[-1] in cache.zrange(keys.timeline(fan), 0, -1), message="fan-out of the last post")
+    assert cache.zrevrange(keys.timeline(fan), 0, -1) == [keys.LIVE, *posts[::-1][:CAP]]
+
+
+def test_one_fan_out_reaches_thousands_of_live_timelines_in_server_side_batches_and_skips_the_rest(
+        unique, small_settings):
+    cache = redis.Redis.from_url(small_settings.cache_url, decode_responses=True)
+    timelines = Timelines(cache, small_settings)
+    members = [unique(f"m{i}") for i in range(2 * SCRIPT_BATCH + 100)]
+    away = set(members[SCRIPT_BATCH - 1:SCRIPT_BATCH + 2])  # no live timeline, across a batch boundary
+    live = [m for m in members if m not in away]
+    pipe = cache.pipeline(transaction=False)
+    for member in live:
+        pipe.zadd(keys.timeline(member), {keys.LIVE: "inf"})
+        pipe.expire(keys.timeline(member), 600)
+    pipe.execute()
+    try:
+        assert timelines.fan_out(members, [("someone~1", 1), ("someone~2", 2)]) == len(live)
+
+        pipe = cache.pipeline(transaction=False)
+        for member in members:
+            pipe.zrange(keys.timeline(member), 0, -1)
+        written = dict(zip(members, pipe.execute()))
+        assert all(written[m] == ["someone~1", "someone~2", keys.LIVE] for m in live)
+        assert all(written[m] == [] for m in away)
+    finally:
+        cache.delete(*[keys.timeline(m) for m in members])
+
+
+def test_pages_merge_a_high_follower_authors_posts_with_the_timeline_newest_first_without_repeats(
+        feed, auth, unique, publish_events, start_worker, small_settings):
+    store = redis.Redis.from_url(small_settings.store_url("feed"), decode_responses=True)
+    start_worker()
+    star, friend = unique("star"), unique("friend")
+    fans = [unique(f"fan{i}") for i in range(THRESHOLD + 1)]
+    reader = fans[0]
+    ids(feed, auth, reader)
+    publish_events(*[follows(fan, star) for fan in fans], follows(reader, friend))
+    warmup = write(feed, auth, friend, "warm-up")
+    eventually(lambda: warmup in ids(feed, auth, reader), message="the friend's posts reach the reader")
+    eventually(lambda: store.zscore(keys.HIGH_FOLLOWER_AUTHORS, star) is not None,
+               message="star is above the threshold")
+
+    written = [write(feed, auth, author, f"post {i}") for i in range(3) for author in (star, friend)]
+    eventually(lambda: written[-1] in ids(feed, auth, reader), message="fan-out of the friend's last post")
+
+    seen, cursor = [], None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = feed.get("/v1/feed", query_string=query, headers=auth(reader)).json
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [*written[::-1], warmup]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.infra import eventually
+
 
 @pytest.fixture
 def api(apps):
@@ -43,15 +45,25 @@ def network(unique, connect):
     return ada, bob, carol, dave, erin
 
 
+def settled(api, auth, member, expected, query=""):
+    """The suggestions once the worker has caught up with the network's last changes: a list
+    made stale by a second-hand change is served while the worker recomputes it."""
+    def page_if_settled():
+        page = suggested(api, auth, member, query)
+        return page if pairs(page) == expected else None
+    return eventually(page_if_settled, timeout=15, message=f"suggestions of {member} settle on {expected}")
+
+
 def test_second_degree_members_ranked_by_mutual_connections_ties_by_id(api, auth, network):
     ada, bob, carol, dave, erin = network
 
-    assert pairs(suggested(api, auth, ada)) == [(carol, 3), (bob, 2), (dave, 2), (erin, 1)]
+    settled(api, auth, ada, [(carol, 3), (bob, 2), (dave, 2), (erin, 1)])
 
 
 def test_suggestions_are_paged_with_a_stable_cursor(api, auth, network):
     ada, bob, carol, dave, erin = network
 
+    settled(api, auth, ada, [(carol, 3), (bob, 2), (dave, 2), (erin, 1)])
     first = suggested(api, auth, ada, "?limit=2")
     rest = suggested(api, auth, ada, f"?limit=2&cursor={first['next_cursor']}")
 
@@ -82,3 +94,114 @@ def test_a_new_connection_brings_its_network_at_once(api, auth, unique, connect)
 
     assert pairs(suggested(api, auth, ada)) == [(linus, 1)]
     assert pairs(suggested(api, auth, linus)) == [(ada, 1)]
+
+
+# --- precomputed by the connections worker (docs/suggestions.md) ---------------------------
+
+@pytest.fixture
+def store(settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.store_url("connections"), decode_responses=True)
+    yield client
+    client.close()
+
+
+def kept(store, member):
+    """The list the worker keeps for ``member``, best first, and when it was computed."""
+    from services.connections import store as keys
+
+    ranked = store.zrange(keys.suggestions(member), 0, -1, withscores=True)
+    at = store.hget(keys.suggestions_state(member), "computed_at")
+    return sorted(((m, int(s)) for m, s in ranked), key=lambda item: (-item[1], item[0])), (int(at) if at else None)
+
+
+def test_after_two_members_connect_the_new_network_is_listed_before_the_first_read(
+        api, auth, unique, connect, workers, store):
+    workers("connections")
+    ada, grace, linus, mary = unique("ada"), unique("grace"), unique("linus"), unique("mary")
+    connect(grace, linus), connect(grace, mary)
+
+    connect(ada, grace)
+
+    ready = eventually(lambda: kept(store, ada)[0] == [(linus, 1), (mary, 1)] and kept(store, ada),
+                       message="ada's list precomputed")
+    # The read serves the kept list. (Events of different member pairs sit on different
+    # partitions: a second-hand one handled after may mark the list stale, and the worker then
+    # recomputes it after the read, never on it.)
+    assert pairs(suggested(api, auth, ada)) == ready[0]
+    assert eventually(lambda: kept(store, linus)[0] == [(ada, 1), (mary, 1)])
+
+
+def test_a_connections_new_connection_reaches_the_list_without_a_computation_on_the_read(
+        api, auth, unique, connect, workers, store):
+    workers("connections")
+    ada, grace, linus, zed = unique("ada"), unique("grace"), unique("linus"), unique("zed")
+    connect(grace, linus), connect(ada, grace)
+    eventually(lambda: kept(store, ada)[0] == [(linus, 1)], message="ada's list precomputed")
+
+    connect(grace, zed)  # a second-hand change: ada's own connections stay the same
+
+    settled(api, auth, ada, [(linus, 1), (zed, 1)])
+
+
+def test_removing_a_connection_recomputes_both_lists(api, auth, unique, connect, workers, store):
+    workers("connections")
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(grace, linus), connect(ada, grace)
+    eventually(lambda: kept(store, ada)[0] == [(linus, 1)])
+
+    assert api.delete(f"/v1/connections/{grace}", headers=auth(ada)).status_code == 204
+
+    eventually(lambda: kept(store, ada)[0] == [] and kept(store, grace)[0] == [],
+               message="both lists recomputed without each other's network")
+    assert pairs(suggested(api, auth, ada)) == []
+
+
+def test_an_unblocked_member_comes_back_into_the_list(api, auth, unique, connect, workers, store):
+    workers("connections")
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(grace, linus), connect(ada, grace)
+    api.put(f"/v1/blocks/{linus}", headers=auth(ada))
+    eventually(lambda: kept(store, ada)[0] == [] and kept(store, linus)[0] == [])
+    assert pairs(suggested(api, auth, ada)) == []
+
+    assert api.delete(f"/v1/blocks/{linus}", headers=auth(ada)).status_code == 204
+
+    eventually(lambda: kept(store, ada)[0] == [(linus, 1)], message="ada's list recomputed after the unblock")
+    assert pairs(suggested(api, auth, ada)) == [(linus, 1)]
+    assert pairs(suggested(api, auth, linus)) == [(ada, 1)]
+
+
+def test_a_list_older_than_the_refresh_bound_is_served_then_recomputed_by_the_worker(
+        api, auth, unique, connect, workers, store):
+    from services.connections import store as keys
+    from services.connections.suggestions import REFRESH_AFTER_MS
+    from shared.clock import now_ms
+
+    workers("connections")
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(grace, linus), connect(ada, grace)
+    eventually(lambda: kept(store, ada)[0] == [(linus, 1)], message="ada's list precomputed")
+    old = now_ms() - REFRESH_AFTER_MS - 1
+    store.hset(keys.suggestions_state(ada), "computed_at", old)
+
+    assert pairs(suggested(api, auth, ada)) == [(linus, 1)]  # served as it is, not computed on the read
+
+    eventually(lambda: kept(store, ada)[1] > old + REFRESH_AFTER_MS, message="the worker refreshed ada's old list")
+
+
+def test_a_replayed_event_older_than_the_list_does_not_recompute_it(unique, connect, workers, store, settings):
+    from services.connections import suggestions
+    from shared.clock import now_ms
+
+    workers("connections")
+    ada, grace = unique("ada"), unique("grace")
+    connect(ada, grace)
+    at = eventually(lambda: kept(store, ada)[1])
+
+    with store.pipeline(transaction=True) as tx:
+        assert not suggestions.refresh(store, tx, ada, at - suggestions.ALREADY_IN_LIST_MARGIN_MS)
+        assert suggestions.refresh(store, tx, ada, now_ms())
+        tx.execute()
+    assert kept(store, ada)[1] > at

@@ -50,7 +50,7 @@ class EventStream:
 @pytest.fixture(scope="module")
 def server(settings, workers):
     workers("notifications")
-    with gunicorn("notifications", settings, workers=1, worker_class="gevent") as base:
+    with gunicorn("notifications", settings, workers=1) as base:  # gevent, as deployed
         yield base
 
 

@@ -1,11 +1,14 @@
-"""Rules of the feed that need no I/O: post ids, key placement, request bodies."""
+"""Rules of the feed that need no I/O: post ids, key placement, request bodies, page JSON."""
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import pytest
 from marshmallow import ValidationError
 
 from services.feed import store as keys
-from services.feed.posts import is_post_id, new_post_id
+from services.feed.posts import Post, is_post_id, new_post_id, page_json
 from services.feed.schemas import CommentArgs, PostArgs
 
 
@@ -39,3 +42,12 @@ def test_a_comment_is_1_to_1250_characters():
     assert CommentArgs().load({"text": "x" * 1250})
     with pytest.raises(ValidationError):
         CommentArgs().load({"text": "x" * 1251})
+
+
+def test_a_feed_page_is_the_json_of_its_posts_bodies_and_counters_stay_live():
+    first = Post("ada~k1", "ada", 'über "quoted" \\ text', "public", 1_795_689_092_123, None, 1, 2, 0, True)
+    reshare = Post("bob~k2", "bob", "", "public", 1_795_689_092_456, "ada~k1", 0, 0, 0, False)
+    assert json.loads(page_json([first, reshare], "next")) == {"items": [first.body(), reshare.body()],
+                                                               "next_cursor": "next"}
+    liked_more = dataclasses.replace(first, likes=7, liked_by_me=False)  # the text part is cached, not the counts
+    assert json.loads(page_json([liked_more], None)) == {"items": [liked_more.body()], "next_cursor": None}

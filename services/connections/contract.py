@@ -1,0 +1,13 @@
+"""The events the connections service consumes (its own, for people you may know: see handlers.py),
+and the fields of each it relies on.
+
+tests/contract holds producers to it: a type or field listed here that a producer's schema or
+its emitted events stop providing fails the build. Keep it in step with ``worker.consumers``.
+"""
+
+CONSUMES: dict[str, tuple[str, ...]] = {
+    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "at"),
+    "rapport.connections.connection.removed.v1": ("remover", "other", "at"),
+    "rapport.connections.block.added.v1": ("blocker", "blocked", "at"),
+    "rapport.connections.block.removed.v1": ("blocker", "blocked", "at"),
+}

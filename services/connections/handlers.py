@@ -1,0 +1,39 @@
+"""What the connections service does with its own connections.events: keep the people-you-may-know
+lists of the two members concerned precomputed, so their next read finds them ready."""
+from __future__ import annotations
+
+from services.connections import suggestions
+from shared.bus.consumer import Effects
+from shared.clock import parse_rfc3339
+from shared.events import Event
+
+
+def _refresh_both(fx: Effects, a: str, b: str, at: str) -> None:
+    changed_at = parse_rfc3339(at)
+    for member in (a, b):
+        suggestions.refresh(fx.store, fx.tx, member, changed_at)
+    suggestions.mark_network_stale(fx.store, fx.tx, (a, b))
+
+
+def on_invitation_accepted(event: Event, fx: Effects) -> None:
+    """Each now reaches the other's network at 2nd degree."""
+    _refresh_both(fx, event.data["inviter"], event.data["invitee"], event.data["at"])
+
+
+def on_connection_removed(event: Event, fx: Effects) -> None:
+    """Each loses the other's network (unless shared through someone else)."""
+    _refresh_both(fx, event.data["remover"], event.data["other"], event.data["at"])
+
+
+def on_block_changed(event: Event, fx: Effects) -> None:
+    """A block takes each out of the other's list (reads re-check it meanwhile); an unblock lets
+    them back in, which only a recomputation can do."""
+    _refresh_both(fx, event.data["blocker"], event.data["blocked"], event.data["at"])
+
+
+HANDLERS = {
+    "invitation.accepted": on_invitation_accepted,
+    "connection.removed": on_connection_removed,
+    "block.added": on_block_changed,
+    "block.removed": on_block_changed,
+}
