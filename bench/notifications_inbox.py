@@ -123,8 +123,8 @@ def stream_delivery(base: str, settings, streams: int, rounds: int) -> dict:
                     with lock:
                         if post in sent:
                             latencies.append(got - sent[post])
-        except requests.RequestException:
-            pass
+        except (requests.RequestException, AttributeError):
+            pass  # closed from the main thread at the end (urllib3 then finds its file gone)
         finally:
             response.close()
 

@@ -5,6 +5,7 @@ Benchmarks run against the real Kafka and Redis (``rapport up --infra-only``).
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 import requests
 
 from shared.auth import mint_token
-from shared.bus.topics import ensure_topics
+from shared.bus.topics import drop_topics, ensure_topics
 from shared.settings import REPO_ROOT, Settings, load_settings
 from shared.stack.processes import PROCESSES
 
@@ -41,6 +42,7 @@ def bench_settings(**overrides) -> Settings:
         **overrides,
     )
     ensure_topics(settings)
+    atexit.register(drop_topics, settings)  # a benchmark leaves no topics behind
     return settings
 
 
