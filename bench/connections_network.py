@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import os
 import random
 import time
 
 import redis
 
-from bench.support import bench_settings, gunicorn, percentiles, token_for, write_results, wrk
+from bench.support import bench_settings, gunicorn, gunicorn_config, percentiles, token_for, write_results, wrk
 from services.connections import network
 from services.connections import store as keys
 
@@ -187,7 +186,7 @@ def through_http(settings, adjacency: list[list[int]], seconds: int, seed: int, 
         relationships = wrk(f"{base}/v1/relationships/x", token=token_for(settings, caller), seconds=seconds,
                             paths=paths)
     ratio = round(relationships["rps"] / health["rps"], 3) if health["rps"] else None
-    figures = {"gunicorn_workers": workers, "healthz": health, "relationships": relationships,
+    figures = {"gunicorn": gunicorn_config(workers), "healthz": health, "relationships": relationships,
                "ratio_to_healthz": ratio}
     print(f"  http: {figures}")
     return figures
@@ -198,8 +197,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller graphs and shorter runs")
     parser.add_argument("--keep", action="store_true", help="leave the largest graph in the bench store")
     parser.add_argument("--seed", type=int, default=7)
-    # Sync workers wait on Redis for a lookup (healthz never does): gunicorn's advice, 2 x cores + 1.
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="gunicorn workers (default: as the stack runs it, deploy/gunicorn.conf.py)")
     args = parser.parse_args()
     sizes = [2_000, 5_000, 10_000] if args.quick else [10_000, 30_000, 100_000]
     samples = 400 if args.quick else 2_000

@@ -21,7 +21,7 @@ from shared.auth import mint_token
 from shared.settings import Settings
 
 FIRST = ("ada grace linus margaret alan barbara donald frances edsger radia ken dennis john katherine tim "
-         "sophie hedy claude annie guido bjarne james anita leslie yukihiro shafi silvio judea adele rasmus "
+         "sophie hedy edsger annie guido bjarne james anita leslie yukihiro shafi silvio judea adele rasmus "
          "joan ivan mary carol niklaus peter tony fran lynn susan").split()
 LAST = ("lovelace hopper torvalds hamilton turing liskov knuth allen dijkstra perlman thompson ritchie backus "
         "johnson berners wilson lamarr shannon easley rossum stroustrup gosling borg lamport matsumoto "
