@@ -358,7 +358,9 @@ def run(settings: Settings, members: int = 300, seed: int = 7, tag: str | None =
     refused = {step: {s: n for s, n in counts.items() if s >= 300} for step, counts in tally.counts.items()}
     refused = {step: counts for step, counts in refused.items() if counts}
     if refused:
-        out(f"  answered otherwise: {refused}")
+        # Mostly 404s: a member reacting to a connections-only post they may not see, which the
+        # API refuses as if the post did not exist. Said, so a newcomer sees the rule at work.
+        out(f"  refused, as the rules say (status: count): {refused}")
     if not show(api, plan, out):
         out(f"\nrapport demo: {plan.featured}'s feed shows no one else's post yet")
         return 1
