@@ -17,11 +17,14 @@ from werkzeug.exceptions import HTTPException
 from shared.auth import check_member_id, member_from_header
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
-from shared.problems import Invalid, Problem
+from shared.problems import Invalid, Problem, Unavailable
 from shared.settings import Settings, load_settings
 
 # Path parameters that name a member: checked once here, so every view gets a well-formed id.
 MEMBER_PATH_ARGS = ("member", "member_id")
+
+# Errors of a store that is down, restarting or loading its data: a 503, not a 500.
+STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 # Endpoints reachable without a token.
 PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}
@@ -219,6 +222,12 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     def unexpected(error: Exception):
         if isinstance(error, HTTPException):
             return api.handle_http_exception(error)
+        if isinstance(error, STORE_UNAVAILABLE):
+            # Not the client's fault and not a bug: the store is restarting or unreachable.
+            # Nothing was written (a transaction that fails does not half-apply); retry soon.
+            log.warning("store unavailable", error=repr(error))
+            return problem_response(Unavailable("The service's store is unavailable for a moment; retry shortly.",
+                                                code="store_unavailable", retry_after=1))
         log.exception("unhandled error", error=repr(error))
         problem = Problem("An unexpected error occurred; it has been logged.", code="internal_error")
         problem.status, problem.title = 500, "Internal server error"

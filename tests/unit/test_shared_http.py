@@ -5,6 +5,7 @@ import time
 
 import jwt
 import pytest
+import redis
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields
@@ -40,6 +41,10 @@ class Probe(MethodView):
             raise TooManyRequests("Too many.", code="limit_reached", retry_at="2026-12-01T00:00:00Z")
         if body["name"] == "crash":
             raise RuntimeError("boom")
+        if body["name"] == "store-loading":
+            raise redis.BusyLoadingError("Redis is loading the dataset in memory")
+        if body["name"] == "store-down":
+            raise redis.ConnectionError("Connection refused")
         return {"name": f"{caller()}→{member}"}
 
 
@@ -126,6 +131,13 @@ def test_an_unknown_path_is_404_and_a_wrong_method_405(client):
 
 def test_an_unexpected_error_is_a_500_problem_never_an_html_page(client):
     assert_problem(client.post("/v1/probe/grace", json={"name": "crash"}, headers=headers()), 500, "internal_error")
+
+
+@pytest.mark.parametrize("name", ["store-loading", "store-down"])
+def test_a_store_that_is_down_or_loading_is_a_503_to_retry_not_a_500(client, name):
+    response = client.post("/v1/probe/grace", json={"name": name}, headers=headers())
+    assert_problem(response, 503, "store_unavailable")
+    assert response.headers["Retry-After"] == "1"
 
 
 def test_every_response_carries_a_request_id(client):
