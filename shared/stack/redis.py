@@ -29,15 +29,38 @@ def servers(settings: Settings) -> tuple[RedisServer, RedisServer]:
             RedisServer("redis-cache", deploy / "cache.conf", settings.cache_port))
 
 
-def answers(port: int) -> bool:
-    """Whether a Redis on 127.0.0.1:``port`` answers PING."""
+def _ping(port: int) -> bytes:
     # A bare socket: redis-py retries refused connections with backoff, seconds per probe.
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
             conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
+            return conn.recv(16)
     except OSError:
-        return False
+        return b""
+
+
+def answers(port: int) -> bool:
+    """Whether a Redis on 127.0.0.1:``port`` answers PING."""
+    return _ping(port).startswith(b"+PONG")
+
+
+def loading(port: int) -> bool:
+    """Whether a Redis on ``port`` is up but still loading its data (AOF) into memory."""
+    return _ping(port).startswith(b"-LOADING")
+
+
+def wait_loaded(port: int, name: str, alive=lambda: True, timeout: float = 600.0) -> None:
+    """Wait while a started Redis loads its data: a large AOF takes a while, and nothing is
+    wrong meanwhile. Says so every 10 s."""
+    started = time.monotonic()
+    next_report = started + 10
+    while loading(port) and alive():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{name} still loading its data after {timeout:.0f}s")
+        if time.monotonic() >= next_report:
+            print(f"  {name}: loading its data ... {time.monotonic() - started:.0f}s", flush=True)
+            next_report += 10
+        time.sleep(0.2)
 
 
 def start(settings: Settings, server: RedisServer, timeout: float = 15.0) -> None:
@@ -45,6 +68,7 @@ def start(settings: Settings, server: RedisServer, timeout: float = 15.0) -> Non
     pid = processes.running_pid(settings.run_dir, server.name)
     if pid is not None:
         print(f"{server.name}: already running (pid {pid}) on port {server.port}")
+        wait_loaded(server.port, server.name)
         return
     if answers(server.port):
         print(f"{server.name}: a Redis not started by rapport already answers on port {server.port}; using it")
@@ -59,8 +83,15 @@ def start(settings: Settings, server: RedisServer, timeout: float = 15.0) -> Non
             "--logfile", str(processes.log_file(settings.run_dir, server.name)), "--daemonize", "no"]
     pid = processes.spawn(settings.run_dir, server.name, argv, marker="redis-server")
     deadline = time.monotonic() + timeout
+
+    def alive() -> bool:
+        return processes.running_pid(settings.run_dir, server.name) == pid
+
     while not answers(server.port):
-        if processes.running_pid(settings.run_dir, server.name) != pid or time.monotonic() > deadline:
+        if loading(server.port):
+            wait_loaded(server.port, server.name, alive)
+            continue
+        if not alive() or time.monotonic() > deadline:
             raise RuntimeError(f"{server.name} did not start; its log ends with:\n"
                                + processes.log_tail(settings.run_dir, server.name))
         time.sleep(0.1)
