@@ -11,7 +11,13 @@ class Problem(Exception):
     code = "bad_request"
     title = "Bad request"
 
+    # RFC 9457's members: an extension must not shadow them ("status" is the HTTP status).
+    RESERVED = frozenset({"type", "title", "status", "detail", "code", "instance"})
+
     def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any):
+        clash = self.RESERVED & extra.keys()
+        if clash:
+            raise TypeError(f"problem extension members shadow RFC 9457 members: {sorted(clash)}")
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         if code:

@@ -118,7 +118,7 @@ def _decidable(store: redis.Redis, member: str, introduction_id: str) -> Introdu
         raise Forbidden("Only the introducer can forward or decline an introduction.", code="not_introducer")
     if found.status != "pending":
         raise Conflict(f"The introduction is {found.status}, no longer pending.", code="introduction_not_pending",
-                       status=found.status)
+                       introduction_status=found.status)
     return found
 
 
@@ -146,7 +146,7 @@ def decline(store: redis.Redis, outbox: Outbox, member: str, introduction_id: st
                                               outbox.key], [member, now, *outbox.xadd_args(event)])
     if reply[0] == "introduction_not_pending":
         raise Conflict(f"The introduction is {reply[1]}, no longer pending.", code="introduction_not_pending",
-                       status=reply[1])
+                       introduction_status=reply[1])
     if reply[0] != "declined":
         raise _not_found()
     return load(store, found.id)

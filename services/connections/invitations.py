@@ -177,7 +177,7 @@ def _decision_refused(reply: list, found: Invitation, member: str, settings: Set
     if code == "invitation_not_pending":
         status = found.seen_by(member).status if reply[1] == "ignored" else reply[1]
         return Conflict(f"The invitation is {status}, no longer pending.", code="invitation_not_pending",
-                        status=status)
+                        invitation_status=status)
     if code == "connection_limit_reached":
         return _connection_limit(reply[1], settings)
     raise RuntimeError(f"unexpected reply from an invitation script: {reply!r}")

@@ -6,18 +6,13 @@ import pytest
 
 from shared.auth import mint_token
 from shared.events.catalogue import pair
+from tests.support.http import assert_problem
 from tests.support.infra import events_of, read_topic
 
 
 @pytest.fixture
 def api(apps):
     return apps("connections")
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 def test_each_transition_emits_its_event_keyed_by_the_member_pair(api, auth, unique, workers, settings):

@@ -8,6 +8,7 @@ import pytest
 
 from services.connections.app import create_app
 from shared.clock import parse_rfc3339
+from tests.support.http import assert_problem
 from tests.support.infra import events_of, read_topic
 
 
@@ -32,12 +33,6 @@ def pending(api, auth, member, direction):
 
 def connected(api, auth, a, b):
     return api.get(f"/v1/relationships/{b}", headers=auth(a)).json["connected"]
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 def near(rfc3339: str, expected: timedelta) -> bool:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_problem
+
 
 @pytest.fixture
 def api(apps):
     return apps("connections")
-
-
-@pytest.fixture
-def connect(api, auth):
-    def connect(a, b):
-        invitation = api.post("/v1/invitations", json={"invitee": b}, headers=auth(a)).json
-        accepted = api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(b))
-        assert accepted.status_code == 200, accepted.json
-    return connect
 
 
 def relationship(api, auth, a, b):
@@ -27,12 +20,6 @@ def relationship(api, auth, a, b):
 
 def members(page):
     return [c["member"] for c in page["items"]]
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 # --- connections --------------------------------------------------------------------

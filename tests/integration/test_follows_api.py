@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_problem
 from tests.support.infra import events_of, read_topic
 
 
@@ -21,14 +22,6 @@ def status(follows, auth, follower, followee):
 
 def names(page):
     return [item["member"] for item in page["items"]]
-
-
-def assert_problem(response, status_code, code=None):
-    assert response.status_code == status_code, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    assert response.json["status"] == status_code
-    if code:
-        assert response.json["code"] == code
 
 
 def test_following_needs_no_approval_and_is_one_way(follows, auth, unique):

@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_problem
 from tests.support.infra import eventually, events_of, read_topic
 
 
 @pytest.fixture
 def api(apps):
     return apps("connections")
-
-
-@pytest.fixture
-def connect(api, auth):
-    def connect(a, b):
-        invitation = api.post("/v1/invitations", json={"invitee": b}, headers=auth(a)).json
-        accepted = api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(b))
-        assert accepted.status_code == 200, accepted.json
-    return connect
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 def blocked_members(api, auth, member):

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_problem
 from tests.support.infra import eventually
 
 
 @pytest.fixture
 def api(apps):
     return apps("connections")
-
-
-@pytest.fixture
-def connect(api, auth):
-    def connect(a, b):
-        invitation = api.post("/v1/invitations", json={"invitee": b}, headers=auth(a)).json
-        assert api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(b)).status_code == 200
-    return connect
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 def endorse(api, auth, endorser, endorsee, skill):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_problem
 from tests.support.infra import eventually, events_of, read_topic
 
 
@@ -14,25 +15,11 @@ def api(apps):
 
 
 @pytest.fixture
-def connect(api, auth):
-    def connect(a, b):
-        invitation = api.post("/v1/invitations", json={"invitee": b}, headers=auth(a)).json
-        assert api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(b)).status_code == 200
-    return connect
-
-
-@pytest.fixture
 def trio(unique, connect):
     """ada and linus both know grace, not each other."""
     ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
     connect(ada, grace), connect(grace, linus)
     return ada, grace, linus
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.json
-    assert response.mimetype == "application/problem+json"
-    assert response.json["code"] == code, response.json
 
 
 def inbox(apps, auth, member, *types):

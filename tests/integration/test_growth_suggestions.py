@@ -13,14 +13,6 @@ def api(apps):
     return apps("connections")
 
 
-@pytest.fixture
-def connect(api, auth):
-    def connect(a, b):
-        invitation = api.post("/v1/invitations", json={"invitee": b}, headers=auth(a)).json
-        assert api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(b)).status_code == 200
-    return connect
-
-
 def suggested(api, auth, member, query=""):
     response = api.get(f"/v1/suggestions{query}", headers=auth(member))
     assert response.status_code == 200, response.json

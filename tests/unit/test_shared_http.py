@@ -140,6 +140,11 @@ def test_a_store_that_is_down_or_loading_is_a_503_to_retry_not_a_500(client, nam
     assert response.headers["Retry-After"] == "1"
 
 
+def test_a_problem_extension_cannot_shadow_the_http_status():
+    with pytest.raises(TypeError, match="status"):
+        Conflict("No longer pending.", code="invitation_not_pending", status="withdrawn")
+
+
 def test_every_response_carries_a_request_id(client):
     response = client.get("/healthz", headers={"X-Request-Id": "abc123"})
     assert response.status_code == 200 and response.headers["X-Request-Id"] == "abc123"
