@@ -77,7 +77,7 @@ def test_a_follow_made_while_kafka_is_down_is_notified_once_kafka_is_back(privat
         store = redis.Redis.from_url(own.store_url("follows"))
         assert Outbox("follows", own).pending(store) >= 1, "the event waits in the outbox"
         start_kafka()
-        items = eventually(lambda: notifications_of(notifications, auth, grace), timeout=90,
+        items = eventually(lambda: notifications_of(notifications, auth, grace), timeout=150,
                            message="notification after Kafka came back")
         assert [(n["type"], n["actors"]) for n in items] == [("new_follower", [ada])]
         eventually(lambda: Outbox("follows", own).pending(store) == 0, 30, message="outbox drained")
