@@ -5,6 +5,8 @@ the image 0.0.0.0:8000), so the command line is one and the same everywhere; see
 ``shared/stack/processes.py``. The command line may still override anything here.
 """
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
 
@@ -40,3 +42,23 @@ def worker_exit(server, worker):
     except ImportError:
         return
     close_producer()
+
+
+def on_starting(server):
+    """Give this API's worker processes one directory to count metrics in, so that /metrics adds
+    up all of them (prometheus-client's multiprocess mode). Set before any worker imports it."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rapport-metrics-")
+        os.environ["RAPPORT_METRICS_DIR_OWNED"] = "1"
+
+
+def child_exit(server, worker):
+    """A worker that is gone keeps its counts; its live gauges go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if os.environ.pop("RAPPORT_METRICS_DIR_OWNED", None):
+        shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)

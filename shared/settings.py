@@ -16,6 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3}
 _DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004}
+# Where each service's worker serves its Prometheus metrics (0: not at all).
+_DEFAULT_WORKER_METRICS_PORTS = {"connections": 9101, "follows": 9102, "feed": 9103, "notifications": 9104}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Settings:
     store_urls: Mapping[str, str] = field(default_factory=dict)
     cache_url: str = ""
     ports: Mapping[str, int] = field(default_factory=lambda: dict(_DEFAULT_PORTS))
+    worker_metrics_ports: Mapping[str, int] = field(default_factory=lambda: dict(_DEFAULT_WORKER_METRICS_PORTS))
+    worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for the scraper
     run_dir: Path = REPO_ROOT / ".run"
     cache_dir: Path = Path.home() / ".cache" / "rapport"
     kafka_version: str = "4.1.1"
@@ -76,9 +80,14 @@ class Settings:
                 env.update({f"RAPPORT_{s.upper()}_STORE_URL": url for s, url in value.items()})
             elif f.name == "ports":
                 env.update({f"RAPPORT_{s.upper()}_PORT": str(port) for s, port in value.items()})
+            elif f.name == "worker_metrics_ports":
+                env.update({f"RAPPORT_{s.upper()}_WORKER_METRICS_PORT": str(port) for s, port in value.items()})
             else:
                 env[f"RAPPORT_{f.name.upper()}"] = str(value)
         return env
+
+
+_MAPPINGS = ("store_urls", "ports", "worker_metrics_ports")  # one variable per service each
 
 
 def _coerce(raw: str, kind):
@@ -95,7 +104,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
     values: dict = {}
     hints = {f.name: f.type for f in dataclasses.fields(Settings)}
     for f in dataclasses.fields(Settings):
-        if f.name in ("store_urls", "ports"):
+        if f.name in _MAPPINGS:
             continue
         raw = env.get(f"RAPPORT_{f.name.upper()}")
         if raw is not None and raw != "":
@@ -104,7 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
                 values[f.name] = _coerce(raw, kind)
             except ValueError as exc:
                 raise ValueError(f"RAPPORT_{f.name.upper()}={raw!r}: {exc}") from None
-    values.update({k: v for k, v in overrides.items() if k not in ("store_urls", "ports")})
+    values.update({k: v for k, v in overrides.items() if k not in _MAPPINGS})
     store_port = values.get("store_port", Settings.store_port)
     cache_port = values.get("cache_port", Settings.cache_port)
     store_urls = {
@@ -115,6 +124,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
     store_urls.update(overrides.get("store_urls", {}))
     ports = {s: int(env.get(f"RAPPORT_{s.upper()}_PORT") or _DEFAULT_PORTS[s]) for s in SERVICES}
     ports.update(overrides.get("ports", {}))
+    metrics_ports = {s: int(env.get(f"RAPPORT_{s.upper()}_WORKER_METRICS_PORT") or _DEFAULT_WORKER_METRICS_PORTS[s])
+                     for s in SERVICES}
+    metrics_ports.update(overrides.get("worker_metrics_ports", {}))
+    values["worker_metrics_ports"] = metrics_ports
     values["store_urls"] = store_urls
     values["ports"] = ports
     if not values.get("cache_url"):

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 
 import redis
+from prometheus_client import start_http_server
 
 from shared.bus.consumer import ConsumerRunner
 from shared.bus.outbox import Outbox, OutboxRelay
@@ -65,9 +66,26 @@ class Worker:
             thread.join(timeout)
 
 
+def serve_metrics(service: str, settings: Settings) -> None:
+    """Serve this worker's Prometheus metrics (events handled, events relayed) on its port.
+
+    A port already taken (a second worker of the service on one machine) costs the metrics of
+    this one, not the worker: it logs and goes on.
+    """
+    port = settings.worker_metrics_ports[service]
+    if not port:
+        return
+    try:
+        start_http_server(port, addr=settings.worker_metrics_host)
+        log.info("worker metrics served", port=port)
+    except OSError as exc:
+        log.warning("worker metrics not served", port=port, error=repr(exc))
+
+
 def run_service_worker(service: str, settings: Settings) -> int:
     """Entry point of ``rapport worker <service>``: run until SIGTERM or SIGINT."""
     configure_logging(f"{service}-worker", settings.log_level)
+    serve_metrics(service, settings)
     worker = Worker(service, settings).start()
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
     signal.signal(signal.SIGINT, lambda *_: worker.stop.set())

@@ -2,6 +2,7 @@
 health, readiness and Prometheus metrics."""
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -11,7 +12,7 @@ import redis
 import structlog
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import check_member_id, member_from_header
@@ -175,6 +176,12 @@ def _register_health(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics():
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Under gunicorn every worker process counts its own requests (deploy/gunicorn.conf.py
+            # gives them a shared directory): add them all up, whichever worker answers.
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
