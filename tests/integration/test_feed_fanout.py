@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import pytest
 import redis
-from kafka import KafkaProducer
 
 from services.feed import store as keys
 from services.feed.app import create_app
 from services.feed.timelines import SCRIPT_BATCH, Timelines
 from shared.bus.topics import ensure_topics
 from shared.bus.worker import Worker
-from shared.events import encode, new_event
-from shared.events.catalogue import BY_TYPE
-from tests.support.infra import eventually, events_of, read_topic
+from shared.events import new_event
+from tests.support.infra import EventPublisher, eventually, events_of, read_topic
 
 T0 = "2026-01-01T00:00:00.000Z"
 THRESHOLD = 3  # more than 3 followers: a high-follower author
@@ -61,16 +59,9 @@ def feed(small_settings):
 
 @pytest.fixture(scope="module")
 def publish_events(small_settings):
-    producer = KafkaProducer(bootstrap_servers=small_settings.kafka_bootstrap.split(","), acks="all")
-
-    def send(*events):
-        for event in events:
-            producer.send(small_settings.topic(BY_TYPE[event.type].topic), key=event.key.encode(),
-                          value=encode(event))
-        producer.flush(10)
-
-    yield send
-    producer.close()
+    publisher = EventPublisher(small_settings)
+    yield publisher
+    publisher.close()
 
 
 def follows(a, b):

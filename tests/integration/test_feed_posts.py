@@ -6,11 +6,9 @@ connections.events themselves (the other services are not involved).
 from __future__ import annotations
 
 import pytest
-from kafka import KafkaProducer
 
-from shared.events import encode, new_event
-from shared.events.catalogue import BY_TYPE
-from tests.support.infra import eventually, events_of, read_topic
+from shared.events import new_event
+from tests.support.infra import EventPublisher, eventually, events_of, read_topic
 
 T0 = "2026-01-01T00:00:00.000Z"
 
@@ -23,15 +21,9 @@ def feed(apps, workers):
 
 @pytest.fixture(scope="module")
 def publish_events(settings):
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
-
-    def send(*events):
-        for event in events:
-            producer.send(settings.topic(BY_TYPE[event.type].topic), key=event.key.encode(), value=encode(event))
-        producer.flush(10)
-
-    yield send
-    producer.close()
+    publisher = EventPublisher(settings)
+    yield publisher
+    publisher.close()
 
 
 def connected(a, b):

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import pytest
 import redis
-from kafka import KafkaProducer
 
 from services.feed import store as keys
-from shared.events import encode, new_event
-from shared.events.catalogue import BY_TYPE
-from tests.support.infra import eventually
+from shared.events import new_event
+from tests.support.infra import EventPublisher, eventually
 
 T0 = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -25,15 +23,9 @@ def feed(apps, workers):
 
 @pytest.fixture(scope="module")
 def publish_events(settings):
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
-
-    def send(*events):
-        for event in events:
-            producer.send(settings.topic(BY_TYPE[event.type].topic), key=event.key.encode(), value=encode(event))
-        producer.flush(10)
-
-    yield send
-    producer.close()
+    publisher = EventPublisher(settings)
+    yield publisher
+    publisher.close()
 
 
 @pytest.fixture(scope="module")

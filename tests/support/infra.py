@@ -82,3 +82,26 @@ def read_topic(settings: Settings, topic: str, until: Callable[[list], bool], ti
 def events_of(events: list[Event], name: str, **data) -> list[Event]:
     """The events named ``name`` whose data has every field of ``data``."""
     return [e for e in events if e.name == name and all(e.data.get(k) == v for k, v in data.items())]
+
+
+class EventPublisher:
+    """Publishes events as their producing service's relay would: to the type's (namespaced)
+    topic, under the event's key. Tests stand in for services that are not part of them."""
+
+    def __init__(self, settings: Settings):
+        from kafka import KafkaProducer
+
+        self.settings = settings
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
+
+    def __call__(self, *events: Event) -> None:
+        from shared.events import encode
+        from shared.events.catalogue import BY_TYPE
+
+        for event in events:
+            self.producer.send(self.settings.topic(BY_TYPE[event.type].topic), key=event.key.encode(),
+                               value=encode(event))
+        self.producer.flush(10)
+
+    def close(self) -> None:
+        self.producer.close()
