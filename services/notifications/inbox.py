@@ -49,35 +49,30 @@ def who(actors: list[str], count: int) -> str:
     return f"{actors[0]} and {count - 1} others"
 
 
+# How each type reads. ``quoted`` is the text that came with it (message, note, excerpt);
+# ``via`` names an invitation's introducer.
+WORDING = {
+    "invitation_received": "{name} invited you to connect{via}{quoted}",
+    "invitation_accepted": "{name} accepted your invitation to connect",
+    "new_follower": "{name} started following you",
+    "new_post": "{name} posted{quoted}",
+    "post_liked": "{name} liked your post",
+    "post_commented": "{name} commented on your post{quoted}",
+    "post_reshared": "{name} reshared your post",
+    "introduction_requested": "{name} asks you to introduce them to {about}{quoted}",
+    "introduction_forwarded": "{name} introduced you to {about}",
+    "introduction_declined": "{name} declined to introduce you to {about}",
+    "endorsement_received": "{name} endorsed you for {obj}",
+}
+
+
 def summary(type_: str, actors: list[str], count: int, obj: str | None, text: str | None,
             about: str | None) -> str:
     """One line a member reads, e.g. "Ada and 3 others liked your post"."""
-    name = who(actors, count)
+    via = f" (introduced by {about})" if about else ""
     quoted = f': "{text}"' if text else ""
-    if type_ == "invitation_received":
-        via = f" (introduced by {about})" if about else ""
-        return f"{name} invited you to connect{via}{quoted}"
-    if type_ == "invitation_accepted":
-        return f"{name} accepted your invitation to connect"
-    if type_ == "new_follower":
-        return f"{name} started following you"
-    if type_ == "new_post":
-        return f"{name} posted{quoted}"
-    if type_ == "post_liked":
-        return f"{name} liked your post"
-    if type_ == "post_commented":
-        return f"{name} commented on your post{quoted}"
-    if type_ == "post_reshared":
-        return f"{name} reshared your post"
-    if type_ == "introduction_requested":
-        return f"{name} asks you to introduce them to {about}{quoted}"
-    if type_ == "introduction_forwarded":
-        return f"{name} introduced you to {about}"
-    if type_ == "introduction_declined":
-        return f"{name} declined to introduce you to {about}"
-    if type_ == "endorsement_received":
-        return f"{name} endorsed you for {obj}"
-    return f"{name}: {type_}"
+    template = WORDING.get(type_, "{name}: " + type_)
+    return template.format(name=who(actors, count), about=about, obj=obj, via=via, quoted=quoted)
 
 
 def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type_: str, actor: str,
