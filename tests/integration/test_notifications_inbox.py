@@ -129,6 +129,17 @@ def test_an_ignored_invitation_notifies_no_one(bus, inbox_of, unique):
     assert inbox_of(ada) == [] and inbox_of(grace) == []
 
 
+def test_removing_a_connection_notifies_neither_side(bus, inbox_of, unique):
+    ada, grace = unique("ada"), unique("grace")
+    bus.handled(
+        bus.publish("connections", "connection.removed", remover=ada, other=grace, at=at()),
+        bus.publish("follows", "follow.removed", follower=ada, followee=grace, reason="connection_removed", at=at()),
+        bus.publish("follows", "follow.removed", follower=grace, followee=ada, reason="connection_removed", at=at()),
+    )
+
+    assert inbox_of(ada) == [] and inbox_of(grace) == []
+
+
 def test_the_automatic_follow_of_a_new_connection_is_silent(bus, inbox_of, unique):
     ada, grace = unique("ada"), unique("grace")
     bus.handled(bus.publish("follows", "follow.created", follower=ada, followee=grace, reason="connection",
