@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from services.connections import store as keys
+from services.connections.network import may_see_connections
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
@@ -65,15 +66,25 @@ def endorse(store: redis.Redis, outbox: Outbox, endorser: str, endorsee: str, sk
 
 def skills_page(store: redis.Redis, viewer: str, endorsee: str, limit: int,
                 cursor: str | None) -> tuple[list[Skill], str | None]:
-    """``endorsee``'s endorsed skills, most endorsed first, each with its latest endorsers."""
+    """``endorsee``'s endorsed skills, most endorsed first, each with its latest endorsers.
+
+    Endorsers are the endorsee's connections: they are named only to a viewer whom the
+    endorsee's connections_visibility lets see those (the counts are public).
+    """
     items, next_cursor = zset_page(store, keys.endorsement_skills(endorsee), limit, cursor)
+    named = may_see_connections(store, viewer, endorsee)
     with store.pipeline(transaction=False) as pipe:
         pipe.hmget(keys.endorsement_names(endorsee), [key for key, _ in items] or ["-"])
         for key, _ in items:
-            pipe.zrevrange(keys.endorsers(endorsee, key), 0, SHOWN_ENDORSERS - 1)
+            if named:
+                pipe.zrevrange(keys.endorsers(endorsee, key), 0, SHOWN_ENDORSERS - 1)
             pipe.zscore(keys.endorsers(endorsee, key), viewer)
         replies = pipe.execute()
     names, rest = replies[0], replies[1:]
-    skills = [Skill(names[i] or key, int(count), rest[2 * i], rest[2 * i + 1] is not None)
-              for i, (key, count) in enumerate(items)]
+    per_skill = 2 if named else 1
+    skills = []
+    for i, (key, count) in enumerate(items):
+        reply = rest[per_skill * i:per_skill * (i + 1)]
+        endorsers = reply[0] if named else []
+        skills.append(Skill(names[i] or key, int(count), endorsers, reply[-1] is not None))
     return skills, next_cursor

@@ -60,13 +60,24 @@ def set_visibility(store: redis.Redis, member: str, value: str) -> str:
     return value
 
 
+def may_see_connections(store: redis.Redis, viewer: str, owner: str) -> bool:
+    """Whether ``owner``'s connections_visibility lets ``viewer`` see who ``owner`` is connected to.
+
+    Everything that names a member's connections (their list, the endorsers of their skills)
+    asks this first.
+    """
+    if viewer == owner:
+        return True
+    setting = visibility(store, owner)
+    return setting == "everyone" or (setting == "connections" and is_connected(store, owner, viewer))
+
+
 def connections_page(store: redis.Redis, viewer: str, owner: str, limit: int,
                      cursor: str | None) -> tuple[list[tuple[str, int]], str | None]:
     """``owner``'s connections newest first, as ``viewer`` may see them (403 by the owner's setting)."""
-    if viewer != owner:
+    if not may_see_connections(store, viewer, owner):
         setting = visibility(store, owner)
-        if setting == "only_me" or (setting == "connections" and not is_connected(store, owner, viewer)):
-            raise Forbidden(f"{owner} shows their connections to "
+        raise Forbidden(f"{owner} shows their connections to "
                             f"{'no one' if setting == 'only_me' else 'their connections only'}.",
                             code="connections_hidden", visibility=setting)
     items, next_cursor = zset_page(store, keys.connections(owner), limit, cursor)

@@ -71,3 +71,18 @@ def test_endorsement_input_is_checked(api, auth, unique, connect):
     assert_problem(endorse(api, auth, grace, ada, "x" * 81), 422, "validation_failed")
     assert_problem(api.post(f"/v1/members/{ada}/endorsements", json={"skill": "Go", "extra": 1},
                             headers=auth(grace)), 422, "validation_failed")
+
+
+@pytest.mark.parametrize("setting", ["only_me", "connections"])
+def test_endorsers_are_named_only_to_whom_the_connections_visibility_allows(api, auth, unique, connect, setting):
+    ada, grace, linus, stranger = unique("ada"), unique("grace"), unique("linus"), unique("stranger")
+    connect(ada, grace), connect(ada, linus)
+    assert endorse(api, auth, grace, ada, "Compilers").status_code == 201
+    assert api.patch("/v1/settings", json={"connections_visibility": setting}, headers=auth(ada)).status_code == 200
+
+    seen_by = lambda viewer: [(s["skill"], s["count"], s["endorsers"]) for s in api.get(  # noqa: E731
+        f"/v1/members/{ada}/endorsements", headers=auth(viewer)).json["items"]]
+
+    assert seen_by(stranger) == [("Compilers", 1, [])]
+    assert seen_by(ada) == [("Compilers", 1, [grace])]
+    assert seen_by(linus) == ([("Compilers", 1, [])] if setting == "only_me" else [("Compilers", 1, [grace])])
