@@ -14,9 +14,12 @@ import heapq
 import redis
 
 from services.feed import store as keys
-from services.feed.posts import Post, feed_window
+from services.feed.posts import Post, feed_window, is_post_id
 from shared.pages import decode_cursor, encode_cursor
+from shared.logs import get_logger
 from shared.settings import Settings
+
+log = get_logger(__name__)
 
 
 # Members per fan-out script call. One call holds the cache for its duration (about 2 µs a
@@ -142,7 +145,7 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
             timelines.rebuild(store, reader)
             flat = timelines.window(reader, max_score, window + 1)
         first = False
-        timeline = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        timeline = _readable(timelines, reader, flat)
         high, found = feed_window(store, reader, max_score, window,
                                   [post_id for post_id, _ in timeline if post_id != keys.LIVE])
         candidates, boundary = _merge([timeline, *high], after, window)
@@ -160,6 +163,25 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
     shown = shown[:limit]
     next_cursor = encode_cursor(shown[-1].created_ms, shown[-1].id) if has_more and shown else None
     return shown, next_cursor
+
+
+def _readable(timelines: Timelines, reader: str, flat: list[str]) -> list[tuple[str, float]]:
+    """The (post id, score) entries of a timeline window that can be read; the others leave the timeline.
+
+    The cache is written only by this service, but an entry that is not a post id (a bad
+    batch, a hand edit) must neither break the read nor stay to break the next one.
+    """
+    timeline, broken = [], []
+    for i in range(0, len(flat), 2):
+        entry = flat[i]
+        if entry == keys.LIVE or is_post_id(entry):
+            timeline.append((entry, float(flat[i + 1])))
+        else:
+            broken.append(entry)
+    if broken:
+        timelines.remove(reader, broken)
+        log.warning("unreadable timeline entries removed", member=reader, count=len(broken))
+    return timeline
 
 
 def _merge(sources: list[list[tuple[str, float]]], after: tuple[float, str] | None,

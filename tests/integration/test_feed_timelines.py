@@ -225,3 +225,17 @@ def test_feed_posts_are_hydrated_with_counts_and_the_readers_like(feed, auth, un
     assert {k: item[k] for k in ("author", "text", "likes", "comments", "liked_by_me")} \
         == {"author": ada, "text": "like me", "likes": 1, "comments": 1, "liked_by_me": True}
     assert feed_of(feed, auth, ada)["items"][0]["liked_by_me"] is False
+
+
+@pytest.mark.parametrize("entry", ["no-separator", "~", "ada~", "~123", "bad member~1-1", "x" * 5000 + "~1"])
+def test_a_feed_read_survives_any_entry_of_its_timeline_and_drops_it(feed, auth, unique, cache, entry):
+    grace = unique("grace")
+    kept = write(feed, auth, grace, "still here")
+    ids(feed, auth, grace)  # the timeline is live
+    newest = float(cache.zrevrange(keys.timeline(grace), 1, 1, withscores=True)[0][1]) + 1
+
+    cache.zadd(keys.timeline(grace), {entry: newest})
+
+    assert ids(feed, auth, grace) == [kept]
+    assert ids(feed, auth, grace) == [kept]
+    assert cache.zscore(keys.timeline(grace), entry) is None, "the bad entry is taken out of the timeline"
