@@ -7,15 +7,21 @@ namespace of their own, so the session's feed worker (default limits) never sees
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 import redis
 
 from services.feed import store as keys
 from services.feed.app import create_app
 from services.feed.timelines import SCRIPT_BATCH, Timelines
-from shared.bus.topics import ensure_topics
+from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.events import new_event
+from shared.settings import REPO_ROOT
 from tests.support.infra import EventPublisher, eventually, events_of, read_topic
 
 T0 = "2026-01-01T00:00:00.000Z"
@@ -101,7 +107,7 @@ def test_a_high_follower_authors_posts_reach_followers_through_the_read_time_mer
     assert ids(feed, auth, outsider) == []
 
 
-def test_a_big_audience_is_fanned_out_in_batches_even_when_the_worker_is_killed(
+def test_a_big_audience_is_fanned_out_in_batches_when_the_worker_is_stopped_before_the_post(
         feed, auth, unique, publish_events, start_worker, small_settings):
     author = unique("author")
     fans = [unique(f"fan{i}") for i in range(THRESHOLD)]  # at the threshold: fanned out, in 2 batches
@@ -122,6 +128,58 @@ def test_a_big_audience_is_fanned_out_in_batches_even_when_the_worker_is_killed(
     batches = read_topic(small_settings, "feed.fanout",
                          lambda evs: events_of(evs, "fanout.batch", post_id=post))
     assert [e.data["members"] for e in events_of(batches, "fanout.batch", post_id=post)] == [sorted(fans)[INLINE:]]
+
+
+def test_a_worker_killed_mid_fan_out_resumes_and_every_timeline_gets_the_post_once(settings, auth, unique):
+    # Its own namespace and a real worker process, so that SIGKILL hits nothing else; many tiny
+    # batches, so that the fan-out takes long enough to be caught half-way.
+    fans_count, batch = 3000, 5
+    own = settings.replace(namespace=f"{settings.namespace}-fanout-kill", fanout_threshold=fans_count,
+                           fanout_batch_size=batch, fanout_inline_limit=batch)
+    ensure_topics(own)
+    cache = redis.Redis.from_url(own.cache_url, decode_responses=True)
+    store = redis.Redis.from_url(own.store_url("feed"), decode_responses=True)
+    author = unique("author")
+    fans = [unique(f"fan{i}") for i in range(fans_count)]
+    with cache.pipeline(transaction=False) as pipe:
+        for fan in fans:  # live timelines, as a first read leaves them
+            pipe.zadd(keys.timeline(fan), {keys.LIVE: "inf"})
+        pipe.execute()
+    publisher = EventPublisher(own)
+    env = {**os.environ, **own.as_env(), "RAPPORT_LOG_LEVEL": "WARNING"}
+
+    def start():
+        return subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", "feed"], cwd=REPO_ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def reached(post_id):
+        with cache.pipeline(transaction=False) as pipe:
+            for fan in fans:
+                pipe.zscore(keys.timeline(fan), post_id)
+            return sum(score is not None for score in pipe.execute())
+
+    worker = start()
+    try:
+        publisher(*[follows(fan, author) for fan in fans])
+        eventually(lambda: store.zcard(keys.followers(author)) == fans_count, timeout=60,
+                   message="the feed knows every follower")
+        post = write(create_app({"TESTING": True}, settings=own).test_client(), auth, author, "to every fan")
+
+        eventually(lambda: reached(post) >= batch * 2, timeout=60, interval=0.005, message="fan-out under way")
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        halfway = reached(post)
+        assert halfway < fans_count, "the kill came before the fan-out was done"
+        worker = start()
+
+        eventually(lambda: reached(post) == fans_count, timeout=120, interval=0.2,
+                   message="every fan's timeline gets the post after the restart")
+        assert all(cache.zrange(keys.timeline(fan), 0, -1) == [post, keys.LIVE] for fan in fans[:50])
+    finally:
+        worker.kill()
+        worker.wait(10)
+        publisher.close()
+        drop_topics(own)
 
 
 def test_a_timeline_keeps_only_the_newest_posts_up_to_its_cap(feed, auth, unique, publish_events, start_worker,
