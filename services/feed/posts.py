@@ -7,6 +7,7 @@ Where a post's existence would leak, a reader who may not see it gets 404.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
@@ -78,8 +79,13 @@ def _base36(n: int) -> str:
             return out
 
 
+# Posts of one millisecond sort by id (the score ties): a per-process sequence before the
+# random part keeps one process's posts of the same millisecond in the order they were made.
+_SEQUENCE = itertools.count()
+
+
 def new_post_id(author: str, at_ms: int) -> str:
-    return f"{author}~{_base36(at_ms)}{os.urandom(4).hex()}"
+    return f"{author}~{_base36(at_ms)}{next(_SEQUENCE) % 0x10000:04x}{os.urandom(3).hex()}"
 
 
 def is_post_id(value: str) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from services.connections.app import create_app
 from shared.clock import parse_rfc3339
 from tests.support.http import assert_problem
-from tests.support.infra import events_of, read_topic
+from tests.support.infra import events_of, next_millisecond, read_topic
 
 
 @pytest.fixture
@@ -276,6 +276,7 @@ def test_invitation_lists_are_newest_first_and_paged(api, auth, unique):
     grace = unique("grace")
     inviters = [unique(f"m{i}") for i in range(5)]
     for inviter in inviters:
+        next_millisecond()
         invite(api, auth, inviter, grace)
 
     first = api.get("/v1/invitations?direction=received&limit=2", headers=auth(grace)).json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.http import assert_problem
+from tests.support.infra import next_millisecond
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def test_connections_are_listed_newest_first_and_paged(api, auth, unique, connec
     ada = unique("ada")
     others = [unique(f"m{i}") for i in range(5)]
     for other in others:
+        next_millisecond()
         connect(ada, other)
 
     first = api.get(f"/v1/members/{ada}/connections?limit=3", headers=auth(others[0])).json
@@ -136,6 +138,7 @@ def test_mutual_connections_count_and_page(api, auth, unique, connect):
     ada, grace = unique("ada"), unique("grace")
     shared = [unique(f"s{i}") for i in range(5)]
     for m in shared:
+        next_millisecond()
         connect(ada, m), connect(m, grace)
     connect(ada, unique("only-ada")), connect(grace, unique("only-grace"))
 

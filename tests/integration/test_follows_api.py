@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.http import assert_problem
-from tests.support.infra import events_of, read_topic
+from tests.support.infra import events_of, next_millisecond, read_topic
 
 
 @pytest.fixture
@@ -98,6 +98,7 @@ def test_a_member_sees_their_own_lists_newest_first_in_stable_pages(follows, aut
     grace = unique("grace")
     fans = [unique(f"fan{i}") for i in range(5)]
     for fan in fans:
+        next_millisecond()
         assert follows.put(f"/v1/following/{grace}", headers=auth(fan)).status_code == 201
 
     first = follows.get(f"/v1/members/{grace}/followers?limit=2", headers=auth(grace)).json

@@ -46,6 +46,14 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
     raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
 
 
+def next_millisecond() -> None:
+    """Wait for the clock's next millisecond: lists ordered by time (ms) order writes of one
+    millisecond by id, so a test of "newest first" gives each write a millisecond of its own."""
+    start = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 == start:
+        time.sleep(0.0002)
+
+
 def read_topic(settings: Settings, topic: str, until: Callable[[list], bool], timeout: float = 20.0,
                raw: bool = False) -> list:
     """Read ``topic`` (namespaced) from the beginning until ``until(records)`` holds.
