@@ -31,7 +31,7 @@ class EnvelopeSchema(Schema):
 
 
 _ENVELOPE = EnvelopeSchema()
-_DATA_SCHEMAS: dict[str, Schema] = {}  # event type → its data schema, made on first decode
+_DATA_SCHEMAS: dict[str, Schema] = {}  # event type → its data schema, made on first use
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,19 @@ def event_type(event: Event) -> EventType:
         raise UnknownEventType(event.type) from None
 
 
+def _data_schema(etype: EventType) -> Schema:
+    """The data schema of ``etype``, made once: building a marshmallow schema costs more than
+    loading with it (about 0.2 ms a time, on every write and every event)."""
+    schema = _DATA_SCHEMAS.get(etype.type)
+    if schema is None:
+        schema = _DATA_SCHEMAS[etype.type] = etype.data()
+    return schema
+
+
 def new_event(service: str, name: str, data: dict[str, Any]) -> Event:
     """Build an event of ``service``'s type ``name``; ``data`` is validated against its schema."""
     etype = lookup(service, name)
-    schema = etype.data()
+    schema = _data_schema(etype)
     try:
         loaded = schema.load(data)
     except ValidationError as exc:
@@ -109,11 +118,8 @@ def decode(raw: bytes | None, key: bytes | None = None) -> Event:
     etype = BY_TYPE.get(env["type"])
     if etype is None:
         raise UnknownEventType(env["type"])
-    schema = _DATA_SCHEMAS.get(etype.type)
-    if schema is None:  # building a marshmallow schema costs more than loading with it: once per type
-        schema = _DATA_SCHEMAS[etype.type] = etype.data()
     try:
-        data = schema.load(env["data"])
+        data = _data_schema(etype).load(env["data"])
     except ValidationError as exc:
         raise PoisonEvent(f"invalid {env['type']} data: {exc.messages}") from None
     return Event(id=env["id"], source=env["source"], type=env["type"], time=env["time"],
