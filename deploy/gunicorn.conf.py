@@ -25,6 +25,23 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 
+# Slow clients: a gthread worker reads a request in one of its threads, so a client sending a
+# byte now and then would hold that thread. Each read and write of a request gives up after
+# this many seconds (the proxy in front sends whole requests at once; see deploy/nginx/).
+client_timeout = float(os.environ.get("RAPPORT_GUNICORN_CLIENT_TIMEOUT") or 10)
+# gunicorn's defaults, named: longer request lines (414) and header fields (431) are refused,
+# as problem+json like every other error (shared/http/server.py).
+limit_request_line = 4094
+limit_request_field_size = 8190
+limit_request_fields = 100
+
+try:
+    from shared.http.server import install as _install_server_rules
+except ImportError:  # gunicorn started outside the project's environment
+    pass
+else:
+    _install_server_rules(client_timeout)
+
 # Its default path is one per user, so four APIs on one machine would fight over it.
 control_socket_disable = True
 
