@@ -191,3 +191,13 @@ def test_500_slow_clients_at_the_gateway_leave_other_members_requests_unaffected
 
     assert still_waiting == 500
     assert len(timings) >= 20 and max(timings) < 1.0, (len(timings), max(timings))
+
+
+def test_rapport_status_lists_the_gateway_running_with_its_pid_and_port(stack, capsys):
+    from shared.stack import runner
+
+    runner.status(stack)
+
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("gateway ")]
+    pid = processes.running_pid(stack.run_dir, gateway.NAME)
+    assert line.split() == ["gateway", "running", "pid", str(pid), "port", str(stack.gateway_port)]
