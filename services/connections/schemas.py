@@ -117,7 +117,9 @@ class EndorsementArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    skill = Text(max_length=80, required=True)
+    # Its own rule (endorsements.normalise, the shared visible-text rule among them) answers
+    # invalid_skill, for the API and the consumer alike.
+    skill = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
 
 class EndorsementSchema(Schema):

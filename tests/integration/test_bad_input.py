@@ -72,16 +72,26 @@ def test_a_post_or_comment_with_nothing_visible_is_422(apps, auth, unique, text)
 
 
 @pytest.mark.parametrize("text", INVISIBLE)
-def test_an_invitation_message_introduction_note_or_skill_with_nothing_visible_is_422(apps, auth, unique, text):
+def test_an_invitation_message_or_introduction_note_with_nothing_visible_is_422(apps, auth, unique, text):
     api, ada, grace, linus = apps("connections"), unique("ada"), unique("grace"), unique("linus")
 
     cases = [("/v1/invitations", {"invitee": grace, "message": text}, "message"),
-             ("/v1/introductions", {"target": linus, "via": grace, "note": text}, "note"),
-             (f"/v1/members/{grace}/endorsements", {"skill": text}, "skill")]
+             ("/v1/introductions", {"target": linus, "via": grace, "note": text}, "note")]
     for path, body, field in cases:
         problem = assert_problem(api.post(path, json=body, headers=auth(ada)), 422, "validation_failed")
         assert field in problem["errors"], path
     assert api.get("/v1/invitations?direction=sent", headers=auth(ada)).json["items"] == []
+
+
+@pytest.mark.parametrize("skill", INVISIBLE)
+def test_a_skill_with_nothing_visible_is_422_invalid_skill(apps, auth, unique, connect, skill):
+    api, ada, grace = apps("connections"), unique("ada"), unique("grace")
+    connect(ada, grace)
+
+    response = api.post(f"/v1/members/{grace}/endorsements", json={"skill": skill}, headers=auth(ada))
+
+    assert_problem(response, 422, "invalid_skill")
+    assert api.get(f"/v1/members/{grace}/endorsements", headers=auth(ada)).json["items"] == []
 
 
 # --- JSON the services cannot hold -------------------------------------------------------------
