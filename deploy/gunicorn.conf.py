@@ -35,13 +35,6 @@ limit_request_line = 4094
 limit_request_field_size = 8190
 limit_request_fields = 100
 
-try:
-    from shared.http.server import install as _install_server_rules
-except ImportError:  # gunicorn started outside the project's environment
-    pass
-else:
-    _install_server_rules(client_timeout)
-
 # Its default path is one per user, so four APIs on one machine would fight over it.
 control_socket_disable = True
 
@@ -50,6 +43,15 @@ control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
+
+
+def post_fork(server, worker):
+    """Give this worker the project's rules for what gunicorn answers by itself (problem+json
+    error pages, the client timeout). In the worker, not here at import: shared.http imports
+    prometheus_client, which must come after on_starting has set PROMETHEUS_MULTIPROC_DIR."""
+    from shared.http.server import install
+
+    install(client_timeout)
 
 
 def worker_exit(server, worker):

@@ -8,7 +8,7 @@ a request (a request line over ``limit_request_line``, headers over
 page; and a gthread worker reads a request with blocking calls and no timeout, so a client
 that sends a byte now and then pins one of its threads for as long as it likes.
 ``install`` replaces the one and bounds the other; ``deploy/gunicorn.conf.py`` calls it in
-the master, before the workers fork.
+each worker as it starts (``post_fork``).
 """
 from __future__ import annotations
 
