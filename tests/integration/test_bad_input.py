@@ -119,3 +119,10 @@ def test_a_body_over_the_limit_is_413_on_every_service(apps, auth, unique, setti
         method = client.patch if path.endswith(("settings", "preferences")) else client.post
         response = method(path, data=huge, content_type="application/json", headers=auth(unique("ada")))
         assert_problem(response, 413, "body_too_large")
+
+
+def test_a_limit_of_thousands_of_digits_is_422_naming_it(apps, auth, unique):
+    response = apps("feed").get(f"/v1/feed?limit={'9' * 5000}", headers=auth(unique("ada")))
+
+    body = assert_problem(response, 422, "validation_failed")
+    assert list(body["errors"]) == ["limit"]
