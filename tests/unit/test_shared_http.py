@@ -209,3 +209,11 @@ def test_a_body_at_the_limit_is_read():
                       headers=headers()).status_code == 201
     assert_problem(small.post("/v1/probe/grace", data=raw + " ", content_type="application/json", headers=headers()),
                    413, "body_too_large")
+
+
+def test_the_document_says_an_operation_with_a_body_may_answer_400_and_413_as_problems(client):
+    spec = client.get("/openapi.json").get_json()
+    responses = spec["paths"]["/v1/probe/{member}"]["post"]["responses"]
+    for status in ("400", "413"):
+        ref = responses[status]["$ref"].rsplit("/", 1)[1]
+        assert "application/problem+json" in spec["components"]["responses"][ref]["content"], status
