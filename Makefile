@@ -1,6 +1,6 @@
 # Rapport: `make run` starts the whole local stack, `make test` runs the tests against the
-# real Kafka and Redis, `make stop` stops everything. Needs python3.11, Java 17+, Maven and
-# redis-server (.ci/run installs the last three on a bare Debian machine).
+# real Kafka and Redis, `make stop` stops everything. Needs python3.11, Java 17+, Maven,
+# redis-server and nginx (.ci/run installs the last four on a bare Debian machine).
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -10,11 +10,15 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test stop bench install system-deps
 
-# redis-server from Debian when it is missing (as root; otherwise say what to install).
+# redis-server and nginx (the gateway) from Debian when missing (as root; otherwise say what to install).
+# Debian puts nginx in /usr/sbin, off a user's PATH.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 		else echo "redis-server is missing: sudo apt-get install redis-server" >&2; exit 1; fi; }
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; \
+		else echo "nginx is missing: sudo apt-get install nginx" >&2; exit 1; fi; }
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 		echo "Java 17+ and Maven are needed to fetch and run Kafka: apt-get install openjdk-17-jre-headless maven" >&2; exit 1; }
 

@@ -25,6 +25,16 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 
+# Slow clients: a gthread worker reads a request in one of its threads, so a client sending a
+# byte now and then would hold that thread. Each read and write of a request gives up after
+# this many seconds (the proxy in front sends whole requests at once; see deploy/nginx/).
+client_timeout = float(os.environ.get("RAPPORT_GUNICORN_CLIENT_TIMEOUT") or 10)
+# gunicorn's defaults, named: longer request lines (414) and header fields (431) are refused,
+# as problem+json like every other error (shared/http/server.py).
+limit_request_line = 4094
+limit_request_field_size = 8190
+limit_request_fields = 100
+
 # Its default path is one per user, so four APIs on one machine would fight over it.
 control_socket_disable = True
 
@@ -33,6 +43,15 @@ control_socket_disable = True
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
+
+
+def post_fork(server, worker):
+    """Give this worker the project's rules for what gunicorn answers by itself (problem+json
+    error pages, the client timeout). In the worker, not here at import: shared.http imports
+    prometheus_client, which must come after on_starting has set PROMETHEUS_MULTIPROC_DIR."""
+    from shared.http.server import install
+
+    install(client_timeout)
 
 
 def worker_exit(server, worker):

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Callable
 
 import redis
 from marshmallow import Schema, fields, validate
 
 from shared.problems import Invalid
+
+# A cursor names one (score, member): member ids and post ids are short.
+CURSOR_MAX = 512
 
 
 class PageArgs(Schema):
@@ -37,12 +41,26 @@ def encode_cursor(score: float, member: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (score, member) a cursor names; a 422 ``invalid_cursor`` for anything this service
+    could not have issued (a forged ``[NaN, "x"]`` would otherwise reach Redis as a score)."""
     try:
+        if len(cursor) > CURSOR_MAX:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
-        score, member = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return float(score), str(member)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        score, member = json.loads(base64.urlsafe_b64decode(padded.encode()), parse_constant=_refuse)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not isinstance(member, str):
+            raise ValueError("not a (number, string) pair")
+        score = float(score)
+        if not math.isfinite(score):
+            raise ValueError("not a finite score")
+        member.encode()  # a lone surrogate is no member a list holds
+        return score, member
+    except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError):
         raise Invalid({"cursor": ["Not a cursor this service issued."]}, code="invalid_cursor") from None
+
+
+def _refuse(constant: str):
+    raise ValueError(f"{constant} is not a score")
 
 
 def zset_page(

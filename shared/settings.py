@@ -53,6 +53,9 @@ class Settings:
     backfill_limit: int = 200
     notification_group_window_hours: int = 24
     notification_cap: int = 1_000
+    # HTTP: request bodies above this many bytes are refused (413), by the APIs and the gateway.
+    max_body_bytes: int = 1_048_576
+    gateway_port: int = 8080  # the local stack's nginx in front of the APIs
     # Bus
     dedup_ttl_seconds: int = 7 * 24 * 3600
     log_level: str = "INFO"

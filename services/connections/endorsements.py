@@ -17,6 +17,7 @@ from services.connections.network import may_see_connections
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
+from shared.http.fields import visible
 from shared.pages import zset_page
 from shared.problems import Forbidden, Invalid
 
@@ -43,7 +44,7 @@ class Skill:
 def normalise(skill: str) -> tuple[str, str]:
     """``(display, key)``: the skill with its spacing tidied, and its case-folded matching key."""
     display = " ".join(skill.split())
-    if not display or len(display) > SKILL_MAX or not display.isprintable():
+    if not display or len(display) > SKILL_MAX or not display.isprintable() or not any(map(visible, display)):
         raise Invalid({"skill": [f"A skill is 1-{SKILL_MAX} printable characters."]}, code="invalid_skill")
     return display, display.casefold()
 

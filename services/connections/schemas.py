@@ -3,6 +3,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from services.connections.network import VISIBILITIES
 from shared.auth import MEMBER_ID, MEMBER_ID_RULE
+from shared.http.fields import Text
 from shared.pages import PageArgs, page_schema
 
 MESSAGE_MAX = 300
@@ -14,7 +15,7 @@ class InvitationArgs(Schema):
 
     invitee = fields.String(required=True,
                             validate=validate.Regexp(MEMBER_ID, error=f"Not a member id: {MEMBER_ID_RULE}."))
-    message = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MESSAGE_MAX))
+    message = Text(max_length=MESSAGE_MAX, allow_empty=True, load_default=None, allow_none=True)
 
 
 class InvitationListArgs(PageArgs):
@@ -96,7 +97,7 @@ class IntroductionArgs(Schema):
 
     target = _member_field(required=True)
     via = _member_field(required=True)
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MESSAGE_MAX))
+    note = Text(max_length=MESSAGE_MAX, allow_empty=True, load_default=None, allow_none=True)
 
 
 class IntroductionSchema(Schema):
@@ -116,6 +117,8 @@ class EndorsementArgs(Schema):
     class Meta:
         unknown = RAISE
 
+    # Its own rule (endorsements.normalise, the shared visible-text rule among them) answers
+    # invalid_skill, for the API and the consumer alike.
     skill = fields.String(required=True, validate=validate.Length(min=1, max=80))
 
 

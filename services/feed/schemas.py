@@ -1,22 +1,18 @@
 """HTTP schemas of the feed service."""
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared.http.fields import Text
 from shared.pages import page_schema
 
 POST_TEXT_MAX = 3_000
 COMMENT_TEXT_MAX = 1_250
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-
-
 class PostArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    text = fields.String(validate=[validate.Length(min=1, max=POST_TEXT_MAX), _not_blank])
+    text = Text(max_length=POST_TEXT_MAX)
     visibility = fields.String(load_default="public", validate=validate.OneOf(["public", "connections"]))
     reshare_of = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
 
@@ -44,7 +40,7 @@ class CommentArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    text = fields.String(required=True, validate=[validate.Length(min=1, max=COMMENT_TEXT_MAX), _not_blank])
+    text = Text(max_length=COMMENT_TEXT_MAX, required=True)
 
 
 class CommentSchema(Schema):

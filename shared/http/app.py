@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import check_member_id, member_from_header
+from shared.http import body
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unavailable
@@ -47,7 +48,7 @@ def problem_response(problem: Problem) -> Response:
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+               405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "body_too_large",
                415: "unsupported_media_type", 422: "validation_failed", 429: "too_many_requests"}
 
 
@@ -129,6 +130,15 @@ def _authenticate() -> None:
     for name in MEMBER_PATH_ARGS:
         if request.view_args and name in request.view_args:
             check_member_id(request.view_args[name], field=name)
+
+
+def _check_size() -> None:
+    body.check_size(request, service_settings().max_body_bytes)
+
+
+def _check_json() -> None:
+    if request.url_rule is not None:  # routing failed: the 404/405 answers
+        body.check_json(request)
 
 
 def _finish(response: Response) -> Response:
@@ -214,6 +224,8 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         },
     )
     app.json.sort_keys = False
+    # Werkzeug stops reading a body (a chunked one too) at this size: a 413, never a whole 100 MB read.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
@@ -221,7 +233,9 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.extensions["rapport.api"] = api
+    app.before_request(_check_size)
     app.before_request(_authenticate)
+    app.before_request(_check_json)
     app.after_request(_finish)
     app.register_error_handler(Problem, problem_response)
 

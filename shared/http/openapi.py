@@ -2,7 +2,8 @@
 
 Every error is RFC 9457 problem+json (``ProblemSchema``). Rather than a decorator on each
 view, an apispec plugin adds to every ``/v1`` operation the answers any of them can give:
-401 (no valid token) and 422 (a path, query or body value refused), and points the
+401 (no valid token), 422 (a path, query or body value refused), and where a body is taken
+400 (malformed) and 413 (too large); and points the
 ``default`` response at a problem. The statuses a view gives for its own rules (403, 404,
 409, 429) are written in its description, and documented explicitly with
 ``@blp.alt_response(404, response="NOT_FOUND")`` where a client must plan for them.
@@ -32,7 +33,8 @@ class ProblemSchema(Schema):
 
 
 class CommonProblems(BasePlugin):
-    """Document the 401 and 422 every authenticated operation may answer."""
+    """Document the 401 and 422 every authenticated operation may answer, and the 400 and 413
+    of every operation that takes a body (shared/http/body.py)."""
 
     def __init__(self, prefix: str = "/v1/"):
         self.prefix = prefix
@@ -53,3 +55,6 @@ class CommonProblems(BasePlugin):
             responses.setdefault("401", "UNAUTHORIZED")
             if self._path_has_parameters or operation.get("parameters") or operation.get("requestBody"):
                 responses.setdefault("422", "UNPROCESSABLE_ENTITY")
+            if operation.get("requestBody"):
+                responses.setdefault("400", "BAD_REQUEST")
+                responses.setdefault("413", "REQUEST_ENTITY_TOO_LARGE")

@@ -1,7 +1,8 @@
 """``rapport up``, ``down`` and ``status``: the local stack, started and stopped in order.
 
 Up: Kafka (and its topics), the Redis store and cache, then every process of
-``shared.stack.processes.PROCESSES``. Down: the same, in reverse. Everything started has a
+``shared.stack.processes.PROCESSES``, then the gateway in front of the APIs (nginx,
+``shared.stack.gateway``). Down: the same, in reverse. Everything started has a
 pid file under ``<run_dir>/pids`` and a log under ``<run_dir>/logs``.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from shared.bus.topics import ensure_topics
 from shared.settings import REPO_ROOT, Settings
-from shared.stack import kafka, processes, redis
+from shared.stack import gateway, kafka, processes, redis
 from shared.stack.processes import PROCESSES, Process
 
 INFRA = ("kafka", "redis-store", "redis-cache")  # start order
@@ -71,7 +72,8 @@ def down(settings: Settings, keep_infra: bool = False) -> int:
 
 
 def _down(settings: Settings, keep_infra: bool) -> int:
-    names = [p.name for p in reversed(PROCESSES)] + ([] if keep_infra else list(reversed(INFRA)))
+    # The gateway first: no request reaches an API that is on its way down.
+    names = [gateway.NAME] + [p.name for p in reversed(PROCESSES)] + ([] if keep_infra else list(reversed(INFRA)))
     for name in names:
         pid = processes.stop(settings.run_dir, name, timeout=STOP_TIMEOUT.get(name, 20.0))
         if pid is not None:
@@ -88,7 +90,8 @@ def status(settings: Settings) -> int:
     """Print one line per process of the stack: running or stopped, pid, port."""
     rows = [("kafka", kafka.listener(settings)[1]),
             *((s.name, s.port) for s in redis.servers(settings)),
-            *((p.name, settings.ports[p.service] if p.kind == "api" else None) for p in PROCESSES)]
+            *((p.name, settings.ports[p.service] if p.kind == "api" else None) for p in PROCESSES),
+            (gateway.NAME, settings.gateway_port)]
     for name, port in rows:
         pid = processes.running_pid(settings.run_dir, name)
         state = "running" if pid else ("external" if port and _port_answers(name, port, settings) else "stopped")
@@ -140,6 +143,10 @@ def _executable(name: str) -> str:
 
 def _start_processes(settings: Settings, health_timeout: float) -> int:
     # A port held by someone else would answer our health checks while our API fails to bind.
+    if processes.running_pid(settings.run_dir, gateway.NAME) is None \
+            and processes.port_in_use("127.0.0.1", settings.gateway_port):
+        raise RuntimeError(f"{gateway.NAME}: port {settings.gateway_port} is taken by a process rapport did not start")
+    gateway.nginx_binary()  # missing: say so before starting anything
     for p in PROCESSES:
         port = settings.ports[p.service]
         if p.kind == "api" and processes.running_pid(settings.run_dir, p.name) is None \
@@ -158,10 +165,17 @@ def _start_processes(settings: Settings, health_timeout: float) -> int:
         print(f"{p.name}: started (pid {pid})", flush=True)
     failed = _wait_healthy(settings, health_timeout, any(p.kind == "worker" for p in started))
     if not failed:
+        try:
+            gateway.start(settings)
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            failed = [gateway.NAME]
+    if not failed:
         apis = ", ".join(f"{p.service} :{settings.ports[p.service]}" for p in PROCESSES if p.kind == "api")
-        print(f"stack up: {apis}; `rapport status` lists it, `rapport down` stops it")
+        print(f"stack up: {apis}, all behind the gateway on :{settings.gateway_port} "
+              f"(/<service>/v1/...); `rapport status` lists it, `rapport down` stops it")
         return 0
-    for name in failed:
+    for name in (n for n in failed if n != gateway.NAME):
         print(f"\n{name} failed; the end of {processes.log_file(settings.run_dir, name)}:\n"
               + processes.log_tail(settings.run_dir, name), file=sys.stderr)
     # Leave no half-started application behind (Kafka and Redis stay up for the next try).

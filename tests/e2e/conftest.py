@@ -121,7 +121,8 @@ def stack(tmp_path_factory):
     base = load_settings()
     require_infrastructure(base)
     run_dir = tmp_path_factory.mktemp("e2e-run")
-    ports = dict(zip(SERVICES, _free_ports(len(SERVICES))))
+    *service_ports, gateway_port = _free_ports(len(SERVICES) + 1)
+    ports = dict(zip(SERVICES, service_ports))
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     overrides = {
         "RAPPORT_NAMESPACE": namespace,
@@ -131,6 +132,7 @@ def stack(tmp_path_factory):
         "WEB_CONCURRENCY": "1",
         "RAPPORT_GUNICORN_THREADS": "8",
         **{f"RAPPORT_{s.upper()}_PORT": str(port) for s, port in ports.items()},
+        "RAPPORT_GATEWAY_PORT": str(gateway_port),
         **{f"RAPPORT_{s.upper()}_STORE_URL": f"redis://127.0.0.1:{base.store_port}/{db}"
            for s, db in E2E_STORE_DB.items()},
     }
@@ -139,7 +141,7 @@ def stack(tmp_path_factory):
     stack = Stack(settings, env)
 
     started = stack.rapport("up", "--apps-only", timeout=120)
-    pids = {p.name: processes.running_pid(run_dir, p.name) for p in PROCESSES}
+    pids = {name: processes.running_pid(run_dir, name) for name in [p.name for p in PROCESSES] + ["gateway"]}
     try:
         if started.returncode != 0:
             pytest.fail(f"`rapport up --apps-only` failed:\n{started.stdout}", pytrace=False)
@@ -150,7 +152,7 @@ def stack(tmp_path_factory):
         for url in set(settings.store_urls.values()) | {settings.cache_url}:
             redis.Redis.from_url(url).flushdb()
         leftovers = _group_members({pid for pid in pids.values() if pid})
-        busy = [port for port in ports.values() if processes.port_in_use("127.0.0.1", port)]
+        busy = [port for port in [*ports.values(), gateway_port] if processes.port_in_use("127.0.0.1", port)]
         assert stopped.returncode == 0, f"`rapport down --keep-infra` failed:\n{stopped.stdout}"
         assert not leftovers and not busy, (f"the e2e stack left processes {leftovers} running "
                                             f"or ports {busy} open:\n{stopped.stdout}")

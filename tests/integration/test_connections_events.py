@@ -87,10 +87,10 @@ def test_a_bad_invitation_body_is_422_and_nothing_is_sent(api, auth, unique, bod
     assert sent_by(api, auth, ada) == []
 
 
-def test_a_body_that_is_not_json_is_refused_as_a_problem(api, auth, unique):
+def test_a_body_that_is_not_json_is_400_malformed_body(api, auth, unique):
     ada = unique("ada")
     response = api.post("/v1/invitations", data="{nope", headers={**auth(ada), "Content-Type": "application/json"})
-    assert 400 <= response.status_code < 500 and response.mimetype == "application/problem+json"
+    assert_problem(response, 400, "malformed_body")
     assert sent_by(api, auth, ada) == []
 
 
@@ -105,10 +105,15 @@ def test_a_malformed_member_id_in_the_path_is_422(api, auth, unique, method, pat
     assert_problem(getattr(api, method)(path, headers=auth(unique("ada"))), 422, "invalid_member_id")
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=many", "cursor=garbage!", "direction=both"])
-def test_bad_paging_arguments_are_422(api, auth, unique, query):
+@pytest.mark.parametrize("query, code, field", [
+    ("limit=0", "validation_failed", "limit"), ("limit=101", "validation_failed", "limit"),
+    ("limit=many", "validation_failed", "limit"), ("cursor=garbage!", "invalid_cursor", "cursor"),
+    ("direction=both", "validation_failed", "direction"),
+])
+def test_bad_paging_arguments_are_422_naming_the_argument(api, auth, unique, query, code, field):
     response = api.get(f"/v1/invitations?{query}", headers=auth(unique("ada")))
-    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    body = assert_problem(response, 422, code)
+    assert list(body["errors"]) == [field]
 
 
 def test_missing_bad_or_expired_tokens_are_401_and_change_nothing(api, auth, unique, settings):
@@ -125,8 +130,10 @@ def test_missing_bad_or_expired_tokens_are_401_and_change_nothing(api, auth, uni
     assert api.get("/v1/invitations", headers=auth(grace)).json["items"] == []
 
 
-def test_unknown_paths_and_methods_are_problems_too(api, auth, unique):
+def test_an_unknown_path_is_404_not_found_and_a_wrong_method_405(api, auth, unique):
     headers = auth(unique("ada"))
-    assert api.get("/v1/no-such-thing", headers=headers).mimetype == "application/problem+json"
+    assert_problem(api.get("/v1/no-such-thing", headers=headers), 404, "not_found")
+    assert_problem(api.get("/no-such-thing"), 404, "not_found")
     response = api.put("/v1/invitations", headers=headers)
-    assert response.status_code == 405 and response.mimetype == "application/problem+json"
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["Allow"]

@@ -442,14 +442,17 @@ def test_at_most_the_cap_is_kept_and_the_oldest_go(settings, apps, auth, inbox_o
 
 # --- bad input ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/v1/notifications?limit=0", "/v1/notifications?limit=abc",
-                                  "/v1/notifications?cursor=not-a-cursor", "/v1/notifications?unread=maybe"])
-def test_bad_queries_are_refused_with_a_problem(apps, auth, unique, path):
-    response = apps("notifications").get(path, headers=auth(unique("grace")))
+@pytest.mark.parametrize("query, code, field", [
+    ("limit=0", "validation_failed", "limit"), ("limit=abc", "validation_failed", "limit"),
+    ("cursor=not-a-cursor", "invalid_cursor", "cursor"), ("unread=maybe", "validation_failed", "unread"),
+])
+def test_bad_queries_are_422_naming_the_argument(apps, auth, unique, query, code, field):
+    response = apps("notifications").get(f"/v1/notifications?{query}", headers=auth(unique("grace")))
 
     assert response.status_code == 422
     assert response.content_type == "application/problem+json"
-    assert response.json["code"] in ("validation_failed", "invalid_cursor")
+    assert response.json["code"] == code
+    assert list(response.json["errors"]) == [field]
 
 
 def test_notifications_need_a_token(apps):

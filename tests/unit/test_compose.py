@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
-from shared.settings import SERVICES
+from shared.settings import SERVICES, load_settings
+from shared.stack import gateway
 from shared.stack.processes import PROCESSES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,8 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def gateway_routes() -> dict[str, str]:
-    """``{path prefix: location block body}`` of the gateway's nginx.conf."""
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
+    """``{path prefix: location block body}`` of the gateway's routes (compose's and the local stack's)."""
+    text = (ROOT / "deploy" / "nginx" / "routes.conf").read_text()
     return dict(re.findall(r"location\s+(/\w+/)\s*\{([^}]*)\}", text))
 
 
@@ -84,11 +85,45 @@ def test_the_stores_persist_and_the_timeline_cache_does_not(compose):
 
 
 def test_the_gateway_routes_every_service_to_its_api_without_the_prefix(compose, gateway_routes):
+    nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
     for service in SERVICES:
         body = gateway_routes.get(f"/{service}/")
         assert body is not None, f"gateway has no route for /{service}/"
-        assert f"proxy_pass http://{service}-api:8000/;" in body, service
+        assert f"proxy_pass http://{service}_api/;" in body, service
+        assert f"upstream {service}_api {{ server {service}-api:8000; }}" in nginx_conf, service
         assert compose["services"]["gateway"]["depends_on"][f"{service}-api"]["condition"] == "service_healthy"
+
+
+def test_the_local_gateway_runs_the_same_rules_and_routes_as_compose(compose, tmp_path):
+    settings = load_settings({}, run_dir=tmp_path, gateway_port=18080,
+                             ports={"connections": 18001, "follows": 18002, "feed": 18003, "notifications": 18004})
+    local = gateway.render(settings)
+    nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    mounts = compose["services"]["gateway"]["volumes"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in mounts and "./deploy/nginx:/etc/nginx/rapport:ro" in mounts
+    for name in ("proxy.conf", "routes.conf"):
+        assert f"include /etc/nginx/rapport/{name};" in nginx_conf
+        assert f"include {ROOT / 'deploy' / 'nginx' / name};" in local
+    for service in SERVICES:
+        assert f"upstream {service}_api {{ server 127.0.0.1:{settings.ports[service]}; }}" in local
+    assert "listen 127.0.0.1:18080;" in local and "listen 8080;" in nginx_conf
+    assert compose["services"]["gateway"]["ports"] == ["8080:8080"]
+
+
+def test_the_gateway_refuses_bodies_the_apis_would(tmp_path):
+    default = load_settings({}).max_body_bytes
+    assert default == 1024 * 1024
+    assert re.search(r"^\s*client_max_body_size 1m;$", (ROOT / "deploy" / "nginx.conf").read_text(), re.M)
+    assert f"client_max_body_size {default};" in gateway.render(load_settings({}, run_dir=tmp_path))
+
+
+def test_every_error_nginx_makes_itself_is_a_problem():
+    routes = (ROOT / "deploy" / "nginx" / "routes.conf").read_text()
+    pages = dict(re.findall(r"^error_page ([\d =]+) (/_problems/\w+);$", routes, re.M))
+    assert set(pages) == {"400", "404", "408", "413", "414", "494 =431", "500", "502", "503", "504"}
+    for uri in pages.values():
+        block = re.search(r"location = %s \{([^}]*)\}" % re.escape(uri), routes).group(1)
+        assert "internal;" in block and "default_type application/problem+json;" in block, uri
 
 
 def test_the_gateway_streams_notifications_unbuffered(gateway_routes):

@@ -21,3 +21,10 @@ def test_the_requester_reads_the_outcome_of_an_introduction():
     assert summary("introduction_forwarded", ["grace"], 1, "i1", None, "linus") == "grace introduced you to linus"
     assert summary("introduction_declined", ["grace"], 1, "i1", None, "linus") == \
         "grace declined to introduce you to linus"
+
+
+@pytest.mark.parametrize("skill", ["\u3164", "\u2800\u2800", "\u200b", "   "])
+def test_a_skill_with_nothing_visible_is_refused(skill):
+    with pytest.raises(Invalid) as caught:
+        normalise(skill)
+    assert caught.value.code == "invalid_skill"

@@ -1,6 +1,7 @@
 """Every error a client can meet is RFC 9457 problem+json with a stable code (no I/O needed)."""
 from __future__ import annotations
 
+import io
 import time
 
 import jwt
@@ -156,3 +157,63 @@ def test_health_metrics_and_the_openapi_document_need_no_token(client):
     spec = client.get("/openapi.json").get_json()
     assert "/v1/probe/{member}" in spec["paths"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+# --- bodies the services could not hold: a 400 or 413 problem before any view runs ------------
+
+@pytest.mark.parametrize("raw", [
+    '{"name": ' + "[" * 1000 + "]" * 1000 + "}",    # deeper than the recursion limit
+    '{"name": ' + "[" * 40 + "]" * 40 + "}",        # deeper than any schema nests
+    '{"name": "\\ud800"}',                           # a lone surrogate: no UTF-8 store can hold it
+    '{"name": "x", "n": ' + "9" * 100_000 + "}",     # past Python's int parsing limit
+    '{"name": "x", "n": ' + "9" * 31 + "}",
+    '{"name": NaN}',
+    '{"name": "x", "n": 1e999}',
+    '{"\\udfff": "x"}',
+])
+def test_json_the_services_cannot_hold_is_a_400_malformed_body(client, raw):
+    response = client.post("/v1/probe/grace", data=raw, content_type="application/json", headers=headers())
+    assert_problem(response, 400, "malformed_body")
+
+
+def test_a_body_announced_over_the_limit_is_a_413_before_it_is_read(client):
+    class Endless:
+        """A body that fails the test if anything reads it."""
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+    limit = load_settings({}).max_body_bytes
+    environ = {"CONTENT_LENGTH": str(100 * 1024 * 1024), "CONTENT_TYPE": "application/json",
+               "wsgi.input": Endless()}
+    response = client.post("/v1/probe/grace", environ_overrides=environ, headers=headers())
+    body = assert_problem(response, 413, "body_too_large")
+    assert body["max_bytes"] == limit
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(client):
+    limit = load_settings({}).max_body_bytes
+    raw = b'{"name": "' + b"x" * limit + b'"}'
+    response = client.post("/v1/probe/grace", input_stream=io.BytesIO(raw), content_type="application/json",
+                           headers={**headers(), "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})  # as gunicorn says of a chunked body
+    assert response.request.content_length is None
+    assert_problem(response, 413, "body_too_large")
+
+
+def test_a_body_at_the_limit_is_read():
+    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"}, max_body_bytes=64)
+    small = create_service_app("probe", [blp], settings=settings).test_client()
+    raw = '{"name": "' + "x" * (64 - 12) + '"}'
+    assert len(raw) == 64
+    assert small.post("/v1/probe/grace", data=raw, content_type="application/json",
+                      headers=headers()).status_code == 201
+    assert_problem(small.post("/v1/probe/grace", data=raw + " ", content_type="application/json", headers=headers()),
+                   413, "body_too_large")
+
+
+def test_the_document_says_an_operation_with_a_body_may_answer_400_and_413_as_problems(client):
+    spec = client.get("/openapi.json").get_json()
+    responses = spec["paths"]["/v1/probe/{member}"]["post"]["responses"]
+    for status in ("400", "413"):
+        ref = responses[status]["$ref"].rsplit("/", 1)[1]
+        assert "application/problem+json" in spec["components"]["responses"][ref]["content"], status
