@@ -50,8 +50,10 @@ class Probe(MethodView):
 
 @pytest.fixture(scope="module")
 def client():
-    # A store URL that is never dialled: redis-py connects lazily, and no view here touches it.
-    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"})
+    # A store URL that is never dialled: redis-py connects lazily, no view here touches it, and
+    # the write limits (counted in the store) are off.
+    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"},
+                             write_rate_limits="")
     return create_service_app("probe", [blp], settings=settings, test_config={"TESTING": False}).test_client()
 
 
