@@ -158,3 +158,12 @@ def test_health_metrics_and_the_openapi_document_need_no_token(client):
     spec = client.get("/openapi.json").get_json()
     assert "/v1/probe/{member}" in spec["paths"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_a_service_refuses_to_start_with_the_published_secret_unless_local():
+    from shared.settings import InsecureSettings
+
+    with pytest.raises(InsecureSettings):
+        create_service_app("probe", [], settings=load_settings({}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
+    assert create_service_app("probe", [], settings=load_settings(
+        {"RAPPORT_ENV": "local"}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
