@@ -185,7 +185,7 @@ class LiveHub:
                 continue
             if not message or message.get("type") != "message":
                 continue
-            member = message["channel"][len("live-bell:{"):-1]
+            member = keys.bell_member(message["channel"])
             data = message["data"]
             if data.startswith("close:"):
                 self._close_local(member, data[len("close:"):])
@@ -198,8 +198,9 @@ class LiveHub:
         try:
             self._pubsub.reset()
             with self._lock:
-                channels = [keys.live_bell(m) for m in self._listeners] or ["live-bell:{}"]
-            self._pubsub.subscribe(*channels)
+                channels = [keys.live_bell(m) for m in self._listeners]
+            if channels:
+                self._pubsub.subscribe(*channels)
         except (redis.RedisError, OSError) as exc:
             log.warning("live hub cannot resubscribe yet", error=repr(exc))
 

@@ -84,6 +84,11 @@ def live_bell(member: str) -> str:
     return f"live-bell:{{{member}}}"
 
 
+def bell_member(channel: str) -> str:
+    """The member whose bell ``channel`` is (the inverse of ``live_bell``)."""
+    return channel[len("live-bell:{"):-1]
+
+
 def post_alerts(author: str) -> str:
     """Set: followers of ``author`` who switched post alerts on (replica of follows.events)."""
     return f"post-alerts:{{{author}}}"

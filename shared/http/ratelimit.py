@@ -19,7 +19,10 @@ from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from shared.logs import get_logger
 from shared.problems import TooManyRequests
+
+log = get_logger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -57,6 +60,7 @@ class WriteLimits:
                 continue
             reset = self.limiter.get_window_stats(limit, "writes", tag).reset_time
             retry_after = max(1, math.ceil(reset - time.time()))
+            log.info("write rate limited", member=member, limit=str(limit), retry_after=retry_after)
             problem = RateLimited(f"More than {limit.amount} writes in {limit.get_expiry()} s; "
                                   f"retry in {retry_after} s.", retry_after=retry_after,
                                   limit=limit.amount, window_seconds=limit.get_expiry())
