@@ -156,3 +156,14 @@ def test_settings_name_the_identity_provider():
                             "RAPPORT_JWT_AUDIENCE": AUDIENCE, "RAPPORT_ENV": "local"})
 
     assert (loaded.jwks_url, loaded.jwt_issuer, loaded.jwt_audience) == ("http://127.0.0.1:1/jwks", ISSUER, AUDIENCE)
+
+
+def test_an_identity_provider_that_cannot_be_reached_is_a_503_not_a_401(settings, provider, unique):
+    unreachable = create_app({"TESTING": True}, settings=settings.replace(
+        jwks_url="http://127.0.0.1:1/jwks.json", jwt_issuer=ISSUER, jwt_audience=AUDIENCE)).test_client()
+
+    answer = unreachable.get("/v1/settings", headers={"Authorization": f"Bearer {provider.token(unique('ada'))}"})
+
+    assert answer.status_code == 503
+    assert answer.mimetype == "application/problem+json"
+    assert answer.json["code"] == "token_keys_unavailable"

@@ -167,3 +167,11 @@ def test_a_service_refuses_to_start_with_the_published_secret_unless_local():
         create_service_app("probe", [], settings=load_settings({}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
     assert create_service_app("probe", [], settings=load_settings(
         {"RAPPORT_ENV": "local"}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
+
+
+def test_the_ratelimit_policy_header_names_every_write_limit():
+    from limits import parse_many
+
+    from shared.http.ratelimit import policy_header
+
+    assert policy_header(parse_many("30/second;900/minute")) == '"writes-1s";q=30;w=1, "writes-60s";q=900;w=60'
