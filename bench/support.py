@@ -36,6 +36,7 @@ def bench_settings(**overrides) -> Settings:
     """Settings on the benchmark's own Redis databases and Kafka namespace."""
     base = load_settings()
     settings = base.replace(
+        env=overrides.pop("env", base.env or "local"),  # benchmarks run the local stack's way
         namespace=f"bench-{uuid.uuid4().hex[:6]}",
         store_urls={s: f"redis://127.0.0.1:{base.store_port}/{db}" for s, db in BENCH_STORE_DB.items()},
         cache_url=f"redis://127.0.0.1:{base.cache_port}/{BENCH_CACHE_DB}",

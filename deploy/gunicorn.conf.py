@@ -20,7 +20,9 @@ worker_class = "gthread"
 threads = int(os.environ.get("RAPPORT_GUNICORN_THREADS") or 4)
 worker_connections = 1000  # gevent workers only (the notifications API, for its streams)
 
-timeout = 30
+# The same setting tells how long an Idempotency-Key stays taken by a request that may still be
+# running (shared/http/idempotency.py): a worker killed at this timeout frees its keys with it.
+timeout = int(os.environ.get("RAPPORT_REQUEST_TIMEOUT_SECONDS") or 30)
 # Short, so `rapport down` and container stops do not wait long on open event streams.
 graceful_timeout = 10
 keepalive = 5

@@ -14,6 +14,9 @@ SERVICES = ("connections", "follows", "feed", "notifications")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Published in the repository: accepted only where RAPPORT_ENV=local (see ``check_secrets``).
+DEVELOPMENT_JWT_SECRET = "rapport-local-development-secret-change-me"
+
 _DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3}
 _DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004}
 # Where each service's worker serves its Prometheus metrics (0: not at all).
@@ -36,9 +39,28 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "rapport"
     kafka_version: str = "4.1.1"
     topic_partitions: int = 6
+    # "local" for the local stack and the tests: the only place the development secret works.
+    env: str = ""
     # Auth
-    jwt_secret: str = "rapport-local-development-secret-change-me"
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
     jwt_ttl_seconds: int = 24 * 3600
+    # A token may be valid for at most this long after it was issued (and from now).
+    jwt_max_lifetime_seconds: int = 24 * 3600
+    # Tokens of an identity provider (RS256/ES256), verified against its JWKS. When a JWKS URL is
+    # set, the shared secret is not accepted.
+    jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    # HTTP
+    # How long a request may take: gunicorn's timeout, and how long an Idempotency-Key stays
+    # taken by a request that may still be running.
+    request_timeout_seconds: int = 30
+    idempotency_ttl_seconds: int = 24 * 3600
+    # Writes (POST/PUT/PATCH/DELETE) per member and service, as `limits` rate strings separated
+    # by ";" (empty: no limit).
+    write_rate_limits: str = "30/second;900/minute"
+    # Open notification streams per member, across processes: a new one closes the oldest.
+    live_streams_per_member: int = 5
     # Product limits (PRODUCT.md)
     reinvite_cooldown_days: int = 21
     invitation_weekly_limit: int = 100
@@ -88,6 +110,22 @@ class Settings:
             else:
                 env[f"RAPPORT_{f.name.upper()}"] = str(value)
         return env
+
+
+class InsecureSettings(RuntimeError):
+    """Settings a process must not start with."""
+
+
+def check_secrets(settings: Settings) -> None:
+    """Refuse the published development secret outside the local stack (``RAPPORT_ENV=local``).
+
+    A JWKS URL replaces the secret, so with one set the secret does not matter."""
+    if settings.jwks_url or settings.env == "local":
+        return
+    if settings.jwt_secret == DEVELOPMENT_JWT_SECRET:
+        raise InsecureSettings(
+            "RAPPORT_JWT_SECRET is the published development secret: anyone can mint tokens with it. "
+            "Set a secret of your own (or RAPPORT_JWKS_URL), or RAPPORT_ENV=local for the local stack.")
 
 
 _MAPPINGS = ("store_urls", "ports", "worker_metrics_ports")  # one variable per service each

@@ -17,6 +17,10 @@ from shared.bus.worker import Worker
 from shared.settings import load_settings
 from tests.support.infra import require_infrastructure
 
+# The tests run the local stack's way: the published development secret is accepted only so.
+# Set before anything reads the settings, and inherited by every process the tests start.
+os.environ.setdefault("RAPPORT_ENV", "local")
+
 # Stores of the test run live on their own logical databases, apart from the local stack's.
 TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13}
 TEST_CACHE_DB = 1

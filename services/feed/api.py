@@ -36,7 +36,14 @@ class Posts(MethodView):
             _timelines().show_own_post(post)
             return post.body(), 201
 
-        return idempotent(service_store(), "feed.posts", caller(), create)
+        def replay(events):
+            # The post was stored but its request died before answering: answer from the store.
+            created = next(e["data"] for e in events if e["type"] == "post.created")
+            post = posts.get(service_store(), caller(), created["post_id"])
+            _timelines().show_own_post(post)
+            return post.body(), 201
+
+        return idempotent(service_store(), "feed.posts", caller(), create, replay)
 
 
 @blp.route("/posts/<post_id>")
@@ -74,7 +81,11 @@ class PostComments(MethodView):
         def create():
             return posts.add_comment(service_store(), _outbox(), caller(), post_id, args["text"]).body(), 201
 
-        return idempotent(service_store(), f"feed.comments.{post_id}", caller(), create)
+        def replay(events):
+            added = next(e["data"] for e in events if e["type"] == "comment.added")
+            return posts.comment(service_store(), post_id, added["comment_id"]), 201
+
+        return idempotent(service_store(), f"feed.comments.{post_id}", caller(), create, replay)
 
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, CommentPageSchema)

@@ -312,6 +312,14 @@ def add_comment(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, t
                 continue
 
 
+def comment(store: redis.Redis, post_id: str, comment_id: str) -> dict:
+    """One stored comment, as the API shows it."""
+    raw = store.hget(keys.comment_bodies(post_id), comment_id)
+    if raw is None:
+        raise NotFound("No such comment.", code="comment_not_found")
+    return json.loads(raw)
+
+
 def comments_page(store: redis.Redis, reader: str, post_id: str, limit: int,
                   cursor: str | None) -> tuple[list[dict], str | None]:
     """Comments on a post ``reader`` may see, newest first."""

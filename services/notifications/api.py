@@ -58,10 +58,10 @@ class Stream(MethodView):
         "5 min and the client reconnects."))
     def get(self, args):
         """The caller's new notifications, live. Serve under gevent: each open stream holds a connection."""
-        store, member = current_app.extensions["notifications.live"], caller()
-        after = live.start_after(store, member, request.headers.get("Last-Event-ID") or args["last_event_id"])
-        keepalive = current_app.config["NOTIFICATIONS_KEEPALIVE_SECONDS"]
-        return Response(live.events(store, member, after, keepalive), status=200, mimetype="text/event-stream",
+        hub, member = current_app.extensions["notifications.live"], caller()
+        # Checked before the first byte: a bad id is a 422, not a stream that breaks.
+        after = live.start_after(hub.store, member, request.headers.get("Last-Event-ID") or args["last_event_id"])
+        return Response(live.events(hub, member, after), status=200, mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

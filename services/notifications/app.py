@@ -8,18 +8,24 @@ from shared.http import create_service_app
 from shared.settings import Settings
 
 
+# Store connections the open streams of one API process share for their reads.
+LIVE_POOL_SIZE = 10
+
+
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     from services.notifications import live
     from services.notifications.api import blp
 
     app = create_service_app("notifications", [blp], settings=settings, test_config=test_config,
                              description="Each member's notifications: grouped, counted, live.")
-    # Open streams block on XREAD for a keep-alive period: they get their own connection pool,
-    # with a read timeout longer than that block (the store client's default is 5 s), and room
-    # for one connection per open stream (gunicorn's --worker-connections bounds them).
+    # Open streams share one pub/sub connection per process (the hub's) and a small pool for
+    # their short reads: a stream waits for a free connection rather than opening its own. The
+    # read timeout is past the pub/sub wait (1 s).
     keepalive = app.config.setdefault("NOTIFICATIONS_KEEPALIVE_SECONDS", live.KEEPALIVE_SECONDS)
     settings = app.config["RAPPORT_SETTINGS"]
-    app.extensions["notifications.live"] = redis.Redis.from_url(
-        settings.store_url("notifications"), decode_responses=True, socket_timeout=keepalive + 10,
-        max_connections=app.config.get("NOTIFICATIONS_MAX_STREAMS", 10_000))
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.store_url("notifications"), decode_responses=True, socket_timeout=10, timeout=10,
+        max_connections=app.config.get("NOTIFICATIONS_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
+    app.extensions["notifications.live"] = live.LiveHub(redis.Redis(connection_pool=pool),
+                                                        settings.live_streams_per_member, keepalive)
     return app

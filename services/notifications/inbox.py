@@ -97,7 +97,8 @@ def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type
                       keys.muted(recipient), keys.live(recipient)]
     tx.eval(keys.NOTIFY, len(recipient_keys), *recipient_keys,
             keys.notification_prefix(recipient), keys.actors_prefix(recipient), notification_id, type_, actor,
-            obj or "", text or "", about or "", at_ms, group, window_hours * 3600 * 1000, cap, LIVE_CAP)
+            obj or "", text or "", about or "", at_ms, group, window_hours * 3600 * 1000, cap, LIVE_CAP,
+            keys.live_bell(recipient))
 
 
 def load(store: redis.Redis, member: str, ids: list[str]) -> list[Notification]:

@@ -48,6 +48,6 @@ class PreferencesSchema(Schema):
 
 
 class StreamArgs(Schema):
-    last_event_id = fields.String(load_default=None, validate=validate.Regexp(r"^\d{1,20}-\d{1,20}$"),
+    last_event_id = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{1,20}-[0-9]{1,20}$"),
                                   metadata={"description": "For clients that cannot send the Last-Event-ID "
                                                            "header."})

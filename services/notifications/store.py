@@ -10,6 +10,13 @@ change them together (and they would sit on one slot of a cluster):
 - ``groups:{m}``             hash: group field (``post_liked|<post>``) → ``<id>|<opened_at_ms>``
 - ``muted:{m}``              set: notification types the member muted
 - ``live:{m}``               stream (capped): one entry per new or grown notification, for SSE
+- ``live-streams:{m}``       sorted set: the member's open SSE streams (any API process), scored
+                             by when they opened (ms); at most ``live_streams_per_member``
+- ``live-beats:{m}``         sorted set: the same streams, scored by their last heartbeat (ms)
+
+and one pub/sub channel per member, ``live-bell:{m}``: ``new`` when ``live:{m}`` grew, ``close:<id>``
+when a stream must end. Pub/sub channels are not keys (and not per database): a stray ``new`` only
+makes a stream read early.
 
 Replicas of the other services' facts, built from their events:
 
@@ -62,6 +69,26 @@ def live(member: str) -> str:
     return f"live:{{{member}}}"
 
 
+def live_streams(member: str) -> str:
+    """Sorted set: ``member``'s open event streams, stream id → when it opened (ms)."""
+    return f"live-streams:{{{member}}}"
+
+
+def live_beats(member: str) -> str:
+    """Sorted set: ``member``'s open event streams, stream id → last heartbeat (ms)."""
+    return f"live-beats:{{{member}}}"
+
+
+def live_bell(member: str) -> str:
+    """Pub/sub channel: rung when ``member``'s live stream grows or one of their streams must close."""
+    return f"live-bell:{{{member}}}"
+
+
+def bell_member(channel: str) -> str:
+    """The member whose bell ``channel`` is (the inverse of ``live_bell``)."""
+    return channel[len("live-bell:{"):-1]
+
+
 def post_alerts(author: str) -> str:
     """Set: followers of ``author`` who switched post alerts on (replica of follows.events)."""
     return f"post-alerts:{{{author}}}"
@@ -88,11 +115,13 @@ local nprefix, aprefix, nid, ntype, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], 
 local object, text, about = ARGV[6], ARGV[7], ARGV[8]
 local at, group = tonumber(ARGV[9]), ARGV[10]
 local window, cap, live_cap = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local bell = ARGV[14]
 
 if redis.call('SISMEMBER', muted, ntype) == 1 then return 0 end
 
 local function announce(id)
   redis.call('XADD', live, 'MAXLEN', '~', live_cap, '*', 'id', id)
+  redis.call('PUBLISH', bell, 'new')  -- wakes the member's open streams, whichever process holds them
 end
 
 if group ~= '' then
@@ -142,5 +171,43 @@ if excess > 0 then
   if redis.call('EXISTS', nprefix .. nid) == 0 then return 0 end  -- older than everything kept
 end
 announce(nid)
+return 1
+"""
+
+
+# Registers an open stream of one member, forgets streams whose process stopped sending
+# heartbeats, and returns the ids of the oldest beyond the cap: their holders close them.
+# KEYS: live-streams (by opening), live-beats (by heartbeat), one member's, so one slot.
+# ARGV: stream id, now (ms), stale before (ms), cap, keys' TTL (s).
+OPEN_STREAM = """
+local opened, beats, id, now = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
+local stale, cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local dead = redis.call('ZRANGEBYSCORE', beats, '-inf', '(' .. stale)
+for _, old in ipairs(dead) do
+  redis.call('ZREM', opened, old)
+  redis.call('ZREM', beats, old)
+end
+redis.call('ZADD', opened, now, id)
+redis.call('ZADD', beats, now, id)
+redis.call('EXPIRE', opened, ttl)
+redis.call('EXPIRE', beats, ttl)
+local excess = redis.call('ZCARD', opened) - cap
+if excess <= 0 then return {} end
+local evicted = {}
+local gone = redis.call('ZPOPMIN', opened, excess)
+for i = 1, #gone, 2 do
+  evicted[#evicted + 1] = gone[i]
+  redis.call('ZREM', beats, gone[i])
+end
+return evicted
+"""
+
+# A stream's heartbeat: 1 while it is registered (its beat refreshed), 0 once it was closed
+# from elsewhere (evicted by a newer stream). KEYS as OPEN_STREAM's. ARGV: stream id, now (ms), TTL (s).
+STREAM_HEARTBEAT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """

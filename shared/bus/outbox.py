@@ -9,11 +9,13 @@ and the delete publishes an entry twice; consumers deduplicate by ``source`` + `
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 import time
 import uuid
-from typing import Callable
+from typing import Callable, Iterator
 
 import redis
 from kafka import KafkaProducer
@@ -28,6 +30,21 @@ from shared.settings import Settings
 log = get_logger(__name__)
 
 RELAYED = Counter("rapport_outbox_relayed_total", "Events the relay published to Kafka", ["service"])
+
+
+# Set while an idempotent request runs (shared/http/idempotency.py): ``mark(pipe, events)`` adds
+# to the write's own transaction the record that the request's write happened.
+_WRITE_MARK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("outbox_write_mark", default=None)
+
+
+@contextlib.contextmanager
+def marking_writes(mark: Callable) -> Iterator[None]:
+    """Within this block, every ``Outbox.add`` also queues ``mark(pipe, events)`` on its pipeline."""
+    token = _WRITE_MARK.set(mark)
+    try:
+        yield
+    finally:
+        _WRITE_MARK.reset(token)
 
 
 class Outbox:
@@ -48,6 +65,9 @@ class Outbox:
         """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change)."""
         for event in events:
             pipe.xadd(self.key, self.fields(event))
+        mark = _WRITE_MARK.get()
+        if mark is not None and events:
+            mark(pipe, events)
 
     def xadd_args(self, event: Event) -> list[str]:
         """Flat field/value list for ``redis.call('XADD', key, '*', unpack(args))`` in a Lua script."""

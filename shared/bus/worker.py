@@ -20,7 +20,7 @@ from shared.bus.consumer import ConsumerRunner
 from shared.bus.outbox import Outbox, OutboxRelay
 from shared.bus.producer import close_producer, make_producer
 from shared.logs import configure_logging, get_logger
-from shared.settings import Settings
+from shared.settings import InsecureSettings, Settings, check_secrets
 
 log = get_logger(__name__)
 
@@ -85,6 +85,11 @@ def serve_metrics(service: str, settings: Settings) -> None:
 def run_service_worker(service: str, settings: Settings) -> int:
     """Entry point of ``rapport worker <service>``: run until SIGTERM or SIGINT."""
     configure_logging(f"{service}-worker", settings.log_level)
+    try:
+        check_secrets(settings)
+    except InsecureSettings as exc:
+        log.error("refusing to start", reason=str(exc))
+        return 2
     serve_metrics(service, settings)
     worker = Worker(service, settings).start()
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())

@@ -15,12 +15,13 @@ from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
 
-from shared.auth import check_member_id, member_from_header
+from shared.auth import TokenVerifier, check_member_id
 from shared.http import body
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
+from shared.http.ratelimit import WRITE_METHODS, WriteLimits
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unavailable
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, check_secrets, load_settings
 
 # Path parameters that name a member: checked once here, so every view gets a well-formed id.
 MEMBER_PATH_ARGS = ("member", "member_id")
@@ -44,6 +45,7 @@ def problem_response(problem: Problem) -> Response:
     response.mimetype = PROBLEM_JSON
     if problem.extra.get("retry_after") is not None:  # a limit that lifts: HTTP clients read the header
         response.headers["Retry-After"] = str(problem.extra["retry_after"])
+    response.headers.update(getattr(problem, "headers", {}))
     return response
 
 
@@ -126,10 +128,15 @@ def _authenticate() -> None:
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api-docs."):
         return
-    g.member = member_from_header(request.headers.get("Authorization"), service_settings().jwt_secret)
+    g.member = current_app.extensions["rapport.tokens"].member(request.headers.get("Authorization"))
     for name in MEMBER_PATH_ARGS:
         if request.view_args and name in request.view_args:
             check_member_id(request.view_args[name], field=name)
+    if request.method in WRITE_METHODS:
+        limits = current_app.extensions["rapport.write_limits"]
+        if limits:
+            limits.hit(g.member)
+            g.rate_limit_policy = limits.policy
 
 
 def _check_size() -> None:
@@ -143,6 +150,8 @@ def _check_json() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+    if getattr(g, "rate_limit_policy", None):
+        response.headers.setdefault("RateLimit-Policy", g.rate_limit_policy)
     endpoint = request.endpoint or "unmatched"
     service = current_app.config["RAPPORT_SERVICE"]
     REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
@@ -203,6 +212,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     """
     settings = settings or load_settings()
     configure_logging(service, settings.log_level)
+    check_secrets(settings)  # raises: a service must not run with the published secret
     app = Flask(f"rapport.{service}")
     app.config.from_mapping(
         RAPPORT_SERVICE=service,
@@ -229,6 +239,9 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
+    app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
+    app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
+                                                         settings.namespace)
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

@@ -2,8 +2,8 @@
 
 Every error is RFC 9457 problem+json (``ProblemSchema``). Rather than a decorator on each
 view, an apispec plugin adds to every ``/v1`` operation the answers any of them can give:
-401 (no valid token), 422 (a path, query or body value refused), and where a body is taken
-400 (malformed) and 413 (too large); and points the
+401 (no valid token), 422 (a path, query or body value refused), where a body is taken
+400 (malformed) and 413 (too large), and on writes 429 (the per-member write limits); and points the
 ``default`` response at a problem. The statuses a view gives for its own rules (403, 404,
 409, 429) are written in its description, and documented explicitly with
 ``@blp.alt_response(404, response="NOT_FOUND")`` where a client must plan for them.
@@ -33,8 +33,9 @@ class ProblemSchema(Schema):
 
 
 class CommonProblems(BasePlugin):
-    """Document the 401 and 422 every authenticated operation may answer, and the 400 and 413
-    of every operation that takes a body (shared/http/body.py)."""
+    """Document the 401 and 422 every authenticated operation may answer, the 400 and 413 of
+    every operation that takes a body (shared/http/body.py), and the 429 of every write (the
+    per-member write limits, shared/http/ratelimit.py)."""
 
     def __init__(self, prefix: str = "/v1/"):
         self.prefix = prefix
@@ -48,11 +49,13 @@ class CommonProblems(BasePlugin):
     def operation_helper(self, path=None, operations=None, **kwargs):
         if not path or not path.startswith(self.prefix):
             return
-        for operation in (operations or {}).values():
+        for method, operation in (operations or {}).items():
             if not isinstance(operation, dict):
                 continue
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", "UNAUTHORIZED")
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                responses.setdefault("429", "TOO_MANY_REQUESTS")
             if self._path_has_parameters or operation.get("parameters") or operation.get("requestBody"):
                 responses.setdefault("422", "UNPROCESSABLE_ENTITY")
             if operation.get("requestBody"):

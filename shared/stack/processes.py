@@ -59,6 +59,8 @@ def environment(process: Process, settings: Settings, base: Mapping[str, str]) -
     """The environment ``process`` runs with locally: ``base`` plus its bind address."""
     env = dict(base)
     env["PYTHONUNBUFFERED"] = "1"  # so a crash's traceback reaches the log file at once
+    # The local stack says so: only then do the services accept the published development secret.
+    env.setdefault("RAPPORT_ENV", "local")
     if process.kind == "api":
         env["RAPPORT_BIND"] = f"127.0.0.1:{settings.ports[process.service]}"
     return env

@@ -6,6 +6,7 @@ notifications worker; a ``requests`` client reads the event stream.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -13,10 +14,37 @@ import pytest
 import requests
 from kafka import KafkaProducer
 
-from bench.support import gunicorn
+from bench.support import gunicorn, served
 from shared.auth import mint_token
 from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
+
+
+def store_connections(pid: int, port: int) -> int:
+    """Open TCP connections to ``port`` of gunicorn ``pid`` and its worker processes."""
+    pids = [pid]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    inodes = set()
+    for p in pids:
+        for fd in os.listdir(f"/proc/{p}/fd"):
+            try:
+                target = os.readlink(f"/proc/{p}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            remote_port, state, inode = int(fields[2].split(":")[1], 16), fields[3], fields[9]
+            if remote_port == port and state == "01" and inode in inodes:  # 01: ESTABLISHED
+                count += 1
+    return count
 
 
 class EventStream:
@@ -155,3 +183,82 @@ def test_the_stream_needs_a_token(server):
 
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("last_event_id", ["99999999999999999999-0", "0-18446744073709551616", "\u0661\u0662-0"])
+def test_a_last_event_id_redis_could_not_have_given_is_refused_before_streaming(server, token, unique,
+                                                                                last_event_id):
+    answers = [requests.get(f"{server}/v1/notifications/stream", timeout=5, headers={
+                   "Authorization": f"Bearer {token(unique('grace'))}", "Last-Event-ID": last_event_id.encode()}),
+               requests.get(f"{server}/v1/notifications/stream", timeout=5, params={"last_event_id": last_event_id},
+                            headers={"Authorization": f"Bearer {token(unique('grace'))}"})]
+
+    for response in answers:
+        assert response.status_code == 422
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["code"] in ("invalid_last_event_id", "validation_failed")
+
+
+def test_the_largest_last_event_id_redis_can_give_is_accepted(server, token, unique):
+    stream = EventStream(server, token(unique("grace")), last_event_id="18446744073709551615-18446744073709551615")
+    try:
+        assert stream.response.status_code == 200
+        assert next(line for line in stream.lines if line.startswith(":")) == ": connected"
+    finally:
+        stream.close()
+
+
+def ended(stream: EventStream, within: float) -> bool:
+    """Whether the server ends ``stream`` within ``within`` seconds (keep-alives come every 5 s)."""
+    deadline = time.monotonic() + within
+    try:
+        for line in stream.lines:
+            if line.startswith(": closed"):
+                return True
+            if time.monotonic() > deadline:
+                return False
+    except requests.RequestException:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def second_server(settings, workers):
+    with gunicorn("notifications", settings, workers=1) as base:
+        yield base
+
+
+def test_a_sixth_stream_of_a_member_closes_their_oldest_even_in_another_process(
+        server, second_server, like, token, unique):
+    grace = unique("grace")
+    oldest = EventStream(server, token(grace))
+    assert oldest.response.status_code == 200
+    others = [EventStream(server if i % 2 else second_server, token(grace)) for i in range(5)]
+    try:
+        assert ended(oldest, within=8), "the oldest stream stayed open"
+
+        post = like(grace, unique("ada"))
+        assert [s.next_event()["object"] for s in others] == [post] * 5
+    finally:
+        for stream in [oldest, *others]:
+            stream.close()
+
+
+def test_open_streams_share_a_few_store_connections_and_let_them_go_when_closed(settings, workers, token, unique):
+    store_port = int(settings.store_url("notifications").rsplit(":", 1)[1].split("/")[0])
+    with served("notifications", settings, workers=1) as (base, pid):
+        before = store_connections(pid, store_port)
+        streams = [EventStream(base, token(unique(f"s{i}"))) for i in range(40)]
+        try:
+            assert all(s.response.status_code == 200 for s in streams)
+            time.sleep(0.5)
+            during = store_connections(pid, store_port)
+        finally:
+            for stream in streams:
+                stream.close()
+        time.sleep(6)  # each stream notices its client left at its next keep-alive
+        after = store_connections(pid, store_port)
+
+    print(f"store connections: {before} before, {during} with 40 streams open, {after} after")
+    assert during <= before + 12
+    assert after <= before + 12

@@ -51,8 +51,10 @@ class Probe(MethodView):
 
 @pytest.fixture(scope="module")
 def client():
-    # A store URL that is never dialled: redis-py connects lazily, and no view here touches it.
-    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"})
+    # A store URL that is never dialled: redis-py connects lazily, no view here touches it, and
+    # the write limits (counted in the store) are off.
+    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"},
+                             write_rate_limits="")
     return create_service_app("probe", [blp], settings=settings, test_config={"TESTING": False}).test_client()
 
 
@@ -201,7 +203,8 @@ def test_a_chunked_body_over_the_limit_is_a_413(client):
 
 
 def test_a_body_at_the_limit_is_read():
-    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"}, max_body_bytes=64)
+    settings = load_settings({}, jwt_secret=SECRET, store_urls={"probe": "redis://127.0.0.1:1/0"}, max_body_bytes=64,
+                             write_rate_limits="")  # no store: no write limits
     small = create_service_app("probe", [blp], settings=settings).test_client()
     raw = '{"name": "' + "x" * (64 - 12) + '"}'
     assert len(raw) == 64
@@ -217,3 +220,20 @@ def test_the_document_says_an_operation_with_a_body_may_answer_400_and_413_as_pr
     for status in ("400", "413"):
         ref = responses[status]["$ref"].rsplit("/", 1)[1]
         assert "application/problem+json" in spec["components"]["responses"][ref]["content"], status
+
+
+def test_a_service_refuses_to_start_with_the_published_secret_unless_local():
+    from shared.settings import InsecureSettings
+
+    with pytest.raises(InsecureSettings):
+        create_service_app("probe", [], settings=load_settings({}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
+    assert create_service_app("probe", [], settings=load_settings(
+        {"RAPPORT_ENV": "local"}, store_urls={"probe": "redis://127.0.0.1:1/0"}))
+
+
+def test_the_ratelimit_policy_header_names_every_write_limit():
+    from limits import parse_many
+
+    from shared.http.ratelimit import policy_header
+
+    assert policy_header(parse_many("30/second;900/minute")) == '"writes-1s";q=30;w=1, "writes-60s";q=900;w=60'

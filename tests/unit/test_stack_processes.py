@@ -47,3 +47,10 @@ def test_the_process_table_does_not_import_the_services():
     imported = [n.module or "" for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m.split(".")[0] == "services"]
+
+
+def test_the_local_stack_tells_its_processes_they_run_locally():
+    # Only with RAPPORT_ENV=local do the services accept the published development secret.
+    settings = load_settings({})
+    for p in PROCESSES:
+        assert processes.environment(p, settings, {})["RAPPORT_ENV"] == "local"

@@ -1,0 +1,58 @@
+"""Per-member write limits, counted in the real Redis so that they hold across API processes."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from services.follows.app import create_app
+
+
+@pytest.fixture
+def two_instances(settings):
+    """Two follows apps (two API processes, as far as the limit is concerned) on one store."""
+    limited = settings.replace(write_rate_limits="3/minute")
+    return [create_app({"TESTING": True}, settings=limited).test_client() for _ in range(2)]
+
+
+def test_a_members_writes_over_the_limit_are_refused_whichever_process_serves_them(two_instances, auth, unique):
+    ada = unique("ada")
+    first, second = two_instances
+
+    answers = [(first if i % 2 == 0 else second).put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada))
+               for i in range(4)]
+
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    refused = answers[-1]
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Policy"] == '"writes-60s";q=3;w=60'
+    match = re.fullmatch(r'"writes-60s";r=0;t=(\d+)', refused.headers["RateLimit"])
+    assert match and int(match.group(1)) == int(refused.headers["Retry-After"])
+
+
+def test_a_write_allowed_by_the_limit_carries_the_policy(two_instances, auth, unique):
+    answer = two_instances[0].put(f"/v1/following/{unique('grace')}", headers=auth(unique("ada")))
+
+    assert answer.status_code == 201
+    assert answer.headers["RateLimit-Policy"] == '"writes-60s";q=3;w=60'
+
+
+def test_one_members_limit_leaves_other_members_and_reads_alone(two_instances, auth, unique):
+    ada, grace = unique("ada"), unique("grace")
+    first, second = two_instances
+    for i in range(3):
+        assert first.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code == 201
+    assert second.delete(f"/v1/following/{unique('m0')}", headers=auth(ada)).status_code == 429
+
+    assert second.put(f"/v1/following/{ada}", headers=auth(grace)).status_code == 201
+    assert second.get(f"/v1/following/{unique('m0')}", headers=auth(ada)).status_code == 200
+
+
+def test_the_default_limits_allow_a_burst_of_writes(apps, auth, unique):
+    follows, ada = apps("follows"), unique("ada")
+
+    answers = [follows.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code for i in range(25)]
+
+    assert answers == [201] * 25
