@@ -23,7 +23,7 @@ from typing import Callable
 
 import redis
 import structlog
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -286,38 +286,48 @@ class Offsets:
     def due(self) -> bool:
         return bool(self.pending) and self.clock() - self._last >= self.interval
 
-    def commit(self, consumer: KafkaConsumer, tps=None) -> None:
-        """Commit what is done (of ``tps`` only, if given); kept for the next try if Kafka fails."""
+    def take(self, tps=None) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Remove and return what is done (of ``tps`` only, if given), as Kafka commits it."""
         chosen = {tp: off for tp, off in self.pending.items() if tps is None or tp in tps}
-        self._last = self.clock()
-        if not chosen:
-            return
         for tp in chosen:
             del self.pending[tp]
+        self._last = self.clock()
+        return {tp: OffsetAndMetadata(off, "", -1) for tp, off in chosen.items()}
+
+    def commit(self, consumer: KafkaConsumer, tps=None) -> None:
+        """Commit what is done (of ``tps`` only, if given); kept for the next try if Kafka fails."""
+        chosen = self.take(tps)
+        if not chosen:
+            return
         try:
-            consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in chosen.items()})
+            consumer.commit(chosen)
         except CommitFailedError as exc:  # the group moved on: the new owners redo, dedup skips
             log.warning("offsets not committed", error=repr(exc))
         except Exception:
-            for tp, off in chosen.items():
-                self.pending.setdefault(tp, off)
+            for tp, meta in chosen.items():
+                self.pending.setdefault(tp, meta.offset)
             raise
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(AsyncConsumerRebalanceListener):
+    # kafka-python 3 calls listeners on its IO loop, where the blocking ``commit()`` is refused:
+    # the listener awaits the coordinator's own commit instead (the version is pinned).
     def __init__(self, runner: "ConsumerRunner", consumer: KafkaConsumer):
         self.runner = runner
         self.consumer = consumer
 
-    def on_partitions_revoked(self, revoked):
+    async def on_partitions_revoked(self, revoked):
         # Commit what is done before another member takes these partitions over.
-        try:
-            self.runner.offsets.commit(self.consumer, set(revoked))
-        except Exception as exc:
-            log.warning("offsets not committed on revocation", error=repr(exc))
+        done = self.runner.offsets.take(set(revoked))
+        if done:
+            try:
+                await self.consumer._coordinator._commit_offsets_sync_async(done)
+                log.info("offsets committed on revocation", consumer=self.runner.group, partitions=len(done))
+            except Exception as exc:  # the new owners redo these events; dedup skips them
+                log.warning("offsets not committed on revocation", error=repr(exc))
         self.runner.attempts.forget(revoked)
 
-    def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned):
         if self.runner.halted and assigned:
             self.consumer.pause(*assigned)
 

@@ -3,6 +3,7 @@ transaction, retries, the DLQ and its limit, commits across a rebalance."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -153,3 +154,76 @@ def test_a_batch_with_a_failing_event_handles_the_others_and_dead_letters_only_t
     assert [store.exists(marker(settings, spec, e)) for e in events] == [1, 0, 1]
     assert dead.value == encode(events[1])
     assert "unexpected value" in dict(dead.headers)["dlq.reason"].decode()
+
+
+def committed(settings, group: str, partition: int) -> int | None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=group,
+                             enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(settings.topic("follows.events"), partition))
+    finally:
+        consumer.close()
+
+
+def test_too_many_dead_letters_in_a_row_stop_the_consumer_before_the_next_one(settings, store, producer, unique):
+    from shared.bus.consumer import HALTED
+
+    tag = unique("t")
+    recorder = Recorder(store, tag)
+    spec = recorder.spec()
+    limited = settings.replace(dlq_max_consecutive=2)
+    for n in range(4):
+        producer.send(settings.topic("follows.events"), key=tag.encode(), value=b"{not json %d" % n)
+    send(settings, producer, tag, follow_event(f"{tag}-ada"))
+
+    running = Running(spec, limited, store)
+    with running as runner:
+        eventually(lambda: runner.halted, timeout=30, message="the consumer stopped")
+        dead = dead_letters(settings, tag, 2)
+        assert HALTED.labels(spec.name)._value.get() == 1
+
+    assert "more than 2 dead letters in a row" in runner.halted
+    assert [r.value for r in dead] == [b"{not json 0", b"{not json 1"]
+    assert not store.exists(recorder.key)  # nothing past the limit was handled
+    partition, last = int(dict(dead[-1].headers)["dlq.partition"]), int(dict(dead[-1].headers)["dlq.offset"])
+    assert committed(settings, settings.group(spec.name), partition) == last + 1
+
+
+def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(settings, store, producer, unique):
+    from shared.bus.consumer import HANDLED
+
+    tag = unique("t")
+    count_key, seen_key = f"test:count:{{{tag}}}", f"test:seen:{{{tag}}}"
+
+    def on_follow(event, fx):
+        if event.data["follower"].startswith(tag):
+            fx.tx.incr(count_key)
+            fx.tx.sadd(seen_key, event.data["follower"])
+
+    spec = Consumer(name=f"test.rebalance-{uuid.uuid4().hex[:8]}", service="follows", topics=("follows.events",),
+                    handlers={"follow.created": on_follow})
+    followers = [f"{tag}-{n}" for n in range(600)]
+
+    def publish():
+        for start in range(0, len(followers), 20):
+            for follower in followers[start:start + 20]:
+                event = follow_event(follower)
+                producer.send(settings.topic("follows.events"), key=event.key.encode(), value=encode(event))
+            producer.flush(10)
+            time.sleep(0.1)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    with Running(spec, settings, store):
+        publisher.start()  # 600 events over 3 s
+        eventually(lambda: store.scard(seen_key) >= 60, timeout=30, message="the first consumer at work")
+        joining = Running(spec, settings, store)
+        with joining:
+            assert joining.ready.wait(60), "the second consumer got no partitions"
+            publisher.join(60)
+            eventually(lambda: store.scard(seen_key) == 600, timeout=60, message="every event handled")
+            time.sleep(1.5)  # any re-read after the rebalance would show up by now
+
+    assert int(store.get(count_key)) == 600
+    assert HANDLED.labels(spec.name, "duplicate")._value.get() == 0
