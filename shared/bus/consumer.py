@@ -403,7 +403,7 @@ class ConsumerRunner:
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Send ``record`` as received to ``<topic>.dlq`` with the reason in its headers."""
-        headers = [
+        headers = [*(record.headers or ()),
             ("dlq.reason", reason[:1000].encode()),
             ("dlq.topic", record.topic.encode()),
             ("dlq.partition", str(record.partition).encode()),

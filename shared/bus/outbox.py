@@ -9,6 +9,7 @@ and the delete publishes an entry twice; consumers deduplicate by ``source`` + `
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -55,6 +56,22 @@ class Outbox:
 
     def pending(self, client: redis.Redis) -> int:
         return client.xlen(self.key)
+
+
+CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+
+
+def structured_headers(value: str) -> list[tuple[str, bytes]]:
+    """Kafka headers of a CloudEvents structured-mode record, with ``ce_type`` so that a
+    consumer can skip a type it does not handle without parsing the JSON."""
+    headers = [("content-type", CONTENT_TYPE)]
+    try:
+        type_ = json.loads(value).get("type")
+    except (ValueError, AttributeError):
+        type_ = None
+    if isinstance(type_, str):
+        headers.append(("ce_type", type_.encode()))
+    return headers
 
 
 _RENEW = """
@@ -106,7 +123,8 @@ class OutboxRelay:
         if self._producer is None:
             self._producer = self.producer_factory()
         futures = [
-            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode())
+            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
+                                headers=structured_headers(f["value"]))
             for _, f in entries
         ]
         self._await_acks()

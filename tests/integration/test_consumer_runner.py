@@ -9,6 +9,7 @@ import uuid
 import pytest
 import redis
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 
 from shared.bus.consumer import MAX_HANDLER_ATTEMPTS, Consumer, ConsumerRunner
 from shared.bus.outbox import Outbox
@@ -98,10 +99,12 @@ def marker(settings, spec, event) -> str:
     return f"dedup:{settings.group(spec.name)}:{event.dedup_key}"
 
 
-def dead_letters(settings, key: str, count: int) -> list:
-    records = read_topic(settings, "follows.events.dlq",
-                         lambda recs: len([r for r in recs if r.key == key.encode()]) >= count, raw=True)
-    return [r for r in records if r.key == key.encode()]
+def dead_letters(settings, spec, key: str, count: int) -> list:
+    """The records ``spec``'s consumer dead-lettered under ``key`` (the session's workers read the topic too)."""
+    def ours(records):
+        return [r for r in records if r.key == key.encode()
+                and dict(r.headers).get("dlq.consumer") == settings.group(spec.name).encode()]
+    return ours(read_topic(settings, "follows.events.dlq", lambda recs: len(ours(recs)) >= count, raw=True))
 
 
 def test_an_event_whose_script_fails_keeps_no_marker_and_goes_to_the_dlq_with_the_reason(
@@ -114,7 +117,7 @@ def test_an_event_whose_script_fails_keeps_no_marker_and_goes_to_the_dlq_with_th
 
     with Running(spec, settings, store):
         eventually(lambda: store.sismember(recorder.key, f"{tag}-ada"), timeout=30, message="the next event handled")
-        [dead] = dead_letters(settings, tag, 1)
+        [dead] = dead_letters(settings, spec, tag, 1)
 
     assert store.smembers(recorder.key) == {f"{tag}-ada"}
     assert not store.exists(marker(settings, spec, bad))
@@ -148,7 +151,7 @@ def test_a_batch_with_a_failing_event_handles_the_others_and_dead_letters_only_t
 
     with Running(spec, settings, store):
         eventually(lambda: store.scard(recorder.key) == 2, timeout=30, message="the two good events")
-        [dead] = dead_letters(settings, tag, 1)
+        [dead] = dead_letters(settings, spec, tag, 1)
 
     assert store.smembers(recorder.key) == {f"{tag}-a", f"{tag}-c"}
     assert [store.exists(marker(settings, spec, e)) for e in events] == [1, 0, 1]
@@ -181,7 +184,7 @@ def test_too_many_dead_letters_in_a_row_stop_the_consumer_before_the_next_one(se
     running = Running(spec, limited, store)
     with running as runner:
         eventually(lambda: runner.halted, timeout=30, message="the consumer stopped")
-        dead = dead_letters(settings, tag, 2)
+        dead = dead_letters(settings, spec, tag, 2)
         assert HALTED.labels(spec.name)._value.get() == 1
 
     assert "more than 2 dead letters in a row" in runner.halted
@@ -202,7 +205,12 @@ def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(sett
             fx.tx.incr(count_key)
             fx.tx.sadd(seen_key, event.data["follower"])
 
-    spec = Consumer(name=f"test.rebalance-{uuid.uuid4().hex[:8]}", service="follows", topics=("follows.events",),
+    # A topic of its own: duplicates of other tests' events on the shared topics would count.
+    topic = f"rebalance-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin.create_topics([NewTopic(settings.topic(topic), 6, 1)])
+    admin.close()
+    spec = Consumer(name=f"test.rebalance-{uuid.uuid4().hex[:8]}", service="follows", topics=(topic,),
                     handlers={"follow.created": on_follow})
     followers = [f"{tag}-{n}" for n in range(600)]
 
@@ -210,7 +218,7 @@ def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(sett
         for start in range(0, len(followers), 20):
             for follower in followers[start:start + 20]:
                 event = follow_event(follower)
-                producer.send(settings.topic("follows.events"), key=event.key.encode(), value=encode(event))
+                producer.send(settings.topic(topic), key=event.key.encode(), value=encode(event))
             producer.flush(10)
             time.sleep(0.1)
 
@@ -225,5 +233,8 @@ def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(sett
             eventually(lambda: store.scard(seen_key) == 600, timeout=60, message="every event handled")
             time.sleep(1.5)  # any re-read after the rebalance would show up by now
 
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin.delete_topics([settings.topic(topic)])
+    admin.close()
     assert int(store.get(count_key)) == 600
     assert HANDLED.labels(spec.name, "duplicate")._value.get() == 0

@@ -98,3 +98,22 @@ def test_the_lease_is_kept_while_kafka_takes_longer_than_the_lease_to_acknowledg
     assert outbox.pending(store) == 0
     records = read_topic(settings, "follows.events", lambda rs: any(r.key == key.encode() for r in rs), raw=True)
     assert [r.value for r in records if r.key == key.encode()] == [b"entry"]
+
+
+def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(settings, store, outbox, unique):
+    from shared.bus.outbox import relay_until_empty
+    from shared.events import encode, new_event
+
+    event = new_event("follows", "follow.created", {"follower": unique("ada"), "followee": "grace",
+                                                    "reason": "explicit", "since": "2026-11-26T10:00:00.000Z"})
+    pipe = store.pipeline(transaction=True)
+    outbox.add(pipe, event)
+    pipe.execute()
+    publisher = relay(outbox, store, settings, 1000)
+    relay_until_empty(publisher)
+    publisher._reset_producer()
+
+    records = read_topic(settings, "follows.events", lambda rs: any(r.value == encode(event) for r in rs), raw=True)
+    [record] = [r for r in records if r.value == encode(event)]
+    assert dict(record.headers) == {"content-type": b"application/cloudevents+json; charset=UTF-8",
+                                    "ce_type": b"rapport.follows.follow.created.v1"}
