@@ -485,7 +485,7 @@ class ConsumerRunner:
             try:
                 retry_at = self.process_partition(records)
             except _Halt as exc:
-                self._halt(consumer, tp, exc)
+                self._halt(consumer, exc)
                 return False
             if retry_at is not None:
                 # Come back to this record on the next poll; the partition's later records wait.
@@ -495,7 +495,7 @@ class ConsumerRunner:
             self.offsets.commit(consumer)
         return waiting
 
-    def _halt(self, consumer: KafkaConsumer, tp: TopicPartition, exc: _Halt) -> None:
+    def _halt(self, consumer: KafkaConsumer, exc: _Halt) -> None:
         """Stop consuming: commit what is done (not the record that tripped the limit) and
         pause every partition; the consumer keeps them, so no other member takes the flood."""
         self.halted = str(exc)
