@@ -80,6 +80,11 @@ class Settings:
     gateway_port: int = 8080  # the local stack's nginx in front of the APIs
     # Bus
     dedup_ttl_seconds: int = 7 * 24 * 3600
+    consumer_commit_interval_ms: int = 1_000  # how often a consumer commits the offsets it is done with
+    # A consumer stops (instead of dead-lettering on) past this many dead letters in a row on
+    # one partition, or past this share of the last 1000 records it read. 0: no limit.
+    dlq_max_consecutive: int = 100
+    dlq_max_percent: int = 50
     log_level: str = "INFO"
 
     def store_url(self, service: str) -> str:

@@ -1,34 +1,45 @@
-"""Kafka consumers as small chains: decode → validate → dedup → handle → store → commit.
+"""Kafka consumers as small chains: read (decode + validate) → dedup → handle and commit →
+DLQ policy, with offsets committed about once a second.
 
 A handler receives the event and an ``Effects``: it reads through ``effects.store`` and
 queues its writes on ``effects.tx`` (a MULTI/EXEC pipeline, with ``effects.outbox`` for
 events it causes). The runner adds the event's dedup marker to the same transaction and
 executes it, then commits the offset: a crash before EXEC redoes the event, a crash
-after it finds the marker and skips it. Nothing lost, nothing doubled.
+after it finds the marker and skips it.
+
+Redis runs every command of an EXEC even when one fails at run time (a script raising on
+a value) and rolls nothing back. So the runner reads every reply, and an event with any
+error in its part of the transaction loses its marker again: it is retried, and after
+``MAX_HANDLER_ATTEMPTS`` goes to ``<topic>.dlq``. Its commands that did succeed stay
+applied (handlers are idempotent, the retry applies them again).
 """
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 import redis
 import structlog
-from kafka import KafkaConsumer, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from shared.bus.outbox import Outbox
 from shared.bus.producer import get_producer
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
+from shared.events.catalogue import BY_TYPE
 from shared.logs import get_logger
 from shared.settings import Settings
 
 log = get_logger(__name__)
 
 HANDLED = Counter("rapport_events_handled_total", "Events handled", ["consumer", "outcome"])
+HALTED = Gauge("rapport_consumer_halted", "1 while a consumer is stopped by its DLQ limit", ["consumer"])
 
 # After this many failures of a handler on one event (not infrastructure errors), the event
 # is poison: to the DLQ, and the consumer goes on.
@@ -57,17 +68,281 @@ class Consumer:
     topics: tuple[str, ...]
     handlers: dict[str, Handler]  # event type name ("follow.created") → handler
     max_poll_records: int = 500
-    # > 1: up to this many records of a partition share one dedup read and one MULTI/EXEC
-    # (see ConsumerRunner.process_batch). Only for handlers whose reads need not see the
-    # writes of the events before them in the same batch.
+    # > 1: up to this many records of a partition share one dedup read and one MULTI/EXEC.
+    # Only for handlers whose reads need not see the writes of the events before them in
+    # the same batch.
     batch_size: int = 1
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
 
+    def handles_type(self, type_: str) -> bool:
+        """Whether an event of CloudEvents ``type_`` has a handler here (unknown types: no)."""
+        etype = BY_TYPE.get(type_)
+        return etype is not None and etype.name in self.handlers
+
+
+# -- the steps ------------------------------------------------------------------------
+
+SKIPPED, DUPLICATE, HANDLED_OK, DEAD_LETTERED = "skipped", "duplicate", "handled", "dead_lettered"
+
+
+@dataclass
+class Item:
+    """One record on its way through the chain; ``outcome`` set once it is done."""
+    record: ConsumerRecord
+    event: Event | None = None
+    handler: Handler | None = None
+    marker: str = ""
+    outcome: str | None = None
+    poison: str | None = None  # why it cannot be read
+    error: BaseException | None = None  # why its transaction failed
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name and value is not None:
+            return value.decode(errors="replace")
+    return None
+
+
+def read(record: ConsumerRecord, spec: Consumer) -> Item:
+    """Decode and validate a record into an Item: with its event and handler, or skipped, or poison.
+
+    A record whose ``ce_type`` header names a type without a handler here is skipped before
+    its JSON is parsed; records without the header are decoded to learn their type.
+    """
+    item = Item(record)
+    type_ = _header(record, "ce_type")
+    if type_ is not None and not spec.handles_type(type_):
+        item.outcome = SKIPPED
+        return item
+    try:
+        item.event = decode(record.value, record.key)
+    except UnknownEventType:
+        item.outcome = SKIPPED  # a newer producer's type: not ours to judge
+        return item
+    except PoisonEvent as exc:
+        item.poison = str(exc)
+        return item
+    item.handler = spec.handler_for(item.event)
+    if item.handler is None:
+        item.outcome = SKIPPED
+    return item
+
+
+class Dedup:
+    """The markers of the events a consumer group handled: ``dedup:<group>:<source>|<id>``."""
+
+    def __init__(self, store: redis.Redis, group: str, ttl_seconds: int):
+        self.store = store
+        self.prefix = f"dedup:{group}:"
+        self.ttl = ttl_seconds
+
+    def mark(self, items: list[Item]) -> list[Item]:
+        """Give each item its marker; set DUPLICATE on those seen before (or twice in ``items``).
+        Returns the items left to handle. One round trip, one key per command."""
+        for item in items:
+            item.marker = self.prefix + item.event.dedup_key
+        with self.store.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.exists(item.marker)
+            seen = pipe.execute()
+        todo, marked = [], set()
+        for item, before in zip(items, seen):
+            if before or item.marker in marked:
+                item.outcome = DUPLICATE
+            else:
+                marked.add(item.marker)
+                todo.append(item)
+        return todo
+
+    def forget(self, items: list[Item]) -> None:
+        """Remove the markers of ``items`` (their transaction failed): one key per command."""
+        if not items:
+            return
+        with self.store.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.delete(item.marker)
+            pipe.execute()
+
+
+def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[redis.client.Pipeline], Effects]) -> None:
+    """Queue every item's handler and marker on ONE MULTI/EXEC and execute it.
+
+    Every reply is read: an item with an error in its part (or whose handler raised while
+    queuing, whose commands are then dropped) gets ``error`` and loses its marker again;
+    the others are HANDLED. Infrastructure errors propagate, nothing of the items done.
+    """
+    tx = dedup.store.pipeline(transaction=True)
+    spans: list[tuple[Item, int, int]] = []
+    try:
+        for item in items:
+            start = len(tx.command_stack)
+            structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
+            try:
+                item.handler(item.event, effects(tx))
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # a handler bug or an event it cannot apply
+                del tx.command_stack[start:]
+                item.error = exc
+                continue
+            finally:
+                structlog.contextvars.unbind_contextvars("event_id", "event_type")
+            tx.set(item.marker, 1, ex=dedup.ttl)
+            spans.append((item, start, len(tx.command_stack)))
+        replies = tx.execute(raise_on_error=False) if spans else []
+    finally:
+        tx.reset()
+    failed = []
+    for item, start, end in spans:
+        errors = [r for r in replies[start:end] if isinstance(r, Exception)]
+        if errors:
+            item.error = errors[0]
+            failed.append(item)
+        else:
+            item.outcome = HANDLED_OK
+    dedup.forget(failed)
+
+
+class Attempts:
+    """How often each record's handler failed; decides between retrying and the DLQ."""
+
+    def __init__(self, limit: int = MAX_HANDLER_ATTEMPTS):
+        self.limit = limit
+        self._counts: dict[tuple[str, int, int], int] = {}
+
+    def failed(self, record: ConsumerRecord) -> bool:
+        """Count one failure; True when the record has used up its attempts (and is forgotten)."""
+        where = (record.topic, record.partition, record.offset)
+        self._counts[where] = self._counts.get(where, 0) + 1
+        if self._counts[where] < self.limit:
+            return False
+        del self._counts[where]
+        return True
+
+    def failing(self, record: ConsumerRecord) -> bool:
+        return (record.topic, record.partition, record.offset) in self._counts
+
+    def forget(self, tps) -> None:
+        tps = {(tp.topic, tp.partition) for tp in tps}
+        self._counts = {k: v for k, v in self._counts.items() if k[:2] not in tps}
+
+
+class DlqLimit:
+    """Stops a consumer that would dead-letter too much (as arroyo's ``DlqLimit``).
+
+    More than ``max_consecutive`` dead letters in a row on one partition, or more than
+    ``max_percent`` % of the last ``window`` records read (judged once ``window // 10``
+    were read), and ``admit`` refuses. 0 turns a limit off.
+    """
+
+    def __init__(self, max_consecutive: int, max_percent: int, window: int = 1000):
+        self.max_consecutive = max_consecutive
+        self.max_percent = max_percent
+        self.window = window
+        self._in_a_row: dict[tuple[str, int], int] = {}
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._dead = 0
+
+    def _remember(self, dead: bool) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._dead -= self._recent[0]
+        self._recent.append(dead)
+        self._dead += dead
+
+    def passed(self, record: ConsumerRecord) -> None:
+        """A record was handled, skipped or a duplicate."""
+        self._in_a_row[(record.topic, record.partition)] = 0
+        self._remember(False)
+
+    def admit(self, record: ConsumerRecord) -> str | None:
+        """Count ``record`` as a dead letter; None if that is within the limits, else why not."""
+        where = (record.topic, record.partition)
+        in_a_row = self._in_a_row.get(where, 0) + 1
+        if self.max_consecutive and in_a_row > self.max_consecutive:
+            return f"more than {self.max_consecutive} dead letters in a row on {record.topic}[{record.partition}]"
+        read, dead = len(self._recent) + 1, self._dead + 1
+        if self.max_percent and read >= self.window // 10 and dead * 100 > self.max_percent * read:
+            return f"{dead} dead letters in the last {read} records, over {self.max_percent}%"
+        self._in_a_row[where] = in_a_row
+        self._remember(True)
+        return None
+
+
+class Offsets:
+    """The next offset of each partition that is done, committed at most every ``interval`` s."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.pending: dict[TopicPartition, int] = {}
+        self._last = clock()
+
+    def done(self, record: ConsumerRecord) -> None:
+        self.pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+
+    def due(self) -> bool:
+        return bool(self.pending) and self.clock() - self._last >= self.interval
+
+    def take(self, tps=None) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Remove and return what is done (of ``tps`` only, if given), as Kafka commits it."""
+        chosen = {tp: off for tp, off in self.pending.items() if tps is None or tp in tps}
+        for tp in chosen:
+            del self.pending[tp]
+        self._last = self.clock()
+        return {tp: OffsetAndMetadata(off, "", -1) for tp, off in chosen.items()}
+
+    def commit(self, consumer: KafkaConsumer, tps=None) -> None:
+        """Commit what is done (of ``tps`` only, if given); kept for the next try if Kafka fails."""
+        chosen = self.take(tps)
+        if not chosen:
+            return
+        try:
+            consumer.commit(chosen)
+        except CommitFailedError as exc:  # the group moved on: the new owners redo, dedup skips
+            log.warning("offsets not committed", error=repr(exc))
+        except Exception:
+            for tp, meta in chosen.items():
+                self.pending.setdefault(tp, meta.offset)
+            raise
+
+
+class _Rebalance(AsyncConsumerRebalanceListener):
+    # kafka-python 3 calls listeners on its IO loop, where the blocking ``commit()`` is refused:
+    # the listener awaits the coordinator's own commit instead (the version is pinned).
+    def __init__(self, runner: "ConsumerRunner", consumer: KafkaConsumer):
+        self.runner = runner
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked):
+        # Commit what is done before another member takes these partitions over.
+        done = self.runner.offsets.take(set(revoked))
+        if done:
+            try:
+                await self.consumer._coordinator._commit_offsets_sync_async(done)
+                log.info("offsets committed on revocation", consumer=self.runner.group, partitions=len(done))
+            except Exception as exc:  # the new owners redo these events; dedup skips them
+                log.warning("offsets not committed on revocation", error=repr(exc))
+        self.runner.attempts.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned):
+        if self.runner.halted and assigned:
+            self.consumer.pause(*assigned)
+
+
+def _why(exc: BaseException | None) -> str:
+    # A Redis error's repr hides its message (the script's error text): name and message.
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Halt(Exception):
+    """The DLQ limit stopped the consumer."""
+
 
 class ConsumerRunner:
-    """Runs one ``Consumer`` in a poll loop until stopped."""
+    """Runs one ``Consumer`` in a poll loop until stopped (or halted by its DLQ limit)."""
 
     def __init__(self, spec: Consumer, settings: Settings, store: redis.Redis, outbox: Outbox,
                  extra: dict | None = None, consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer):
@@ -78,98 +353,57 @@ class ConsumerRunner:
         self.extra = extra or {}
         self.consumer_factory = consumer_factory
         self.group = settings.group(spec.name)
-        self._dedup_prefix = f"dedup:{self.group}:"
-        self._attempts: dict[tuple[str, int, int], int] = {}
+        self.dedup = Dedup(store, self.group, settings.dedup_ttl_seconds)
+        self.attempts = Attempts()
+        self.limit = DlqLimit(settings.dlq_max_consecutive, settings.dlq_max_percent)
+        self.offsets = Offsets(settings.consumer_commit_interval_ms / 1000)
+        self.halted: str | None = None  # why the DLQ limit stopped this consumer
+        HALTED.labels(spec.name).set(0)
+
+    def _effects(self, tx: redis.client.Pipeline) -> Effects:
+        return Effects(self.store, tx, self.outbox, self.settings, self.extra)
 
     # -- the chain ------------------------------------------------------------------
 
-    def process(self, record: ConsumerRecord) -> str:
-        """Handle one record; return its outcome. Raises only on transient failures."""
-        try:
-            event = decode(record.value, record.key)
-        except UnknownEventType:
-            return "skipped"  # a newer producer's type: not ours to judge
-        except PoisonEvent as exc:
-            self.dead_letter(record, str(exc))
-            return "dead_lettered"
-        handler = self.spec.handler_for(event)
-        if handler is None:
-            return "skipped"
-        dedup_key = self._dedup_prefix + event.dedup_key
-        if self.store.exists(dedup_key):
-            return "duplicate"
-        structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type)
-        try:
-            tx = self.store.pipeline(transaction=True)
-            handler(event, Effects(self.store, tx, self.outbox, self.settings, self.extra))
-            tx.set(dedup_key, 1, ex=self.settings.dedup_ttl_seconds)
-            tx.execute()
-        except TRANSIENT:
-            raise
-        except Exception as exc:  # a handler bug or an event it cannot apply
-            where = (record.topic, record.partition, record.offset)
-            self._attempts[where] = self._attempts.get(where, 0) + 1
-            if self._attempts[where] < MAX_HANDLER_ATTEMPTS:
-                log.warning("handler failed, will retry", error=repr(exc), attempt=self._attempts[where])
-                raise RetryLater(exc) from exc
-            self._attempts.pop(where, None)
-            self.dead_letter(record, f"handler failed {MAX_HANDLER_ATTEMPTS} times: {exc!r}")
-            return "dead_lettered"
-        finally:
-            structlog.contextvars.unbind_contextvars("event_id", "event_type")
-        return "handled"
+    def process(self, records: list[ConsumerRecord]) -> list[Item]:
+        """Read, dedup and handle consecutive records of one partition in one transaction.
 
-    def process_batch(self, records: list[ConsumerRecord]) -> list[str]:
-        """Handle consecutive records of one partition in ONE transaction with their dedup markers.
-
-        Same guarantees as ``process`` (the markers commit with the effects), two round trips
-        per batch instead of per record. If a handler fails or a record is poison, nothing of
-        the batch is written and ``_BatchFailed`` sends the records through ``process`` one by one.
+        Returns their items; those without an outcome are poison or failed, for ``settle``.
+        Raises only on infrastructure failures (nothing of the records is then done).
         """
-        outcomes: list[str] = []
-        todo: list[tuple[Event, Handler, str]] = []
-        for record in records:
-            try:
-                event = decode(record.value, record.key)
-            except UnknownEventType:
-                outcomes.append("skipped")
-                continue
-            except PoisonEvent:
-                raise _BatchFailed() from None  # process() dead-letters it, in order
-            handler = self.spec.handler_for(event)
-            if handler is None:
-                outcomes.append("skipped")
-                continue
-            todo.append((event, handler, self._dedup_prefix + event.dedup_key))
-        if not todo:
-            return outcomes
-        with self.store.pipeline(transaction=False) as pipe:
-            for _, _, dedup_key in todo:
-                pipe.exists(dedup_key)
-            seen_before = pipe.execute()
-        tx = self.store.pipeline(transaction=True)
-        marked: set[str] = set()
-        try:
-            for (event, handler, dedup_key), before in zip(todo, seen_before):
-                if before or dedup_key in marked:
-                    outcomes.append("duplicate")
-                    continue
-                handler(event, Effects(self.store, tx, self.outbox, self.settings, self.extra))
-                tx.set(dedup_key, 1, ex=self.settings.dedup_ttl_seconds)
-                marked.add(dedup_key)
-                outcomes.append("handled")
-            tx.execute()
-        except TRANSIENT:
-            raise
-        except Exception:
-            raise _BatchFailed() from None
-        finally:
-            tx.reset()
-        return outcomes
+        items = [read(record, self.spec) for record in records]
+        todo = [i for i in items if i.outcome is None and i.poison is None]
+        if todo:
+            todo = self.dedup.mark(todo)
+        if todo:
+            handle_and_commit(todo, self.dedup, self._effects)
+        return items
+
+    def settle(self, item: Item) -> bool:
+        """The DLQ policy for one item: True when it is done (its offset may be committed),
+        False when it is to be retried. Raises ``_Halt`` past the DLQ limit."""
+        if item.outcome is None:
+            if item.poison is not None:
+                reason = item.poison
+            elif not self.attempts.failed(item.record):
+                log.warning("handler failed, will retry", error=_why(item.error), offset=item.record.offset,
+                            event_id=item.event.id)
+                return False
+            else:
+                reason = f"handler failed {MAX_HANDLER_ATTEMPTS} times: {_why(item.error)}"
+            refused = self.limit.admit(item.record)
+            if refused:
+                raise _Halt(refused)
+            self.dead_letter(item.record, reason)
+            item.outcome = DEAD_LETTERED
+        else:
+            self.limit.passed(item.record)
+        HANDLED.labels(self.spec.name, item.outcome).inc()
+        return True
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         """Send ``record`` as received to ``<topic>.dlq`` with the reason in its headers."""
-        headers = [
+        headers = [*(record.headers or ()),
             ("dlq.reason", reason[:1000].encode()),
             ("dlq.topic", record.topic.encode()),
             ("dlq.partition", str(record.partition).encode()),
@@ -180,11 +414,29 @@ class ConsumerRunner:
                                          headers=headers).get(timeout=10)
         log.warning("event dead-lettered", topic=record.topic, offset=record.offset, reason=reason)
 
+    def process_partition(self, records: list[ConsumerRecord]) -> int | None:
+        """Handle one partition's records in order; return the offset to come back to, if any."""
+        start = 0
+        while start < len(records):
+            # A record that failed before is retried alone: the others of its batch are done.
+            size = 1 if self.attempts.failing(records[start]) else max(1, self.spec.batch_size)
+            chunk = records[start:start + size]
+            try:
+                items = self.process(chunk)
+            except TRANSIENT as exc:
+                log.warning("consumer waiting", consumer=self.group, error=repr(exc))
+                return records[start].offset
+            for item in items:
+                if not self.settle(item):
+                    return item.record.offset
+                self.offsets.done(item.record)
+            start += len(chunk)
+        return None
+
     # -- the loop -------------------------------------------------------------------
 
     def make_consumer(self) -> KafkaConsumer:
-        return self.consumer_factory(
-            *[self.settings.topic(t) for t in self.spec.topics],
+        consumer = self.consumer_factory(
             bootstrap_servers=self.settings.kafka_bootstrap.split(","),
             group_id=self.group,
             client_id=f"{self.group}",
@@ -194,6 +446,9 @@ class ConsumerRunner:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
         )
+        consumer.subscribe(topics=[self.settings.topic(t) for t in self.spec.topics],
+                           listener=_Rebalance(self, consumer))
+        return consumer
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Poll, handle and commit until ``stop`` is set; survives Kafka and Redis outages."""
@@ -203,62 +458,48 @@ class ConsumerRunner:
             try:
                 if consumer is None:
                     consumer = self.make_consumer()
-                self.poll_once(consumer, ready)
-                backoff = 0.2
-            except RetryLater:
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                retry = self.poll_once(consumer, ready)
+                if retry:
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                else:
+                    backoff = 0.2
             except TRANSIENT as exc:
                 log.warning("consumer waiting", consumer=self.group, error=repr(exc), retry_in=backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         if consumer is not None:
+            try:
+                self.offsets.commit(consumer)  # what is done, before leaving the group
+            except Exception as exc:
+                log.warning("offsets not committed at shutdown", error=repr(exc))
             consumer.close(autocommit=False)
 
-    def poll_once(self, consumer: KafkaConsumer, ready: threading.Event | None = None) -> int:
-        """One poll: handle each partition's records in order, then commit what was handled."""
+    def poll_once(self, consumer: KafkaConsumer, ready: threading.Event | None = None) -> bool:
+        """One poll: each partition's records in order; commit if due. True if a record waits for a retry."""
         batch = consumer.poll(timeout_ms=500)
         if ready is not None and consumer.assignment():
             ready.set()
-        done: dict[TopicPartition, int] = {}
-        failure: BaseException | None = None
+        waiting = False
         for tp, records in batch.items():
-            if self.spec.batch_size > 1:
-                start = 0
-                try:
-                    while start < len(records):
-                        chunk = records[start:start + self.spec.batch_size]
-                        for outcome in self.process_batch(chunk):
-                            HANDLED.labels(self.spec.name, outcome).inc()
-                        done[tp] = chunk[-1].offset + 1
-                        start += len(chunk)
-                except _BatchFailed:
-                    pass  # from the chunk that failed on, one by one
-                except TRANSIENT as exc:
-                    consumer.seek(tp, records[start].offset)
-                    failure = exc
-                    continue
-                records = records[start:]
-            for record in records:
-                try:
-                    outcome = self.process(record)
-                except (RetryLater, *TRANSIENT) as exc:
-                    # Come back to this record on the next poll; the partition's later records wait.
-                    consumer.seek(tp, record.offset)
-                    failure = exc
-                    break
-                HANDLED.labels(self.spec.name, outcome).inc()
-                done[tp] = record.offset + 1
-        if done:
-            consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in done.items()})
-        if failure is not None:
-            raise failure
-        return sum(len(r) for r in batch.values())
+            try:
+                retry_at = self.process_partition(records)
+            except _Halt as exc:
+                self._halt(consumer, exc)
+                return False
+            if retry_at is not None:
+                # Come back to this record on the next poll; the partition's later records wait.
+                consumer.seek(tp, retry_at)
+                waiting = True
+        if self.offsets.due():
+            self.offsets.commit(consumer)
+        return waiting
 
-
-class _BatchFailed(Exception):
-    """A batch could not be handled as one: its records go through ``process`` one by one."""
-
-
-class RetryLater(Exception):
-    """A handler failed on this attempt; the record is retried before it is dead-lettered."""
+    def _halt(self, consumer: KafkaConsumer, exc: _Halt) -> None:
+        """Stop consuming: commit what is done (not the record that tripped the limit) and
+        pause every partition; the consumer keeps them, so no other member takes the flood."""
+        self.halted = str(exc)
+        HALTED.labels(self.spec.name).set(1)
+        log.error("consumer stopped by its DLQ limit", consumer=self.group, reason=self.halted)
+        self.offsets.commit(consumer)
+        consumer.pause(*consumer.assignment())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Callable, Iterator
 
 import redis
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter
 
 from shared.events import Event, encode
@@ -77,6 +78,22 @@ class Outbox:
         return client.xlen(self.key)
 
 
+CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+
+
+def structured_headers(value: str) -> list[tuple[str, bytes]]:
+    """Kafka headers of a CloudEvents structured-mode record, with ``ce_type`` so that a
+    consumer can skip a type it does not handle without parsing the JSON."""
+    headers = [("content-type", CONTENT_TYPE)]
+    try:
+        type_ = json.loads(value).get("type")
+    except (ValueError, AttributeError):
+        type_ = None
+    if isinstance(type_, str):
+        headers.append(("ce_type", type_.encode()))
+    return headers
+
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -87,20 +104,28 @@ return 0
 """
 
 
+class LeaseLost(Exception):
+    """The relay could not renew its lease while Kafka had its batch: it gives the batch up."""
+
+
 class OutboxRelay:
     """Publishes one outbox stream to Kafka, in order, at least once.
 
-    Only one relay per outbox publishes at a time (a lease in Redis), so starting a second
-    worker for a service never reorders its events.
+    Only the holder of a lease in Redis publishes, and it renews the lease while it waits for
+    Kafka's acknowledgements, so starting a second worker for a service never reorders its
+    events. A holder that cannot renew (Redis unreachable, the process frozen for a lease)
+    aborts its batch without deleting it; what it had in flight may then land besides the
+    next holder's copy (a duplicate that consumers drop by ``source`` + ``id``).
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
-                 batch_size: int = 1000, lease_ms: int = 10_000):
+                 batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
         self.batch_size = batch_size
         self.lease_ms = lease_ms
+        self.ack_timeout = ack_timeout  # above the producer's delivery timeout: every future is done by then
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renew = store.register_script(_RENEW)
         self._producer: KafkaProducer | None = None
@@ -118,10 +143,11 @@ class OutboxRelay:
         if self._producer is None:
             self._producer = self.producer_factory()
         futures = [
-            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode())
+            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
+                                headers=structured_headers(f["value"]))
             for _, f in entries
         ]
-        self._producer.flush(timeout=30)
+        self._await_acks()
         acked = []
         for (entry_id, _), future in zip(entries, futures):
             # Delete only the acknowledged prefix: what failed is retried before what followed it.
@@ -136,6 +162,19 @@ class OutboxRelay:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
         return len(acked)
 
+    def _await_acks(self) -> None:
+        """Wait for Kafka to answer for every record sent, renewing the lease every third of it."""
+        deadline = time.monotonic() + self.ack_timeout
+        while True:
+            try:
+                self._producer.flush(timeout=min(self.lease_ms / 3000, max(deadline - time.monotonic(), 0.01)))
+                return
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    return  # the futures not done count as failed
+            if not self._holds_lease():
+                raise LeaseLost(f"lease of {self.outbox.key} lost while waiting for Kafka")
+
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; survive Kafka and Redis outages."""
         backoff = 0.2
@@ -146,17 +185,18 @@ class OutboxRelay:
                     continue
                 self.publish_batch()
                 backoff = 0.2
-            except (KafkaError, redis.RedisError, OSError) as exc:
+            except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)
-                self._reset_producer()
+                # Lost lease: drop what is not sent yet, the next holder publishes it.
+                self._reset_producer(timeout=0 if isinstance(exc, LeaseLost) else 2)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._reset_producer()
 
-    def _reset_producer(self) -> None:
+    def _reset_producer(self, timeout: float = 2) -> None:
         if self._producer is not None:
             try:
-                self._producer.close(timeout=2)
+                self._producer.close(timeout=timeout)
             except Exception:  # closing a broken producer must not stop the relay
                 pass
             self._producer = None

@@ -60,6 +60,10 @@ class Worker:
         """Wait until every consumer has its partitions assigned."""
         return all(event.wait(timeout) for event in self.ready)
 
+    def halted(self) -> dict[str, str]:
+        """The consumers their DLQ limit stopped (name → why); also the gauge ``rapport_consumer_halted``."""
+        return {runner.spec.name: runner.halted for runner in self.runners if runner.halted}
+
     def shutdown(self, timeout: float = 15.0) -> None:
         self.stop.set()
         for thread in self.threads:

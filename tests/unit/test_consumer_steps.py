@@ -1,0 +1,163 @@
+"""The consumer runner's steps, without a broker or a store: reading, the DLQ policy and its
+limit, offset commits."""
+from __future__ import annotations
+
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from shared.bus.consumer import Attempts, Consumer, ConsumerRunner, DlqLimit, Offsets, read
+from shared.events import encode, new_event
+from shared.settings import load_settings
+
+
+def record(offset: int = 0, value: bytes | None = b"{}", partition: int = 0, headers=()) -> ConsumerRecord:
+    return ConsumerRecord("t", partition, None, offset, 0, 0, b"k", value, list(headers), None, 2, len(value or b""),
+                          -1)
+
+
+def follow():
+    return new_event("follows", "follow.created", {"follower": "ada", "followee": "grace", "reason": "explicit",
+                                                   "since": "2026-11-26T10:00:00.000Z"})
+
+
+def on_follow(event, fx):
+    raise AssertionError("read does not call handlers")
+
+
+SPEC = Consumer(name="c", service="follows", topics=("follows.events",), handlers={"follow.created": on_follow})
+
+
+def test_read_gives_the_event_and_its_handler():
+    item = read(record(value=encode(follow())), SPEC)
+    assert (item.event.name, item.handler, item.outcome, item.poison) == ("follow.created", on_follow, None, None)
+
+
+def test_read_marks_an_undecodable_record_as_poison_with_the_reason():
+    item = read(record(value=b"{not json"), SPEC)
+    assert item.outcome is None and item.poison.startswith("undecodable")
+
+
+def test_read_skips_an_event_without_a_handler():
+    other = Consumer(name="c", service="follows", topics=("follows.events",), handlers={"follow.removed": on_follow})
+    assert read(record(value=encode(follow())), other).outcome == "skipped"
+
+
+def test_read_skips_by_the_ce_type_header_without_decoding():
+    item = read(record(value=b"{not json", headers=[("ce_type", b"rapport.follows.follow.removed.v1")]), SPEC)
+    assert item.outcome == "skipped" and item.event is None
+
+
+def test_read_decodes_a_record_whose_ce_type_header_has_a_handler():
+    item = read(record(value=encode(follow()), headers=[("ce_type", follow().type.encode())]), SPEC)
+    assert item.handler is on_follow
+
+
+def test_a_record_is_retried_until_its_third_failure():
+    attempts, first = Attempts(3), record(7)
+    assert [attempts.failed(first) for _ in range(3)] == [False, False, True]
+    assert not attempts.failing(first)
+
+
+def test_attempts_of_revoked_partitions_are_forgotten():
+    attempts = Attempts(3)
+    attempts.failed(record(1, partition=0))
+    attempts.failed(record(1, partition=1))
+    attempts.forget([TopicPartition("t", 0)])
+    assert (attempts.failing(record(1, partition=0)), attempts.failing(record(1, partition=1))) == (False, True)
+
+
+def test_the_dlq_limit_refuses_the_dead_letter_past_the_consecutive_limit():
+    limit = DlqLimit(max_consecutive=2, max_percent=0)
+    assert [limit.admit(record(n)) for n in range(2)] == [None, None]
+    assert "more than 2 dead letters in a row" in limit.admit(record(2))
+
+
+def test_a_good_record_resets_the_consecutive_count():
+    limit = DlqLimit(max_consecutive=2, max_percent=0)
+    limit.admit(record(0)), limit.admit(record(1)), limit.passed(record(2))
+    assert limit.admit(record(3)) is None
+
+
+def test_the_consecutive_limit_counts_per_partition():
+    limit = DlqLimit(max_consecutive=1, max_percent=0)
+    assert (limit.admit(record(0, partition=0)), limit.admit(record(0, partition=1))) == (None, None)
+
+
+def test_the_dlq_limit_refuses_past_the_ratio_once_a_tenth_of_the_window_was_read():
+    limit = DlqLimit(max_consecutive=0, max_percent=50, window=100)
+    for n in range(4):
+        limit.passed(record(2 * n)), limit.admit(record(2 * n + 1))
+    assert limit.admit(record(9)) is None  # 5 of 9, but only 9 records read
+    limit.passed(record(10))
+    assert "over 50%" in limit.admit(record(11))  # 6 of 11
+
+
+class CommitLog:
+    def __init__(self, fail: Exception | None = None):
+        self.commits, self.fail = [], fail
+
+    def commit(self, offsets):
+        if self.fail:
+            raise self.fail
+        self.commits.append({tp.partition: meta.offset for tp, meta in offsets.items()})
+
+
+def test_offsets_are_due_only_once_the_interval_has_passed():
+    now = [0.0]
+    offsets = Offsets(1.0, clock=lambda: now[0])
+    offsets.done(record(4))
+    now[0] = 0.9
+    assert not offsets.due()
+    now[0] = 1.0
+    assert offsets.due()
+
+
+def test_commit_sends_the_next_offset_of_each_partition_done():
+    offsets, log = Offsets(1.0), CommitLog()
+    offsets.done(record(4)), offsets.done(record(5)), offsets.done(record(9, partition=1))
+    offsets.commit(log)
+    assert log.commits == [{0: 6, 1: 10}] and not offsets.pending
+
+
+def test_commit_of_revoked_partitions_keeps_the_others_pending():
+    offsets, log = Offsets(1.0), CommitLog()
+    offsets.done(record(4)), offsets.done(record(9, partition=1))
+    offsets.commit(log, {TopicPartition("t", 1)})
+    assert log.commits == [{1: 10}] and offsets.pending == {TopicPartition("t", 0): 5}
+
+
+def test_offsets_that_kafka_did_not_take_stay_pending():
+    offsets = Offsets(1.0)
+    offsets.done(record(4))
+    try:
+        offsets.commit(CommitLog(fail=OSError("down")))
+    except OSError:
+        pass
+    assert offsets.pending == {TopicPartition("t", 0): 5}
+
+
+class PollingConsumer(CommitLog):
+    """Returns one record of a type the consumer does not handle on every poll."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = 0
+
+    def poll(self, timeout_ms):
+        self.offset += 1
+        unfollow_type = b"rapport.follows.follow.removed.v1"
+        return {TopicPartition("t", 0): [record(self.offset, headers=[("ce_type", unfollow_type)])]}
+
+    def assignment(self):
+        return {TopicPartition("t", 0)}
+
+
+def test_the_runner_commits_once_per_interval_not_on_every_poll():
+    settings = load_settings({}, consumer_commit_interval_ms=60_000)
+    runner = ConsumerRunner(SPEC, settings, store=None, outbox=None)
+    consumer = PollingConsumer()
+    for _ in range(5):
+        runner.poll_once(consumer)
+    assert consumer.commits == []
+    runner.offsets.commit(consumer)  # as on revocation or shutdown
+    assert consumer.commits == [{0: 6}]
