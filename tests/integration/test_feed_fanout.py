@@ -7,6 +7,8 @@ namespace of their own, so the session's feed worker (default limits) never sees
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 
@@ -16,7 +18,7 @@ from services.feed.timelines import SCRIPT_BATCH, Timelines
 from shared.bus.topics import ensure_topics
 from shared.bus.worker import Worker
 from shared.events import new_event
-from tests.support.infra import EventPublisher, eventually, events_of, read_topic
+from tests.support.infra import EventPublisher, eventually, events_of, read_topic, next_version
 
 T0 = "2026-01-01T00:00:00.000Z"
 THRESHOLD = 3  # more than 3 followers: a high-follower author
@@ -65,7 +67,8 @@ def publish_events(small_settings):
 
 
 def follows(a, b):
-    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": "explicit", "since": T0})
+    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": "explicit", "since": T0,
+                                                    "version": next_version()})
 
 
 def write(feed, auth, member, text="hello"):

@@ -4,12 +4,14 @@ Relationships reach the feed as events published here; the feed worker fans post
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 
 from services.feed import store as keys
 from shared.events import new_event
-from tests.support.infra import EventPublisher, eventually
+from tests.support.infra import EventPublisher, eventually, next_version
 
 T0 = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -34,16 +36,18 @@ def cache(settings):
 
 
 def follows(a, b, reason="explicit"):
-    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": T0})
+    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": T0,
+                                                    "version": next_version()})
 
 
 def unfollows(a, b):
-    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": LATER})
+    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": LATER,
+                                                    "version": next_version()})
 
 
 def connected(a, b):
-    return [new_event("connections", "invitation.accepted", {"invitation_id": f"{a}-{b}", "inviter": a,
-                                                             "invitee": b, "at": T0}),
+    return [new_event("connections", "invitation.accepted", {"invitation_id": uuid.uuid4().hex, "inviter": a,
+                                                             "invitee": b, "at": T0, "version": next_version()}),
             follows(a, b, "connection"), follows(b, a, "connection")]
 
 
@@ -128,7 +132,7 @@ def test_removing_a_connection_takes_their_posts_out(feed, auth, unique, publish
     eventually(shows(feed, auth, grace, private))
 
     publish_events(new_event("connections", "connection.removed",
-                             {"remover": ada, "other": grace, "at": LATER}))
+                             {"remover": ada, "other": grace, "at": LATER, "version": next_version()}))
 
     # The store's replica is the last thing the handler commits (the timeline is trimmed before it).
     eventually(lambda: feed.get(f"/v1/posts/{private}", headers=auth(grace)).status_code == 404,
@@ -144,7 +148,8 @@ def test_a_block_hides_each_from_the_other(feed, auth, unique, publish_events):
     public = write(feed, auth, ada, "all")
     eventually(shows(feed, auth, grace, public))
 
-    publish_events(new_event("connections", "block.added", {"blocker": ada, "blocked": grace, "at": LATER}))
+    publish_events(new_event("connections", "block.added", {"blocker": ada, "blocked": grace, "at": LATER,
+                                                              "version": next_version()}))
 
     eventually(lambda: feed.get(f"/v1/posts/{public}", headers=auth(grace)).status_code == 404,
                message="the block hides ada's post from grace")

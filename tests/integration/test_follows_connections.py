@@ -4,6 +4,7 @@ lasts. The events are produced to Kafka here, as the connections service would."
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import uuid
 
@@ -19,6 +20,9 @@ from shared.events import encode, new_event
 from tests.support.infra import eventually, events_of, read_topic
 
 T0 = "2026-11-26T10:00:00.000Z"
+# Versions as the connections store numbers a pair's changes: increasing in the order the
+# tests publish them (one counter serves every pair: only the order within a pair matters).
+_versions = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +45,16 @@ def store(settings):
 
 @pytest.fixture
 def publish(settings, producer):
-    def send(name, at=T0, **data):
-        event = new_event("connections", name, {**data, "at": at})
+    def send(name, at=T0, version=None, **data):
+        event = new_event("connections", name, {**data, "at": at, "version": version or next(_versions)})
         producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event)).get(10)
         return event
     return send
 
 
-def connect(publish, inviter, invitee, at=T0):
-    return publish("invitation.accepted", at=at, invitation_id=uuid.uuid4().hex, inviter=inviter, invitee=invitee)
+def connect(publish, inviter, invitee, at=T0, version=None):
+    return publish("invitation.accepted", at=at, version=version, invitation_id=uuid.uuid4().hex, inviter=inviter,
+                   invitee=invitee)
 
 
 def follows_now(follows, auth, follower, followee) -> bool:
@@ -158,8 +163,8 @@ def test_a_block_removes_the_follows_and_refuses_them_until_lifted(follows, auth
 
 def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, unique):
     ada, grace = unique("ada"), unique("grace")
-    publish("connection.removed", at="2026-11-26T11:00:00.000Z", remover=ada, other=grace)
-    stale = connect(publish, ada, grace, at="2026-11-26T10:00:00.000Z")  # older than the removal
+    publish("connection.removed", version=2, remover=ada, other=grace)
+    stale = connect(publish, ada, grace, version=1)  # an earlier version of the pair than the removal
 
     eventually(lambda: store.exists(handled_marker(settings, "follows.connections", stale)), message="handled")
     assert not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada)
@@ -169,7 +174,8 @@ def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, 
 def test_an_event_delivered_twice_changes_nothing(follows, auth, settings, store, producer, publish, unique):
     ada, grace = unique("ada"), unique("grace")
     event = new_event("connections", "invitation.accepted",
-                      {"invitation_id": "i1", "inviter": ada, "invitee": grace, "at": T0})
+                      {"invitation_id": uuid.uuid4().hex, "inviter": ada, "invitee": grace, "at": T0,
+                       "version": next(_versions)})
     for _ in range(2):
         producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event))
     producer.flush()

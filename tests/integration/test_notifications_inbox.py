@@ -16,7 +16,8 @@ from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
-from tests.support.infra import eventually
+from shared.events.catalogue import lookup
+from tests.support.infra import eventually, next_version
 
 HOUR_MS = 3600 * 1000
 
@@ -31,6 +32,8 @@ class Bus:
         self.group = settings.group("notifications.inbox")
 
     def publish(self, service: str, name: str, **data):
+        if "version" in lookup(service, name).data().fields:
+            data.setdefault("version", next_version())
         event = new_event(service, name, data)
         topic = self.settings.topic(f"{service}.events")
         return self.producer.send(topic, key=event.key.encode(), value=encode(event)).get(10)
@@ -90,7 +93,13 @@ def at(offset_ms: int = 0) -> str:
 
 
 def pid() -> str:
-    return uuid.uuid4().hex[:12]
+    """A post id (of the format the feed mints: ``<member>~<stamp>``)."""
+    return f"p~{uuid.uuid4().hex[:12]}"
+
+
+def iid() -> str:
+    """An invitation or introduction id (the connections service mints uuid4 hex)."""
+    return uuid.uuid4().hex
 
 
 def brief(items):
@@ -100,30 +109,30 @@ def brief(items):
 # --- who is notified of what --------------------------------------------------------
 
 def test_an_invitation_notifies_the_invitee_with_its_message(bus, inbox_of, unique):
-    ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.sent", invitation_id="inv1", inviter=ada, invitee=grace,
+    ada, grace, invitation = unique("ada"), unique("grace"), iid()
+    bus.handled(bus.publish("connections", "invitation.sent", invitation_id=invitation, inviter=ada, invitee=grace,
                             message="We met at the conference", sent_at=at()))
 
     [n] = inbox_of(grace)
     assert (n["type"], n["actors"], n["actor_count"], n["object"], n["read"]) == \
-        ("invitation_received", [ada], 1, "inv1", False)
+        ("invitation_received", [ada], 1, invitation, False)
     assert n["text"] == "We met at the conference"
     assert n["summary"] == f'{ada} invited you to connect: "We met at the conference"'
     assert inbox_of(ada) == []
 
 
 def test_an_accepted_invitation_notifies_the_inviter(bus, inbox_of, unique):
-    ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.accepted", invitation_id="inv2", inviter=ada, invitee=grace,
-                            at=at()))
+    ada, grace, invitation = unique("ada"), unique("grace"), iid()
+    bus.handled(bus.publish("connections", "invitation.accepted", invitation_id=invitation, inviter=ada,
+                            invitee=grace, at=at()))
 
-    assert brief(inbox_of(ada)) == [("invitation_accepted", [grace], "inv2")]
+    assert brief(inbox_of(ada)) == [("invitation_accepted", [grace], invitation)]
     assert inbox_of(grace) == []
 
 
 def test_an_ignored_invitation_notifies_no_one(bus, inbox_of, unique):
     ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.ignored", invitation_id="inv3", inviter=ada, invitee=grace,
+    bus.handled(bus.publish("connections", "invitation.ignored", invitation_id=iid(), inviter=ada, invitee=grace,
                             at=at()))
 
     assert inbox_of(ada) == [] and inbox_of(grace) == []
@@ -150,21 +159,22 @@ def test_the_automatic_follow_of_a_new_connection_is_silent(bus, inbox_of, uniqu
 
 def test_introductions_notify_the_introducer_then_the_target_and_the_requester(bus, inbox_of, unique):
     ada, linus, grace = unique("ada"), unique("linus"), unique("grace")
+    intro = iid()
     bus.handled(
-        bus.publish("connections", "introduction.requested", introduction_id="intro1", requester=ada, target=grace,
+        bus.publish("connections", "introduction.requested", introduction_id=intro, requester=ada, target=grace,
                     via=linus, note="Grace knows compilers", at=at()),
-        bus.publish("connections", "introduction.forwarded", introduction_id="intro1", requester=ada, target=grace,
+        bus.publish("connections", "introduction.forwarded", introduction_id=intro, requester=ada, target=grace,
                     via=linus, at=at(1)),
     )
 
     [asked] = inbox_of(linus)
-    assert brief([asked]) == [("introduction_requested", [ada], "intro1")]
+    assert brief([asked]) == [("introduction_requested", [ada], intro)]
     assert asked["summary"] == f'{ada} asks you to introduce them to {grace}: "Grace knows compilers"'
     [forwarded] = inbox_of(grace)
-    assert brief([forwarded]) == [("introduction_forwarded", [linus], "intro1")]
+    assert brief([forwarded]) == [("introduction_forwarded", [linus], intro)]
     assert forwarded["summary"] == f"{linus} introduced you to {ada}"
     [outcome] = inbox_of(ada)  # the requester is told the outcome
-    assert brief([outcome]) == [("introduction_forwarded", [linus], "intro1")]
+    assert brief([outcome]) == [("introduction_forwarded", [linus], intro)]
     assert outcome["summary"] == f"{linus} introduced you to {grace}"
 
 
@@ -240,7 +250,7 @@ def test_a_connections_only_post_alerts_only_followers_who_are_connections(bus, 
         records.append(bus.publish("follows", "follow.created", follower=member, followee=grace, reason="explicit",
                                    notify_on_post=True, since=at()))
     for member in (friend, former):
-        records.append(bus.publish("connections", "invitation.accepted", invitation_id=pid(), inviter=grace,
+        records.append(bus.publish("connections", "invitation.accepted", invitation_id=iid(), inviter=grace,
                                    invitee=member, at=at()))
     records.append(bus.publish("connections", "connection.removed", remover=former, other=grace, at=at(1)))
     bus.handled(*records)
@@ -318,7 +328,7 @@ def test_an_event_delivered_twice_is_one_notification_counted_once(bus, inbox_of
     post = pid()
     topic = bus.settings.topic("feed.events")
     like = new_event("feed", "post.liked", {"post_id": post, "author": grace, "actor": ada, "at": at()})
-    invite = new_event("connections", "invitation.sent", {"invitation_id": "i9", "inviter": linus, "invitee": grace,
+    invite = new_event("connections", "invitation.sent", {"invitation_id": "9" * 32, "inviter": linus, "invitee": grace,
                                                            "sent_at": at()})
     records = []
     for _ in range(2):
@@ -327,7 +337,7 @@ def test_an_event_delivered_twice_is_one_notification_counted_once(bus, inbox_of
                                          value=encode(invite)).get(10))
     bus.handled(*records)
 
-    assert sorted(brief(inbox_of(grace))) == [("invitation_received", [linus], "i9"), ("post_liked", [ada], post)]
+    assert sorted(brief(inbox_of(grace))) == [("invitation_received", [linus], "9" * 32), ("post_liked", [ada], post)]
     assert [n["actor_count"] for n in inbox_of(grace)] == [1, 1]
     assert unread_count(grace) == 2
 
