@@ -35,14 +35,14 @@ def cache(settings):
     return redis.Redis.from_url(settings.cache_url, decode_responses=True)
 
 
-def follows(a, b, reason="explicit"):
-    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": T0,
-                                                    "version": next_version()})
+def follows(a, b, reason="explicit", since=T0, version=None):
+    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": since,
+                                                    "version": version or next_version()})
 
 
-def unfollows(a, b):
-    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": LATER,
-                                                    "version": next_version()})
+def unfollows(a, b, at=LATER, version=None):
+    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": at,
+                                                    "version": version or next_version()})
 
 
 def connected(a, b):
@@ -230,3 +230,50 @@ def test_feed_posts_are_hydrated_with_counts_and_the_readers_like(feed, auth, un
     assert {k: item[k] for k in ("author", "text", "likes", "comments", "liked_by_me")} \
         == {"author": ada, "text": "like me", "likes": 1, "comments": 1, "liked_by_me": True}
     assert feed_of(feed, auth, ada)["items"][0]["liked_by_me"] is False
+
+
+@pytest.fixture(scope="module")
+def feed_store(settings):
+    return redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+
+
+def test_an_unfollow_stamped_before_the_follow_it_ends_still_ends_it(feed, auth, unique, publish_events,
+                                                                    feed_store):
+    """Follow and unfollow flipped from two API processes: the unfollow, applied after the
+    follow by the follows store, may carry the earlier time. The feed orders them by version."""
+    ada, grace = unique("ada"), unique("grace")
+    ids(feed, auth, grace)
+    publish_events(follows(grace, ada, since="2026-01-01T00:00:00.500Z", version=1),
+                   unfollows(grace, ada, at="2026-01-01T00:00:00.100Z", version=2))
+    eventually(lambda: feed_store.get(keys.follow_version(grace, ada)) == "2", message="both events applied")
+
+    assert feed_store.zscore(keys.following(grace), ada) is None
+    assert feed_store.zscore(keys.followers(ada), grace) is None
+    post = write(feed, auth, ada, "not for grace's feed")
+    mine = write(feed, auth, grace, "mine")
+    eventually(shows(feed, auth, grace, mine))
+    assert post not in ids(feed, auth, grace)
+
+
+def test_an_older_version_of_a_pairs_change_arriving_late_changes_nothing(feed, auth, unique, publish_events,
+                                                                         feed_store, settings):
+    """A copy of an older change of the pair (a relay that published twice, a replay) comes after
+    the removal: the connection stays removed and the connections-only post hidden."""
+    ada, grace = unique("ada"), unique("grace")
+    ids(feed, auth, grace)
+    accepted = new_event("connections", "invitation.accepted", {
+        "invitation_id": uuid.uuid4().hex, "inviter": ada, "invitee": grace, "at": T0, "version": 1})
+    removed = new_event("connections", "connection.removed", {"remover": ada, "other": grace, "at": LATER,
+                                                              "version": 2})
+    publish_events(follows(grace, ada), removed, accepted)
+    # The pair's events share a partition: once the late copy is handled, so is the removal.
+    handled = f"dedup:{settings.group('feed.audience')}:{accepted.dedup_key}"
+    eventually(lambda: feed_store.exists(handled), message="the late copy handled")
+    assert feed_store.get(keys.pair_version(ada, grace)) == "2"
+    private = write(feed, auth, ada, "ours", "connections")
+    marker = write(feed, auth, ada, "all")
+    eventually(shows(feed, auth, grace, marker))
+
+    assert not feed_store.sismember(keys.connections(ada), grace)
+    assert feed.get(f"/v1/posts/{private}", headers=auth(grace)).status_code == 404
+    assert private not in ids(feed, auth, grace)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis
 from kafka import KafkaAdminClient, KafkaProducer
 
+from services.feed import store as feed_keys
 from services.notifications import inbox
 from services.notifications import store as keys
 from shared.bus.topics import drop_topics, ensure_topics
@@ -17,7 +19,7 @@ from shared.bus.worker import Worker
 from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
 from shared.events.catalogue import lookup
-from tests.support.infra import eventually, next_version
+from tests.support.infra import EventPublisher, eventually, next_version, read_topic
 
 HOUR_MS = 3600 * 1000
 
@@ -467,3 +469,81 @@ def test_notifications_need_a_token(apps):
 
     assert response.status_code == 401
     assert response.content_type == "application/problem+json"
+
+
+# --- replicas ordered by versions, content as of the post -----------------------------
+
+def test_an_older_version_of_a_pairs_change_arriving_late_alerts_no_ex_connection(bus, inbox_of, unique):
+    """A copy of an older change of the pair (a relay that published twice, a replay) after the
+    removal: the replica holds the newer version, so the member stays a former connection."""
+    grace, former = unique("grace"), unique("former")
+    bus.handled(
+        bus.publish("follows", "follow.created", follower=former, followee=grace, reason="explicit",
+                    notify_on_post=True, since=at()),
+        bus.publish("connections", "connection.removed", remover=former, other=grace, at=at(), version=2),
+        bus.publish("connections", "invitation.accepted", invitation_id=iid(), inviter=grace, invitee=former,
+                    at=at(1), version=1),
+    )
+    bus.handled(bus.publish("feed", "post.created", post_id=pid(), author=grace, visibility="connections",
+                            created_at=at(2), excerpt="Only for connections"))
+
+    assert [n for n in inbox_of(former) if n["type"] == "new_post"] == []
+
+
+def test_an_older_version_of_a_follows_change_arriving_late_leaves_post_alerts_as_they_are(bus, inbox_of, unique):
+    grace, fan = unique("grace"), unique("fan")
+    bus.handled(
+        bus.publish("follows", "follow.updated", follower=fan, followee=grace, notify_on_post=False, at=at(),
+                    version=2),
+        bus.publish("follows", "follow.created", follower=fan, followee=grace, reason="connection",
+                    notify_on_post=True, since=at(1), version=1),
+    )
+    bus.handled(bus.publish("feed", "post.created", post_id=pid(), author=grace, visibility="public",
+                            created_at=at(2), excerpt="Hello"))
+
+    assert inbox_of(fan) == []
+
+
+def test_a_connections_only_post_that_overtakes_the_removal_before_it_alerts_no_ex_connection(
+        bus, inbox_of, unique, apps, auth, workers, settings):
+    """connections.events and feed.events race: the post, stored after the feed learnt of the
+    removal, reaches the notifications worker before the removal does. The post's event says
+    whom the feed knew to be no longer connected, so the excerpt reaches only connections."""
+    ada, grace, friend = unique("ada"), unique("grace"), unique("friend")
+    versions = {grace: next_version(), friend: next_version()}
+    accepted = {m: dict(invitation_id=iid(), inviter=ada, invitee=m, at=at(), version=v) for m, v in versions.items()}
+    removal = dict(remover=ada, other=grace, at=at(1), version=versions[grace] + 1000)
+    # The notifications worker (its own namespace) knows both connections and the alerts...
+    bus.handled(*[bus.publish("follows", "follow.created", follower=m, followee=ada, reason="explicit",
+                              notify_on_post=True, since=at()) for m in (grace, friend)],
+                *[bus.publish("connections", "invitation.accepted", **accepted[m]) for m in (grace, friend)])
+    # ...while the feed worker has also applied the removal.
+    workers("feed")
+    publisher = EventPublisher(settings)
+    try:
+        publisher(*[new_event("connections", "invitation.accepted", accepted[m]) for m in (grace, friend)],
+                  new_event("connections", "connection.removed", removal))
+    finally:
+        publisher.close()
+    feed_store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    eventually(lambda: feed_store.zscore(feed_keys.disconnections(ada), grace) is not None,
+               message="the feed applied the removal")
+
+    made = apps("feed").post("/v1/posts", json={"text": "Just between us", "visibility": "connections"},
+                             headers=auth(ada))
+    assert made.status_code == 201, made.json
+    post_id = made.json["id"]
+    [post] = [e for e in read_topic(settings, "feed.events", lambda evs: any(
+        e.name == "post.created" and e.data["post_id"] == post_id for e in evs))
+        if e.name == "post.created" and e.data["post_id"] == post_id]
+    assert post.data["disconnected"] == [{"member": grace, "version": removal["version"]}]
+    # The post overtakes the removal at the notifications worker.
+    bus.handled(bus.producer.send(bus.settings.topic("feed.events"), key=post.key.encode(),
+                                  value=encode(post)).get(10))
+
+    assert brief(inbox_of(friend)) == [("new_post", [ada], post_id)]
+    assert inbox_of(friend)[0]["text"] == "Just between us"
+    assert [n for n in inbox_of(grace) if n["type"] == "new_post"] == []
+    # The removal arriving later changes nothing more.
+    bus.handled(bus.publish("connections", "connection.removed", **removal))
+    assert [n for n in inbox_of(grace) if n["type"] == "new_post"] == []
