@@ -279,9 +279,9 @@ def test_a_follow_flipped_from_two_threads_leaves_the_feeds_replica_as_the_follo
     for t in threads:
         t.join(30)
     last = int(store.get(keys.follow_version(ada, grace)))
-    events = follow_events(settings, lambda evs: any(e.data["follower"] == ada and e.data["version"] == last
+    events = follow_events(settings, lambda evs: any(e.data.get("follower") == ada and e.data["version"] == last
                                                      for e in evs))
-    edge = [e for e in events if e.data["follower"] == ada and e.data["followee"] == grace]
+    edge = [e for e in events if e.data.get("follower") == ada and e.data.get("followee") == grace]
     assert [e.data["version"] for e in edge] == list(range(1, last + 1))
     # The last event says what the store ends with; creations and removals alternate.
     assert (edge[-1].name == "follow.created") == follows_now(follows, auth, ada, grace)
