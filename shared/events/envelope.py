@@ -24,9 +24,9 @@ class EnvelopeSchema(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     source = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    time = fields.String(required=True)
-    subject = fields.String(load_default=None, allow_none=True)
-    datacontenttype = fields.String(load_default="application/json")
+    time = fields.String(required=True, validate=validate.Length(max=40))
+    subject = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    datacontenttype = fields.String(load_default="application/json", validate=validate.Length(max=100))
     data = fields.Dict(required=True)
 
 

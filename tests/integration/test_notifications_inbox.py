@@ -5,6 +5,7 @@ notifications worker consumes them and the inbox is read through HTTP.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -547,3 +548,19 @@ def test_a_connections_only_post_that_overtakes_the_removal_before_it_alerts_no_
     # The removal arriving later changes nothing more.
     bus.handled(bus.publish("connections", "connection.removed", **removal))
     assert [n for n in inbox_of(grace) if n["type"] == "new_post"] == []
+
+
+def test_a_900_kb_note_is_poison_and_goes_to_the_dlq_instead_of_an_inbox(bus, inbox_of, unique):
+    ada, linus, grace = unique("ada"), unique("linus"), unique("grace")
+    event = new_event("connections", "introduction.requested", {
+        "introduction_id": iid(), "requester": ada, "target": grace, "via": linus, "note": "short", "at": at()})
+    forged = json.loads(encode(event))
+    forged["data"]["note"] = "x" * 900_000
+    bus.handled(bus.producer.send(bus.settings.topic("connections.events"), key=event.key.encode(),
+                                  value=json.dumps(forged).encode()).get(10))
+
+    dead = read_topic(bus.settings, "connections.events.dlq", lambda records: any(
+        r.key == event.key.encode() for r in records), raw=True)
+    [reason] = [dict(r.headers)["dlq.reason"].decode() for r in dead if r.key == event.key.encode()]
+    assert "note" in reason
+    assert inbox_of(linus) == []

@@ -136,3 +136,11 @@ def test_a_pending_version_is_a_placeholder_only_the_store_script_may_fill():
     assert event.data["version"] == 0
     with pytest.raises(PoisonEvent, match="version"):
         decode(encode(event))
+
+
+@pytest.mark.parametrize("attribute", ["time", "subject", "datacontenttype"])
+def test_an_envelope_attribute_too_long_is_poison(attribute):
+    envelope = json.loads(encode(follow_created()))
+    envelope[attribute] = "x" * 100_000
+    with pytest.raises(PoisonEvent, match=attribute):
+        decode(json.dumps(envelope).encode())
