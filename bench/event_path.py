@@ -38,7 +38,7 @@ def relay_throughput(settings, count: int) -> dict:
         for i in range(count):
             outbox.add(pipe, new_event("follows", "follow.created", {
                 "follower": f"f{i % 997}", "followee": f"e{i}", "reason": "explicit",
-                "since": "2026-11-26T10:00:00.000Z"}))
+                "since": "2026-11-26T10:00:00.000Z", "version": 1}))
             if i % 5000 == 4999:
                 pipe.execute()
         pipe.execute()

@@ -48,17 +48,17 @@ def a_mix_of_events(count: int, members: list[str]) -> list:
         at = rfc3339(now_ms())
         roll = random.random()
         if roll < 0.6:
-            events.append(new_event("feed", "post.liked", {"post_id": f"{author}-p{i % 5}", "author": author,
+            events.append(new_event("feed", "post.liked", {"post_id": f"{author}~p{i % 5}", "author": author,
                                                            "actor": actor, "at": at}))
         elif roll < 0.75:
-            events.append(new_event("feed", "comment.added", {"comment_id": f"c{i}", "post_id": f"{author}-p{i % 5}",
+            events.append(new_event("feed", "comment.added", {"comment_id": f"c{i}", "post_id": f"{author}~p{i % 5}",
                                                               "author": author, "commenter": actor,
                                                               "excerpt": "Nice one", "at": at}))
         elif roll < 0.9:
             events.append(new_event("follows", "follow.created", {"follower": actor, "followee": author,
-                                                                  "reason": "explicit", "since": at}))
+                                                                  "reason": "explicit", "since": at, "version": i + 1}))
         else:
-            events.append(new_event("connections", "invitation.sent", {"invitation_id": f"i{i}", "inviter": actor,
+            events.append(new_event("connections", "invitation.sent", {"invitation_id": f"{i:032x}", "inviter": actor,
                                                                        "invitee": author, "message": "Hello",
                                                                        "sent_at": at}))
     return events
@@ -135,7 +135,7 @@ def stream_delivery(base: str, settings, streams: int, rounds: int) -> dict:
     out = producer(settings)
     for r in range(rounds):
         for member in members:
-            post = uuid.uuid4().hex[:12]
+            post = f"{member}~{uuid.uuid4().hex[:12]}"
             event = new_event("feed", "post.liked", {"post_id": post, "author": member, "actor": f"fan-{r}",
                                                      "at": rfc3339(now_ms())})
             with lock:

@@ -15,6 +15,7 @@ from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
+from shared.events.envelope import PENDING_VERSION
 from shared.pages import zset_page
 from shared.problems import Invalid
 
@@ -40,9 +41,9 @@ def block(store: redis.Redis, outbox: Outbox, blocker: str, blocked: str) -> boo
         mine = store.hget(keys.open_invitations(blocker), blocked) or ""
         theirs = store.hget(keys.open_invitations(blocked), blocker) or ""
         removed = outbox.xadd_args(new_event("connections", "connection.removed", {
-            "remover": blocker, "other": blocked, "reason": "blocked", "at": at}))
-        added = outbox.xadd_args(new_event("connections", "block.added",
-                                           {"blocker": blocker, "blocked": blocked, "at": at}))
+            "remover": blocker, "other": blocked, "reason": "blocked", "at": at, "version": PENDING_VERSION}))
+        added = outbox.xadd_args(new_event("connections", "block.added", {
+            "blocker": blocker, "blocked": blocked, "at": at, "version": PENDING_VERSION}))
         withdrawn = outbox.xadd_args(new_event("connections", "invitation.withdrawn", {
             "invitation_id": mine, "inviter": blocker, "invitee": blocked, "at": at})) if mine else []
         ignored = outbox.xadd_args(new_event("connections", "invitation.ignored", {
@@ -51,7 +52,7 @@ def block(store: redis.Redis, outbox: Outbox, blocker: str, blocked: str) -> boo
             keys.blocks(blocker), keys.blocked_by(blocked), keys.connections(blocker), keys.connections(blocked),
             keys.open_invitations(blocker), keys.open_invitations(blocked), keys.received(blocker),
             keys.received(blocked), keys.sent(blocker), outbox.key,
-            keys.invitation(mine or "-"), keys.invitation(theirs or "-"),
+            keys.invitation(mine or "-"), keys.invitation(theirs or "-"), keys.pair_version(blocker, blocked),
         ], [blocker, blocked, now, mine, theirs, len(removed), len(added), len(withdrawn),
             *removed, *added, *withdrawn, *ignored])
         if reply[0] != "retry":
@@ -62,8 +63,9 @@ def unblock(store: redis.Redis, outbox: Outbox, blocker: str, blocked: str) -> b
     """Lift a block (idempotent); nothing that the block removed comes back. Returns whether one was lifted."""
     _not_self(blocker, blocked)
     event = new_event("connections", "block.removed", {"blocker": blocker, "blocked": blocked,
-                                                        "at": rfc3339(now_ms())})
-    reply = keys.UNBLOCK(store, [keys.blocks(blocker), keys.blocked_by(blocked), outbox.key],
+                                                        "at": rfc3339(now_ms()), "version": PENDING_VERSION})
+    reply = keys.UNBLOCK(store, [keys.blocks(blocker), keys.blocked_by(blocked), outbox.key,
+                                 keys.pair_version(blocker, blocked)],
                          [blocker, blocked, *outbox.xadd_args(event)])
     return reply[0] == "unblocked"
 

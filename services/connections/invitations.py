@@ -16,6 +16,7 @@ from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
+from shared.events.envelope import PENDING_VERSION
 from shared.pages import zset_page
 from shared.problems import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from shared.settings import Settings
@@ -135,7 +136,8 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         accepted_args: list[str] = []
         if reverse:
             accepted_args = outbox.xadd_args(new_event("connections", "invitation.accepted", {
-                "invitation_id": reverse, "inviter": invitee, "invitee": inviter, "at": rfc3339(now)}))
+                "invitation_id": reverse, "inviter": invitee, "invitee": inviter, "at": rfc3339(now),
+                "version": PENDING_VERSION}))
         forwarded_args: list[str] = []
         if introduction_id:
             forwarded_args = outbox.xadd_args(new_event("connections", "introduction.forwarded", {
@@ -146,7 +148,7 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
             keys.sent(inviter), keys.invitation_log(inviter), keys.reinvite_cooldown(inviter, invitee),
             outbox.key, keys.invitation(reverse or invitation_id), keys.received(inviter), keys.sent(invitee),
             keys.blocks(inviter), keys.blocks(invitee), keys.introduction(introduction_id or invitation_id),
-            keys.open_introductions(inviter),
+            keys.open_introductions(inviter), keys.pair_version(inviter, invitee),
         ], [inviter, invitee, invitation_id, now, message or "", WEEK_MS, settings.invitation_weekly_limit,
             settings.max_connections, reverse, len(sent_args), len(accepted_args), introduction_id,
             introducer or "", *sent_args, *accepted_args, *forwarded_args])
@@ -184,8 +186,10 @@ def _decision_refused(reply: list, found: Invitation, member: str, settings: Set
 
 
 def _decided_event(outbox: Outbox, name: str, found: Invitation, now: int) -> list[str]:
-    return outbox.xadd_args(new_event("connections", name, {
-        "invitation_id": found.id, "inviter": found.inviter, "invitee": found.invitee, "at": rfc3339(now)}))
+    data = {"invitation_id": found.id, "inviter": found.inviter, "invitee": found.invitee, "at": rfc3339(now)}
+    if name == "invitation.accepted":
+        data["version"] = PENDING_VERSION  # the pair's next, numbered by ACCEPT
+    return outbox.xadd_args(new_event("connections", name, data))
 
 
 def accept(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, invitation_id: str) -> Invitation:
@@ -195,6 +199,7 @@ def accept(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, 
     reply = keys.ACCEPT(store, [
         keys.invitation(found.id), keys.connections(found.inviter), keys.connections(found.invitee),
         keys.open_invitations(found.inviter), keys.received(found.invitee), keys.sent(found.inviter), outbox.key,
+        keys.pair_version(found.inviter, found.invitee),
     ], [member, now, settings.max_connections, *_decided_event(outbox, "invitation.accepted", found, now)])
     if reply[0] != "accepted":
         raise _decision_refused(reply, found, member, settings)

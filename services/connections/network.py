@@ -10,6 +10,7 @@ from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
+from shared.events.envelope import PENDING_VERSION
 from shared.pages import decode_cursor, encode_cursor, zset_page
 from shared.problems import Forbidden, Invalid, NotFound
 
@@ -88,8 +89,9 @@ def remove(store: redis.Redis, outbox: Outbox, remover: str, other: str) -> None
     """Either side ends a connection; the other is not notified (the event says who removed it)."""
     _not_self(remover, other)
     event = new_event("connections", "connection.removed", {
-        "remover": remover, "other": other, "reason": "removed", "at": rfc3339(now_ms())})
-    reply = keys.REMOVE(store, [keys.connections(remover), keys.connections(other), outbox.key],
+        "remover": remover, "other": other, "reason": "removed", "at": rfc3339(now_ms()), "version": PENDING_VERSION})
+    reply = keys.REMOVE(store, [keys.connections(remover), keys.connections(other), outbox.key,
+                                keys.pair_version(remover, other)],
                         [remover, other, *outbox.xadd_args(event)])
     if reply[0] == "not_connected":
         raise NotFound(f"You are not connected to {other}.", code="not_connected")

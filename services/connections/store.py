@@ -20,6 +20,8 @@ from typing import Mapping
 
 import redis
 
+from shared.events.envelope import STAMP_VERSION
+
 CONNECTIONS_PREFIX, CONNECTIONS_SUFFIX = "connections:{", "}"
 INVITATION_PREFIX, INVITATION_SUFFIX = "invitation:{", "}"
 OPEN_PREFIX, OPEN_SUFFIX = "invitations-open:{", "}"
@@ -59,6 +61,14 @@ def invitation_log(inviter: str) -> str:
 def reinvite_cooldown(inviter: str, invitee: str) -> str:
     """String with a TTL: until when (ms) ``inviter`` may not invite ``invitee`` again."""
     return f"reinvite-cooldown:{{{inviter}}}:{invitee}"
+
+
+def pair_version(a: str, b: str) -> str:
+    """Counter: the version of the last change between ``a`` and ``b`` (either order): a
+    connection, its removal, a block or its lifting. Each is numbered by its script, with
+    the change and its event, so consumers order the pair's changes by it, not by a clock."""
+    first, second = sorted((a, b))
+    return f"pair-version:{{{first}|{second}}}"
 
 
 def member_settings(member: str) -> str:
@@ -175,11 +185,12 @@ local function full(conn_key, max)
 end
 """
 
-SEND = Lua(_CONNECT + """
+SEND = Lua(STAMP_VERSION + _CONNECT + """
 -- KEYS: 1 conn(inviter) 2 conn(invitee) 3 open(inviter) 4 open(invitee) 5 invitation(new)
 --       6 received(invitee) 7 sent(inviter) 8 log(inviter) 9 cooldown(inviter,invitee)
 --       10 outbox 11 invitation(reverse) 12 received(inviter) 13 sent(invitee)
 --       14 blocks(inviter) 15 blocks(invitee) 16 introduction (or any key) 17 open-introductions(inviter)
+--       18 pair-version(inviter, invitee)
 -- ARGV: 1 inviter 2 invitee 3 new id 4 now 5 message 6 window ms 7 weekly limit
 --       8 max connections 9 expected reverse id ('' = none) 10 n 11 m
 --       12 introduction id ('' = a plain invitation) 13 introducer,
@@ -213,7 +224,7 @@ if reverse ~= '' then
   if full(KEYS[1], max) then return {'connection_limit_reached', inviter} end
   if full(KEYS[2], max) then return {'connection_limit_reached', invitee} end
   connect(KEYS[11], reverse, invitee, inviter, now, KEYS[2], KEYS[1], KEYS[4], KEYS[12], KEYS[13])
-  redis.call('XADD', KEYS[10], '*', unpack(ARGV, 14 + n, 13 + n + m))
+  redis.call('XADD', KEYS[10], '*', unpack(stamped(14 + n, 13 + n + m, redis.call('INCR', KEYS[18]))))
   forwarded(reverse)
   return {'accepted', reverse}
 end
@@ -237,9 +248,9 @@ forwarded(id)
 return {'sent', id}
 """)
 
-ACCEPT = Lua(_CONNECT + """
+ACCEPT = Lua(STAMP_VERSION + _CONNECT + """
 -- KEYS: 1 invitation 2 conn(inviter) 3 conn(invitee) 4 open(inviter) 5 received(invitee)
---       6 sent(inviter) 7 outbox
+--       6 sent(inviter) 7 outbox 8 pair-version(inviter, invitee)
 -- ARGV: 1 caller 2 now 3 max connections, then the event args
 local inv = redis.call('HMGET', KEYS[1], 'id', 'inviter', 'invitee', 'status')
 if not inv[1] then return {'not_found'} end
@@ -252,7 +263,7 @@ local max = tonumber(ARGV[3])
 if full(KEYS[2], max) then return {'connection_limit_reached', inv[2]} end
 if full(KEYS[3], max) then return {'connection_limit_reached', inv[3]} end
 connect(KEYS[1], inv[1], inv[2], inv[3], ARGV[2], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-redis.call('XADD', KEYS[7], '*', unpack(ARGV, 4))
+redis.call('XADD', KEYS[7], '*', unpack(stamped(4, #ARGV, redis.call('INCR', KEYS[8]))))
 return {'accepted'}
 """)
 
@@ -295,12 +306,12 @@ redis.call('XADD', KEYS[6], '*', unpack(ARGV, 4))
 return {'withdrawn'}
 """)
 
-REMOVE = Lua("""
--- KEYS: 1 conn(remover) 2 conn(other) 3 outbox    ARGV: 1 remover 2 other, then the event args
+REMOVE = Lua(STAMP_VERSION + """
+-- KEYS: 1 conn(remover) 2 conn(other) 3 outbox 4 pair-version    ARGV: 1 remover 2 other, then the event args
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {'not_connected'} end
 redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], '*', unpack(ARGV, 3))
+redis.call('XADD', KEYS[3], '*', unpack(stamped(3, #ARGV, redis.call('INCR', KEYS[4]))))
 return {'removed'}
 """)
 
@@ -348,10 +359,10 @@ return {connected, mutual, degree, sent, received, received_status}
 # withdrawn; the blocked member's is ignored, which is silent: to them it still looks
 # pending), and the block is recorded in both directions' indexes. The open invitations are
 # read ahead so their events come ready-made; the script refuses (retry) if they changed.
-BLOCK = Lua("""
+BLOCK = Lua(STAMP_VERSION + """
 -- KEYS: 1 blocks(blocker) 2 blocked-by(blocked) 3 conn(blocker) 4 conn(blocked) 5 open(blocker)
 --       6 open(blocked) 7 received(blocker) 8 received(blocked) 9 sent(blocker) 10 outbox
---       11 invitation(mine, or any key) 12 invitation(theirs, or any key)
+--       11 invitation(mine, or any key) 12 invitation(theirs, or any key) 13 pair-version
 -- ARGV: 1 blocker 2 blocked 3 now 4 expected mine ('' = none) 5 expected theirs ('' = none)
 --       6 n1 7 n2 8 n3, then n1 connection.removed args, n2 block.added args,
 --       n3 invitation.withdrawn args (mine), then invitation.ignored args (theirs)
@@ -367,7 +378,7 @@ redis.call('SADD', KEYS[2], blocker)
 if redis.call('ZSCORE', KEYS[3], blocked) then
   redis.call('ZREM', KEYS[3], blocked)
   redis.call('ZREM', KEYS[4], blocker)
-  redis.call('XADD', KEYS[10], '*', unpack(ARGV, removed_at, block_at - 1))
+  redis.call('XADD', KEYS[10], '*', unpack(stamped(removed_at, block_at - 1, redis.call('INCR', KEYS[13]))))
 end
 if mine ~= '' then
   redis.call('HSET', KEYS[11], 'status', 'withdrawn', 'decided_at', now)
@@ -381,15 +392,16 @@ if theirs ~= '' and redis.call('HGET', KEYS[12], 'status') == 'pending' then
   redis.call('ZREM', KEYS[7], theirs)
   redis.call('XADD', KEYS[10], '*', unpack(ARGV, ignored_at))
 end
-redis.call('XADD', KEYS[10], '*', unpack(ARGV, block_at, withdrawn_at - 1))
+redis.call('XADD', KEYS[10], '*', unpack(stamped(block_at, withdrawn_at - 1, redis.call('INCR', KEYS[13]))))
 return {'blocked'}
 """)
 
-UNBLOCK = Lua("""
--- KEYS: 1 blocks(blocker) 2 blocked-by(blocked) 3 outbox    ARGV: 1 blocker 2 blocked, then the event args
+UNBLOCK = Lua(STAMP_VERSION + """
+-- KEYS: 1 blocks(blocker) 2 blocked-by(blocked) 3 outbox 4 pair-version
+-- ARGV: 1 blocker 2 blocked, then the event args
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then return {'not_blocked'} end
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('XADD', KEYS[3], '*', unpack(ARGV, 3))
+redis.call('XADD', KEYS[3], '*', unpack(stamped(3, #ARGV, redis.call('INCR', KEYS[4]))))
 return {'unblocked'}
 """)
 

@@ -6,12 +6,12 @@ its emitted events stop providing fails the build. Keep it in step with ``worker
 
 CONSUMES: dict[str, tuple[str, ...]] = {
     # feed.audience: the replica of followers and connections, and timeline backfill / take-out.
-    "rapport.follows.follow.created.v1": ("follower", "followee", "since"),
-    "rapport.follows.follow.removed.v1": ("follower", "followee", "at"),
-    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee"),
-    "rapport.connections.connection.removed.v1": ("remover", "other", "at"),
-    "rapport.connections.block.added.v1": ("blocker", "blocked", "at"),
-    "rapport.connections.block.removed.v1": ("blocker", "blocked"),
+    "rapport.follows.follow.created.v1": ("follower", "followee", "since", "version"),
+    "rapport.follows.follow.removed.v1": ("follower", "followee", "version"),
+    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "version"),
+    "rapport.connections.connection.removed.v1": ("remover", "other", "at", "version"),
+    "rapport.connections.block.added.v1": ("blocker", "blocked", "at", "version"),
+    "rapport.connections.block.removed.v1": ("blocker", "blocked", "version"),
     # feed.posts: fan-out of its own posts.
     "rapport.feed.post.created.v1": ("post_id", "author", "visibility", "created_at"),
     # feed.fanout: its own internal batches (services/feed/fanout.py).

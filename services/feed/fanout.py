@@ -22,7 +22,7 @@ from services.feed import audience
 from services.feed import store as keys
 from shared.auth import MEMBER_ID
 from shared.events import new_event
-from shared.events.catalogue import EventData, EventType, Member, Time, register
+from shared.events.catalogue import EventData, EventType, Member, PostId, Time, register
 from shared.settings import Settings
 
 
@@ -40,7 +40,7 @@ class MemberList(fields.Field):
 
 
 class FanoutBatch(EventData):
-    post_id = fields.String(required=True)
+    post_id = PostId()
     author = Member()
     created_at = Time()
     created_ms = fields.Integer(required=True)

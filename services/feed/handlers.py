@@ -1,7 +1,8 @@
 """What the feed service does with incoming events: keep its audience replica, fan out.
 
 Handlers are idempotent (sets and sorted sets; a timeline ZADD twice is one entry) and
-tolerate stale events; the consumer runner deduplicates and commits after the effects.
+skip stale events (by the aggregate's version, see ``audience``); the consumer runner
+deduplicates and commits after the effects.
 """
 from __future__ import annotations
 
@@ -27,24 +28,25 @@ def on_follow_created(event: Event, fx: Effects) -> None:
     """
     d = event.data
     with fx.store.pipeline(transaction=True) as tx:
-        allowed = audience.follow(tx, fx.store, fx.settings, d["follower"], d["followee"],
-                                  parse_rfc3339(d["since"]))
+        applied = audience.follow(tx, fx.store, fx.settings, d["follower"], d["followee"],
+                                  parse_rfc3339(d["since"]), d["version"])
         tx.execute()
-    if allowed:
+    if applied:
         _timelines(fx).backfill(fx.store, d["follower"], d["followee"])
 
 
 def on_follow_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.unfollow(fx.tx, fx.store, fx.settings, d["follower"], d["followee"], parse_rfc3339(d["at"]))
-    _timelines(fx).take_out(fx.store, d["follower"], d["followee"])
+    if audience.unfollow(fx.tx, fx.store, fx.settings, d["follower"], d["followee"], d["version"]):
+        _timelines(fx).take_out(fx.store, d["follower"], d["followee"])
 
 
 # --- connections.events -----------------------------------------------------------------
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.connect(fx.tx, d["inviter"], d["invitee"])
+    if not audience.connect(fx.tx, fx.store, d["inviter"], d["invitee"], d["version"]):
+        return
     # The mutual follows arrive from follows.events (reason "connection") with their backfill;
     # an author followed already has connections-only posts to bring in now.
     for member, other in ((d["inviter"], d["invitee"]), (d["invitee"], d["inviter"])):
@@ -54,20 +56,23 @@ def on_invitation_accepted(event: Event, fx: Effects) -> None:
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.disconnect(fx.tx, fx.store, fx.settings, d["remover"], d["other"], parse_rfc3339(d["at"]))
+    if not audience.disconnect(fx.tx, fx.store, d["remover"], d["other"], d["version"], parse_rfc3339(d["at"])):
+        return
     _timelines(fx).take_out(fx.store, d["remover"], d["other"])
     _timelines(fx).take_out(fx.store, d["other"], d["remover"])
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.block(fx.tx, fx.store, fx.settings, d["blocker"], d["blocked"], parse_rfc3339(d["at"]))
+    if not audience.block(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"], parse_rfc3339(d["at"])):
+        return
     _timelines(fx).take_out(fx.store, d["blocker"], d["blocked"])
     _timelines(fx).take_out(fx.store, d["blocked"], d["blocker"])
 
 
 def on_block_removed(event: Event, fx: Effects) -> None:
-    audience.unblock(fx.tx, event.data["blocker"], event.data["blocked"])
+    d = event.data
+    audience.unblock(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"])
 
 
 # --- feed.events and feed.fanout --------------------------------------------------------

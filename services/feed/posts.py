@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
+from services.feed import audience
 from services.feed import store as keys
 from shared.auth import MEMBER_ID
 from shared.bus.outbox import Outbox
@@ -201,7 +202,10 @@ def publish(store: redis.Redis, outbox: Outbox, author: str, text: str, visibili
     post_id = new_post_id(author, at)
     event = new_event("feed", "post.created", {
         "post_id": post_id, "author": author, "visibility": visibility, "created_at": rfc3339(at),
-        "reshare_of": reshare_of, "reshare_of_author": original_author, "excerpt": text[:EXCERPT]})
+        "reshare_of": reshare_of, "reshare_of_author": original_author, "excerpt": text[:EXCERPT],
+        # What the feed knows, as the post is stored, of who is no longer a connection: read
+        # with the post, a consumer whose own replica is behind shows it to none of them.
+        "disconnected": audience.disconnected(store, author) if visibility == "connections" else []})
     fields = {"author": author, "text": text, "visibility": visibility, "created_ms": at,
               "reshare_of": reshare_of or "", "likes": 0, "comments": 0, "reshares": 0}
     with store.pipeline(transaction=True) as tx:

@@ -66,6 +66,24 @@ def hidden(member: str) -> str:
     return f"hidden:{{{member}}}"
 
 
+def follow_version(follower: str, followee: str) -> str:
+    """String: the version of the last follows event applied to the edge ``follower`` → ``followee``."""
+    return f"follow-version:{{{follower}|{followee}}}"
+
+
+def pair_version(a: str, b: str) -> str:
+    """String: the version of the last connections event applied to the pair (either order)."""
+    first, second = sorted((a, b))
+    return f"pair-version:{{{first}|{second}}}"
+
+
+def disconnections(member: str) -> str:
+    """Sorted set: members whose connection with ``member`` ended (removed or blocked) and was
+    not made again, scored by when the replica learnt it (ms); the newest
+    ``DISCONNECTED_MAX`` are kept. A connections-only post names them with their pair versions."""
+    return f"disconnections:{{{member}}}"
+
+
 # Sorted set: authors above the fan-out threshold, scored by their follower count. Small,
 # and read with ZINTER against one member's following set.
 HIGH_FOLLOWER_AUTHORS = "high-follower-authors"

@@ -5,8 +5,8 @@ its emitted events stop providing fails the build. Keep it in step with ``worker
 """
 
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "at"),
-    "rapport.connections.connection.removed.v1": ("remover", "other", "reason", "at"),
-    "rapport.connections.block.added.v1": ("blocker", "blocked", "at"),
-    "rapport.connections.block.removed.v1": ("blocker", "blocked", "at"),
+    "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "at", "version"),
+    "rapport.connections.connection.removed.v1": ("remover", "other", "reason", "at", "version"),
+    "rapport.connections.block.added.v1": ("blocker", "blocked", "at", "version"),
+    "rapport.connections.block.removed.v1": ("blocker", "blocked", "at", "version"),
 }

@@ -15,6 +15,7 @@ from services.follows import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
+from shared.events.envelope import PENDING_VERSION
 from shared.problems import Forbidden, Invalid
 from shared.pages import zset_page
 
@@ -54,7 +55,7 @@ def _not_self(follower: str, followee: str) -> None:
 def _follow_keys(outbox: Outbox, follower: str, followee: str) -> list[str]:
     return [keys.following(follower), keys.followers(followee), keys.alerts(follower),
             keys.blocks(follower), keys.blocks(followee), keys.follow_setting(followee),
-            keys.connections(followee), outbox.key]
+            keys.connections(followee), outbox.key, keys.follow_version(follower, followee)]
 
 
 def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bool | None,
@@ -62,9 +63,10 @@ def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bo
     """The FOLLOW script's arguments, with the events it may emit built (and validated) up front."""
     created = new_event("follows", "follow.created", {
         "follower": follower, "followee": followee, "reason": reason,
-        "notify_on_post": bool(notify_on_post), "since": rfc3339(at)})
+        "notify_on_post": bool(notify_on_post), "since": rfc3339(at), "version": PENDING_VERSION})
     updated = _NO_EVENT if notify_on_post is None else outbox.xadd_args(new_event("follows", "follow.updated", {
-        "follower": follower, "followee": followee, "notify_on_post": notify_on_post, "at": rfc3339(at)}))
+        "follower": follower, "followee": followee, "notify_on_post": notify_on_post, "at": rfc3339(at),
+        "version": PENDING_VERSION}))
     notify = "" if notify_on_post is None else ("1" if notify_on_post else "0")
     return [follower, followee, at, notify, *outbox.xadd_args(created), *updated]
 
@@ -100,9 +102,10 @@ def follow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, fol
 
 def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reason: str, at: int):
     removed = new_event("follows", "follow.removed", {
-        "follower": follower, "followee": followee, "reason": reason, "at": rfc3339(at)})
+        "follower": follower, "followee": followee, "reason": reason, "at": rfc3339(at), "version": PENDING_VERSION})
     return keys.script(client, keys.UNFOLLOW)(
-        keys=[keys.following(follower), keys.followers(followee), keys.alerts(follower), outbox.key],
+        keys=[keys.following(follower), keys.followers(followee), keys.alerts(follower), outbox.key,
+              keys.follow_version(follower, followee)],
         args=[follower, followee, *outbox.xadd_args(removed)], client=client)
 
 

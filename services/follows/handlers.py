@@ -9,23 +9,23 @@ from shared.events import Event
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    network.connected(fx.store, fx.tx, fx.outbox, d["inviter"], d["invitee"], parse_rfc3339(d["at"]), event.id)
+    network.connected(fx.store, fx.tx, fx.outbox, d["inviter"], d["invitee"], parse_rfc3339(d["at"]), d["version"])
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    network.disconnected(fx.store, fx.tx, fx.outbox, d["remover"], d["other"], parse_rfc3339(d["at"]), event.id,
+    network.disconnected(fx.store, fx.tx, fx.outbox, d["remover"], d["other"], parse_rfc3339(d["at"]), d["version"],
                          because_blocked=d["reason"] == "blocked")
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
     d = event.data
-    network.blocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), event.id)
+    network.blocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"])
 
 
 def on_block_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    network.unblocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), event.id)
+    network.unblocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"])
 
 
 HANDLERS = {

@@ -3,9 +3,11 @@ change there does to follows.
 
 Connecting makes both members follow each other; removing the connection removes the
 follows both ways; a block removes them too and refuses follows while it lasts. Events of
-one pair share a partition, so they arrive in order; a per-pair clock (the last applied
-event's time and id) still skips any duplicate or stale copy, so replaying the topic from
-the beginning, under any consumer group, changes nothing.
+one pair share a partition, so they arrive in order; the pair's version (numbered by the
+connections store with each change, one sequence per member pair) still skips any duplicate
+or stale copy, so replaying the topic from the beginning, under any consumer group, changes
+nothing. Versions, not times: the times of two changes stamped by two processes may be out
+of order.
 """
 from __future__ import annotations
 
@@ -16,13 +18,16 @@ from services.follows.following import follow_quietly, unfollow_quietly
 from shared.bus.outbox import Outbox
 
 
-def _fresh(store: redis.Redis, tx: redis.client.Pipeline, a: str, b: str, at: int, event_id: str) -> bool:
-    """Whether the event is newer than the last one applied to the pair; if so, queue it as the last."""
-    clock = keys.pair_clock(a, b)
-    last_at, last_id = store.hmget(clock, "at", "id")
-    if last_at is not None and (at < int(last_at) or (at == int(last_at) and event_id == last_id)):
+def _fresh(store: redis.Redis, tx: redis.client.Pipeline, a: str, b: str, version: int) -> bool:
+    """Whether the change is newer than the last one applied to the pair; if so, queue it as the last.
+
+    Events of one pair share a partition, which one consumer of the group reads at a time, so
+    nothing else writes the pair's version between this read and the transaction."""
+    key = keys.pair_version(a, b)
+    last = store.get(key)
+    if last is not None and version <= int(last):
         return False
-    tx.hset(clock, mapping={"at": at, "id": event_id})
+    tx.set(key, version)
     return True
 
 
@@ -32,10 +37,10 @@ def _unfollow_both(tx: redis.client.Pipeline, outbox: Outbox, a: str, b: str, re
 
 
 def connected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, inviter: str, invitee: str,
-              at: int, event_id: str) -> None:
+              at: int, version: int) -> None:
     """A new connection: remember it, and each follows the other unless they already did
     (``follow.created`` reason ``connection``, which raises no "new follower" notification)."""
-    if not _fresh(store, tx, inviter, invitee, at, event_id):
+    if not _fresh(store, tx, inviter, invitee, version):
         return
     tx.sadd(keys.connections(inviter), invitee)
     tx.sadd(keys.connections(invitee), inviter)
@@ -44,9 +49,9 @@ def connected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, inv
 
 
 def disconnected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, remover: str, other: str,
-                 at: int, event_id: str, because_blocked: bool = False) -> None:
+                 at: int, version: int, because_blocked: bool = False) -> None:
     """A connection removed: forget it, and the follows in both directions go."""
-    if not _fresh(store, tx, remover, other, at, event_id):
+    if not _fresh(store, tx, remover, other, version):
         return
     tx.srem(keys.connections(remover), other)
     tx.srem(keys.connections(other), remover)
@@ -54,9 +59,9 @@ def disconnected(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, 
 
 
 def blocked(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, blocker: str, blocked_member: str,
-            at: int, event_id: str) -> None:
+            at: int, version: int) -> None:
     """A block: no connection, no follows either way, and follows refused until it is lifted."""
-    if not _fresh(store, tx, blocker, blocked_member, at, event_id):
+    if not _fresh(store, tx, blocker, blocked_member, version):
         return
     tx.sadd(keys.blocks(blocker), blocked_member)
     tx.srem(keys.connections(blocker), blocked_member)
@@ -65,9 +70,9 @@ def blocked(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, block
 
 
 def unblocked(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, blocker: str, blocked_member: str,
-              at: int, event_id: str) -> None:
+              at: int, version: int) -> None:
     """A block lifted: follows are allowed again; nothing is restored."""
-    if not _fresh(store, tx, blocker, blocked_member, at, event_id):
+    if not _fresh(store, tx, blocker, blocked_member, version):
         return
     tx.srem(keys.blocks(blocker), blocked_member)
 

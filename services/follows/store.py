@@ -9,6 +9,8 @@ from __future__ import annotations
 import redis
 from redis.commands.core import Script
 
+from shared.events.envelope import STAMP_VERSION
+
 
 # --- follow edges ---------------------------------------------------------------------
 
@@ -25,6 +27,12 @@ def followers(member: str) -> str:
 def alerts(member: str) -> str:
     """Set: the followees ``member`` gets post alerts for."""
     return f"alerts:{{{member}}}"
+
+
+def follow_version(follower: str, followee: str) -> str:
+    """Counter: the version of the edge ``follower`` → ``followee``, incremented by the script
+    that changes the edge (created, updated, removed) and emits its event."""
+    return f"follow-version:{{{follower}|{followee}}}"
 
 
 def follow_setting(member: str) -> str:
@@ -44,20 +52,20 @@ def blocks(member: str) -> str:
     return f"blocks:{{{member}}}"
 
 
-def pair_clock(a: str, b: str) -> str:
-    """Hash ``{at, id}``: the last connections event applied to the pair (sorted), to skip stale ones."""
+def pair_version(a: str, b: str) -> str:
+    """String: the version of the last connections event applied to the pair (either order)."""
     first, second = sorted((a, b))
-    return f"pair-clock:{{{first}|{second}}}"
+    return f"pair-version:{{{first}|{second}}}"
 
 
 # --- scripts --------------------------------------------------------------------------
 
 # KEYS: following:{a} followers:{b} alerts:{a} blocks:{a} blocks:{b} follow-setting:{b}
-#       connections:{b} outbox
+#       connections:{b} outbox follow-version:{a|b}
 # ARGV: a b now_ms notify('1'|'0'|'' = keep) created-event(6 fields) updated-event(6 fields)
 # The refusal checks, the edge and its event happen at once: no follow slips past a block or
 # a setting that changed a moment before.
-FOLLOW = """
+FOLLOW = STAMP_VERSION + """
 if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 or redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then
   return {'refused', '', 0}
 end
@@ -70,7 +78,7 @@ if since then
     else
       redis.call('SREM', KEYS[3], ARGV[2])
     end
-    redis.call('XADD', KEYS[8], '*', unpack(ARGV, 11, 16))
+    redis.call('XADD', KEYS[8], '*', unpack(stamped(11, 16, redis.call('INCR', KEYS[9]))))
     return {'updated', since, tonumber(ARGV[4])}
   end
   return {'existing', since, alert}
@@ -86,18 +94,19 @@ if ARGV[4] == '1' then
   redis.call('SADD', KEYS[3], ARGV[2])
   alert = 1
 end
-redis.call('XADD', KEYS[8], '*', unpack(ARGV, 5, 10))
+redis.call('XADD', KEYS[8], '*', unpack(stamped(5, 10, redis.call('INCR', KEYS[9]))))
 return {'created', ARGV[3], alert}
 """
 
-# KEYS: following:{a} followers:{b} alerts:{a} outbox   ARGV: a b removed-event(6 fields)
-UNFOLLOW = """
+# KEYS: following:{a} followers:{b} alerts:{a} outbox follow-version:{a|b}
+# ARGV: a b removed-event(6 fields)
+UNFOLLOW = STAMP_VERSION + """
 if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
-redis.call('XADD', KEYS[4], '*', unpack(ARGV, 3, 8))
+redis.call('XADD', KEYS[4], '*', unpack(stamped(3, 8, redis.call('INCR', KEYS[5]))))
 return 1
 """
 

@@ -29,21 +29,21 @@ def on_invitation_sent(event: Event, fx: Effects) -> None:
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.connect(fx.tx, d["inviter"], d["invitee"])
+    audience.connect(fx.tx, fx.store, d["inviter"], d["invitee"], d["version"])
     _notify(fx, event, d["inviter"], "invitation_accepted", d["invitee"], d["invitation_id"], d["at"])
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     """The other side is not notified; the replica forgets the connection."""
     d = event.data
-    audience.disconnect(fx.tx, d["remover"], d["other"])
+    audience.disconnect(fx.tx, fx.store, d["remover"], d["other"], d["version"])
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
+    """No longer connected. The post alerts end with the follows: the follows service removes
+    them both ways and says so in ``follow.removed``, in each edge's own order."""
     d = event.data
-    audience.disconnect(fx.tx, d["blocker"], d["blocked"])
-    audience.set_post_alerts(fx.tx, d["blocker"], d["blocked"], False)
-    audience.set_post_alerts(fx.tx, d["blocked"], d["blocker"], False)
+    audience.disconnect(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"])
 
 
 def on_introduction_requested(event: Event, fx: Effects) -> None:
@@ -79,29 +79,30 @@ def on_endorsement_added(event: Event, fx: Effects) -> None:
 def on_follow_created(event: Event, fx: Effects) -> None:
     """A new follower, for explicit follows only: the automatic follow of a connection is silent."""
     d = event.data
-    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], d["notify_on_post"])
+    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], d["notify_on_post"], d["version"])
     if d["reason"] == "explicit":
         _notify(fx, event, d["followee"], "new_follower", d["follower"], None, d["since"])
 
 
 def on_follow_updated(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], d["notify_on_post"])
+    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], d["notify_on_post"], d["version"])
 
 
 def on_follow_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], False)
+    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], False, d["version"])
 
 
 # --- feed.events ---------------------------------------------------------------------
 
 def on_post_created(event: Event, fx: Effects) -> None:
-    """A reshare notifies the original's author; a post alerts the followers who asked for it."""
+    """A reshare notifies the original's author; a post alerts the followers who asked for it
+    and may see it as of the post (its excerpt is in the alert)."""
     d = event.data
     if d.get("reshare_of") and d.get("reshare_of_author"):
         _notify(fx, event, d["reshare_of_author"], "post_reshared", d["author"], d["reshare_of"], d["created_at"])
-    for follower in audience.post_audience(fx.store, d["author"], d["visibility"]):
+    for follower in audience.post_audience(fx.store, d["author"], d["visibility"], d["disconnected"]):
         _notify(fx, event, follower, "new_post", d["author"], d["post_id"], d["created_at"],
                 text=d.get("excerpt") or None)
 

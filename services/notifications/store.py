@@ -22,6 +22,8 @@ Replicas of the other services' facts, built from their events:
 
 - ``post-alerts:{author}``   set: followers who switched post alerts on for ``author``
 - ``connections:{m}``        set: ``m``'s 1st-degree connections
+- ``pair-version:{a|b}``     the version of the last connections event applied to a pair
+- ``follow-version:{a|b}``   the version of the last follows event applied to the edge a → b
 """
 from __future__ import annotations
 
@@ -97,6 +99,17 @@ def post_alerts(author: str) -> str:
 def connections(member: str) -> str:
     """Set: ``member``'s connections (replica of connections.events)."""
     return f"connections:{{{member}}}"
+
+
+def pair_version(a: str, b: str) -> str:
+    """String: the version of the last connections event applied to the pair (either order)."""
+    first, second = sorted((a, b))
+    return f"pair-version:{{{first}|{second}}}"
+
+
+def follow_version(follower: str, followee: str) -> str:
+    """String: the version of the last follows event applied to the edge ``follower`` → ``followee``."""
+    return f"follow-version:{{{follower}|{followee}}}"
 
 
 # Stores or grows one notification, all or nothing. Every key it touches carries the

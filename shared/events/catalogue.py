@@ -2,10 +2,17 @@
 
 This module is the single source of the event contract: producers build events through
 it, consumers load them through it, and ``rapport schemas`` exports it to JSON Schema.
-Times are RFC 3339 UTC strings; ids are strings.
+Times are RFC 3339 UTC strings; ids are strings of a known format; every string is bounded,
+so an event that passes its schema can be stored and shown as it is. An event that fails it is
+poison (the consumer runner sends it to the DLQ).
+
+``version`` orders the changes of one aggregate (a member pair, a follow edge): the owning
+store numbers each change in the same script as the change and its outbox entry, so a replica
+applies a change only when its version is newer than the one it holds (docs/events.md).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,7 +33,36 @@ def Member(**kw):  # noqa: N802 - reads as a field type
 
 
 def Time(**kw):  # noqa: N802
-    return fields.String(required=True, validate=_rfc3339, **kw)
+    return fields.String(required=True, validate=[validate.Length(max=40), _rfc3339], **kw)
+
+
+# Ids the services mint: invitations and introductions a uuid4 hex, posts ``<author>~<stamp>``,
+# comments a stamp (base36 time and random hex).
+HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+STAMP = re.compile(r"^[0-9a-z]{1,40}$")
+POST_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}~[0-9a-z]{1,40}$")
+TEXT_MAX = 300  # invitation messages, introduction notes: what the HTTP layer lets in
+EXCERPT_MAX = 200
+SKILL_MAX = 80
+# A version fits a JSON number any consumer reads exactly (2^53 - 1).
+VERSION_MAX = 2 ** 53 - 1
+
+
+def Id(pattern: re.Pattern, **kw):  # noqa: N802
+    return fields.String(validate=validate.Regexp(pattern), **{"required": True, **kw})
+
+
+def PostId(**kw):  # noqa: N802
+    return Id(POST_ID, **kw)
+
+
+def Text(max_length: int, **kw):  # noqa: N802
+    return fields.String(validate=validate.Length(max=max_length), **kw)
+
+
+def Version(**kw):  # noqa: N802
+    """The aggregate's version, assigned by its store with the change (required in new events)."""
+    return fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=VERSION_MAX), **kw)
 
 
 def _rfc3339(value: str) -> None:
@@ -41,58 +77,68 @@ def _rfc3339(value: str) -> None:
 # --- connections.events -------------------------------------------------------------
 
 class InvitationSent(EventData):
-    invitation_id = fields.String(required=True)
+    invitation_id = Id(HEX_ID)
     inviter = Member()
     invitee = Member()
-    message = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=300))
+    message = Text(TEXT_MAX, load_default=None, allow_none=True)
     sent_at = Time()
-    introduced_by = fields.String(load_default=None, allow_none=True)
+    introduced_by = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(MEMBER_ID))
 
 
 class InvitationDecided(EventData):
-    """accepted / ignored / withdrawn: the same facts, a different outcome."""
-    invitation_id = fields.String(required=True)
+    """ignored / withdrawn: the same facts, a different outcome."""
+    invitation_id = Id(HEX_ID)
     inviter = Member()
     invitee = Member()
     at = Time()
 
 
+class InvitationAccepted(InvitationDecided):
+    """The two members are connected; ``version`` orders it among the pair's changes."""
+    version = Version()
+
+
 class ConnectionRemoved(EventData):
+    """``version`` orders it among the pair's changes (one sequence per member pair)."""
     remover = Member()
     other = Member()
     reason = fields.String(load_default="removed", validate=validate.OneOf(["removed", "blocked"]))
     at = Time()
+    version = Version()
 
 
 class IntroductionRequested(EventData):
-    introduction_id = fields.String(required=True)
+    introduction_id = Id(HEX_ID)
     requester = Member()
     target = Member()
     via = Member()
-    note = fields.String(load_default=None, allow_none=True)
+    note = Text(TEXT_MAX, load_default=None, allow_none=True)
     at = Time()
 
 
 class IntroductionDecided(EventData):
-    introduction_id = fields.String(required=True)
+    introduction_id = Id(HEX_ID)
     requester = Member()
     target = Member()
     via = Member()
-    invitation_id = fields.String(load_default=None, allow_none=True)
+    invitation_id = Id(HEX_ID, required=False, load_default=None, allow_none=True)
     at = Time()
 
 
 class EndorsementAdded(EventData):
     endorser = Member()
     endorsee = Member()
-    skill = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    skill = fields.String(required=True, validate=validate.Length(min=1, max=SKILL_MAX))
     at = Time()
 
 
 class BlockChanged(EventData):
+    """``version`` orders it among the pair's changes: a block and a connection of the same
+    pair share one sequence."""
     blocker = Member()
     blocked = Member()
     at = Time()
+    version = Version()
 
 
 # --- follows.events -----------------------------------------------------------------
@@ -107,6 +153,7 @@ class FollowCreated(EventData):
     reason = fields.String(required=True, validate=validate.OneOf(FOLLOW_REASONS))
     notify_on_post = fields.Boolean(load_default=False)
     since = Time()
+    version = Version()  # of the follow edge follower → followee
 
 
 class FollowRemoved(EventData):
@@ -114,6 +161,7 @@ class FollowRemoved(EventData):
     followee = Member()
     reason = fields.String(required=True, validate=validate.OneOf(UNFOLLOW_REASONS))
     at = Time()
+    version = Version()
 
 
 class FollowUpdated(EventData):
@@ -121,6 +169,7 @@ class FollowUpdated(EventData):
     followee = Member()
     notify_on_post = fields.Boolean(required=True)
     at = Time()
+    version = Version()
 
 
 class FollowSettingsUpdated(EventData):
@@ -131,36 +180,50 @@ class FollowSettingsUpdated(EventData):
 
 # --- feed.events --------------------------------------------------------------------
 
+# How many of an author's recent disconnections a connections-only post carries.
+DISCONNECTED_MAX = 200
+
+
+class PairVersion(EventData):
+    member = Member()
+    version = Version()
+
+
 class PostCreated(EventData):
-    post_id = fields.String(required=True)
+    """``disconnected`` (connections-only posts): the members whose connection with the author
+    the feed knew had ended when the post was stored, each with that pair's version, so a
+    consumer whose own replica is behind does not show the post to them (docs/architecture.md)."""
+    post_id = PostId()
     author = Member()
     visibility = fields.String(required=True, validate=validate.OneOf(["public", "connections"]))
     created_at = Time()
-    reshare_of = fields.String(load_default=None, allow_none=True)
-    reshare_of_author = fields.String(load_default=None, allow_none=True)
-    excerpt = fields.String(load_default="", validate=validate.Length(max=200))
+    reshare_of = PostId(required=False, load_default=None, allow_none=True)
+    reshare_of_author = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(MEMBER_ID))
+    excerpt = Text(EXCERPT_MAX, load_default="")
+    disconnected = fields.List(fields.Nested(PairVersion), load_default=list,
+                               validate=validate.Length(max=DISCONNECTED_MAX))
 
 
 class PostDeleted(EventData):
-    post_id = fields.String(required=True)
+    post_id = PostId()
     author = Member()
     at = Time()
 
 
 class PostLiked(EventData):
     """A like or an unlike: ``actor`` likes the post ``post_id`` of ``author``."""
-    post_id = fields.String(required=True)
+    post_id = PostId()
     author = Member()
     actor = Member()
     at = Time()
 
 
 class CommentChanged(EventData):
-    comment_id = fields.String(required=True)
-    post_id = fields.String(required=True)
+    comment_id = Id(STAMP)
+    post_id = PostId()
     author = Member()  # the post's author
     commenter = Member()
-    excerpt = fields.String(load_default="", validate=validate.Length(max=200))
+    excerpt = Text(EXCERPT_MAX, load_default="")
     at = Time()
 
 
@@ -200,7 +263,7 @@ _ordered = lambda a, b: lambda d: f"{d[a]}|{d[b]}"  # noqa: E731
 
 CATALOGUE: tuple[EventType, ...] = (
     _t("connections", "invitation.sent", InvitationSent, _pair("inviter", "invitee")),
-    _t("connections", "invitation.accepted", InvitationDecided, _pair("inviter", "invitee")),
+    _t("connections", "invitation.accepted", InvitationAccepted, _pair("inviter", "invitee")),
     _t("connections", "invitation.ignored", InvitationDecided, _pair("inviter", "invitee")),
     _t("connections", "invitation.withdrawn", InvitationDecided, _pair("inviter", "invitee")),
     _t("connections", "connection.removed", ConnectionRemoved, _pair("remover", "other")),

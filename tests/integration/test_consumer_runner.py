@@ -67,7 +67,8 @@ class Recorder:
 def follow_event(follower: str, followee: str = "grace"):
     # The schema allows the odd character; only the handler's script objects to it.
     return new_event("follows", "follow.created", {"follower": follower, "followee": followee,
-                                                   "reason": "explicit", "since": "2026-11-26T10:00:00.000Z"})
+                                                   "reason": "explicit", "since": "2026-11-26T10:00:00.000Z",
+                                                   "version": 1})
 
 
 def send(settings, producer, key: str, *events) -> None:

@@ -10,7 +10,7 @@ import json
 from kafka import KafkaProducer
 
 from shared.events import encode, new_event
-from tests.support.infra import eventually, events_of, read_topic
+from tests.support.infra import eventually, events_of, read_topic, next_version
 
 
 def notifications_of(apps, auth, member):
@@ -54,14 +54,15 @@ def test_the_same_event_delivered_twice_gives_one_notification(apps, auth, worke
     workers("notifications")
     ada, grace, linus, hopper = unique("ada"), unique("grace"), unique("linus"), unique("hopper")
     event = new_event("follows", "follow.created", {"follower": ada, "followee": grace, "reason": "explicit",
-                                                    "since": "2026-11-26T10:00:00.000Z"})
+                                                    "since": "2026-11-26T10:00:00.000Z", "version": next_version()})
     producer = _producer(settings)
     for _ in range(2):
         producer.send(settings.topic("follows.events"), key=event.key.encode(), value=encode(event))
     # Sent after both copies with the same key, so on the same partition: once it is handled,
     # both copies were.
     marker = new_event("follows", "follow.created", {"follower": linus, "followee": hopper,
-                                                     "reason": "explicit", "since": "2026-11-26T10:00:01.000Z"})
+                                                     "reason": "explicit", "since": "2026-11-26T10:00:01.000Z",
+                                                     "version": next_version()})
     producer.send(settings.topic("follows.events"), key=event.key.encode(), value=encode(marker)).get(10)
     producer.close()
 
@@ -79,11 +80,12 @@ def test_a_poison_message_goes_to_the_dlq_and_the_next_event_is_handled(apps, au
     key = f"{ada}|{grace}".encode()
     producer.send(settings.topic("follows.events"), key=key, value=b"{not json")
     bad_schema = json.loads(encode(new_event("follows", "follow.created", {
-        "follower": ada, "followee": grace, "reason": "explicit", "since": "2026-11-26T10:00:00.000Z"})))
+        "follower": ada, "followee": grace, "reason": "explicit", "since": "2026-11-26T10:00:00.000Z",
+        "version": next_version()})))
     bad_schema["data"]["reason"] = "telepathy"
     producer.send(settings.topic("follows.events"), key=key, value=json.dumps(bad_schema).encode())
     good = new_event("follows", "follow.created", {"follower": ada, "followee": grace, "reason": "explicit",
-                                                   "since": "2026-11-26T10:00:02.000Z"})
+                                                   "since": "2026-11-26T10:00:02.000Z", "version": next_version()})
     producer.send(settings.topic("follows.events"), key=key, value=encode(good)).get(10)
     producer.close()
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
 import redis
@@ -22,7 +23,7 @@ from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.events import new_event
 from shared.settings import REPO_ROOT
-from tests.support.infra import EventPublisher, eventually, events_of, read_topic
+from tests.support.infra import EventPublisher, eventually, events_of, next_version, read_topic
 
 T0 = "2026-01-01T00:00:00.000Z"
 THRESHOLD = 3  # more than 3 followers: a high-follower author
@@ -71,7 +72,8 @@ def publish_events(small_settings):
 
 
 def follows(a, b):
-    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": "explicit", "since": T0})
+    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": "explicit", "since": T0,
+                                                    "version": next_version()})
 
 
 def write(feed, auth, member, text="hello"):

@@ -5,10 +5,12 @@ connections.events themselves (the other services are not involved).
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from shared.events import new_event
-from tests.support.infra import EventPublisher, eventually, events_of, read_topic
+from tests.support.infra import EventPublisher, eventually, events_of, read_topic, next_version
 
 T0 = "2026-01-01T00:00:00.000Z"
 
@@ -28,12 +30,12 @@ def publish_events(settings):
 
 def connected(a, b):
     """What the connections and follows services publish when ``a`` and ``b`` connect."""
-    return [new_event("connections", "invitation.accepted", {"invitation_id": f"{a}-{b}", "inviter": a,
-                                                             "invitee": b, "at": T0}),
+    return [new_event("connections", "invitation.accepted", {"invitation_id": uuid.uuid4().hex, "inviter": a,
+                                                             "invitee": b, "at": T0, "version": next_version()}),
             new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": "connection",
-                                                    "since": T0}),
+                                                    "since": T0, "version": next_version()}),
             new_event("follows", "follow.created", {"follower": b, "followee": a, "reason": "connection",
-                                                    "since": T0})]
+                                                    "since": T0, "version": next_version()})]
 
 
 def write(feed, auth, member, text="hello", visibility="public", **extra):

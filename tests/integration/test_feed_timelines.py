@@ -4,12 +4,14 @@ Relationships reach the feed as events published here; the feed worker fans post
 """
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import redis
 
 from services.feed import store as keys
 from shared.events import new_event
-from tests.support.infra import EventPublisher, eventually
+from tests.support.infra import EventPublisher, eventually, next_version
 
 T0 = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -33,17 +35,19 @@ def cache(settings):
     return redis.Redis.from_url(settings.cache_url, decode_responses=True)
 
 
-def follows(a, b, reason="explicit"):
-    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": T0})
+def follows(a, b, reason="explicit", since=T0, version=None):
+    return new_event("follows", "follow.created", {"follower": a, "followee": b, "reason": reason, "since": since,
+                                                    "version": version or next_version()})
 
 
-def unfollows(a, b):
-    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": LATER})
+def unfollows(a, b, at=LATER, version=None):
+    return new_event("follows", "follow.removed", {"follower": a, "followee": b, "reason": "explicit", "at": at,
+                                                    "version": version or next_version()})
 
 
 def connected(a, b):
-    return [new_event("connections", "invitation.accepted", {"invitation_id": f"{a}-{b}", "inviter": a,
-                                                             "invitee": b, "at": T0}),
+    return [new_event("connections", "invitation.accepted", {"invitation_id": uuid.uuid4().hex, "inviter": a,
+                                                             "invitee": b, "at": T0, "version": next_version()}),
             follows(a, b, "connection"), follows(b, a, "connection")]
 
 
@@ -128,7 +132,7 @@ def test_removing_a_connection_takes_their_posts_out(feed, auth, unique, publish
     eventually(shows(feed, auth, grace, private))
 
     publish_events(new_event("connections", "connection.removed",
-                             {"remover": ada, "other": grace, "at": LATER}))
+                             {"remover": ada, "other": grace, "at": LATER, "version": next_version()}))
 
     # The store's replica is the last thing the handler commits (the timeline is trimmed before it).
     eventually(lambda: feed.get(f"/v1/posts/{private}", headers=auth(grace)).status_code == 404,
@@ -144,7 +148,8 @@ def test_a_block_hides_each_from_the_other(feed, auth, unique, publish_events):
     public = write(feed, auth, ada, "all")
     eventually(shows(feed, auth, grace, public))
 
-    publish_events(new_event("connections", "block.added", {"blocker": ada, "blocked": grace, "at": LATER}))
+    publish_events(new_event("connections", "block.added", {"blocker": ada, "blocked": grace, "at": LATER,
+                                                              "version": next_version()}))
 
     eventually(lambda: feed.get(f"/v1/posts/{public}", headers=auth(grace)).status_code == 404,
                message="the block hides ada's post from grace")
@@ -239,3 +244,50 @@ def test_a_feed_read_survives_any_entry_of_its_timeline_and_drops_it(feed, auth,
     assert ids(feed, auth, grace) == [kept]
     assert ids(feed, auth, grace) == [kept]
     assert cache.zscore(keys.timeline(grace), entry) is None, "the bad entry is taken out of the timeline"
+
+
+@pytest.fixture(scope="module")
+def feed_store(settings):
+    return redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+
+
+def test_an_unfollow_stamped_before_the_follow_it_ends_still_ends_it(feed, auth, unique, publish_events,
+                                                                    feed_store):
+    """Follow and unfollow flipped from two API processes: the unfollow, applied after the
+    follow by the follows store, may carry the earlier time. The feed orders them by version."""
+    ada, grace = unique("ada"), unique("grace")
+    ids(feed, auth, grace)
+    publish_events(follows(grace, ada, since="2026-01-01T00:00:00.500Z", version=1),
+                   unfollows(grace, ada, at="2026-01-01T00:00:00.100Z", version=2))
+    eventually(lambda: feed_store.get(keys.follow_version(grace, ada)) == "2", message="both events applied")
+
+    assert feed_store.zscore(keys.following(grace), ada) is None
+    assert feed_store.zscore(keys.followers(ada), grace) is None
+    post = write(feed, auth, ada, "not for grace's feed")
+    mine = write(feed, auth, grace, "mine")
+    eventually(shows(feed, auth, grace, mine))
+    assert post not in ids(feed, auth, grace)
+
+
+def test_an_older_version_of_a_pairs_change_arriving_late_changes_nothing(feed, auth, unique, publish_events,
+                                                                         feed_store, settings):
+    """A copy of an older change of the pair (a relay that published twice, a replay) comes after
+    the removal: the connection stays removed and the connections-only post hidden."""
+    ada, grace = unique("ada"), unique("grace")
+    ids(feed, auth, grace)
+    accepted = new_event("connections", "invitation.accepted", {
+        "invitation_id": uuid.uuid4().hex, "inviter": ada, "invitee": grace, "at": T0, "version": 1})
+    removed = new_event("connections", "connection.removed", {"remover": ada, "other": grace, "at": LATER,
+                                                              "version": 2})
+    publish_events(follows(grace, ada), removed, accepted)
+    # The pair's events share a partition: once the late copy is handled, so is the removal.
+    handled = f"dedup:{settings.group('feed.audience')}:{accepted.dedup_key}"
+    eventually(lambda: feed_store.exists(handled), message="the late copy handled")
+    assert feed_store.get(keys.pair_version(ada, grace)) == "2"
+    private = write(feed, auth, ada, "ours", "connections")
+    marker = write(feed, auth, ada, "all")
+    eventually(shows(feed, auth, grace, marker))
+
+    assert not feed_store.sismember(keys.connections(ada), grace)
+    assert feed.get(f"/v1/posts/{private}", headers=auth(grace)).status_code == 404
+    assert private not in ids(feed, auth, grace)

@@ -4,6 +4,7 @@ lasts. The events are produced to Kafka here, as the connections service would."
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import uuid
 
@@ -11,6 +12,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from services.feed import store as feed_keys
 from services.follows import store as keys
 from services.follows.worker import consumers
 from shared.bus.consumer import ConsumerRunner
@@ -19,6 +21,9 @@ from shared.events import encode, new_event
 from tests.support.infra import eventually, events_of, read_topic
 
 T0 = "2026-11-26T10:00:00.000Z"
+# Versions as the connections store numbers a pair's changes: increasing in the order the
+# tests publish them (one counter serves every pair: only the order within a pair matters).
+_versions = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +46,16 @@ def store(settings):
 
 @pytest.fixture
 def publish(settings, producer):
-    def send(name, at=T0, **data):
-        event = new_event("connections", name, {**data, "at": at})
+    def send(name, at=T0, version=None, **data):
+        event = new_event("connections", name, {**data, "at": at, "version": version or next(_versions)})
         producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event)).get(10)
         return event
     return send
 
 
-def connect(publish, inviter, invitee, at=T0):
-    return publish("invitation.accepted", at=at, invitation_id=uuid.uuid4().hex, inviter=inviter, invitee=invitee)
+def connect(publish, inviter, invitee, at=T0, version=None):
+    return publish("invitation.accepted", at=at, version=version, invitation_id=uuid.uuid4().hex, inviter=inviter,
+                   invitee=invitee)
 
 
 def follows_now(follows, auth, follower, followee) -> bool:
@@ -158,8 +164,8 @@ def test_a_block_removes_the_follows_and_refuses_them_until_lifted(follows, auth
 
 def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, unique):
     ada, grace = unique("ada"), unique("grace")
-    publish("connection.removed", at="2026-11-26T11:00:00.000Z", remover=ada, other=grace)
-    stale = connect(publish, ada, grace, at="2026-11-26T10:00:00.000Z")  # older than the removal
+    publish("connection.removed", version=2, remover=ada, other=grace)
+    stale = connect(publish, ada, grace, version=1)  # an earlier version of the pair than the removal
 
     eventually(lambda: store.exists(handled_marker(settings, "follows.connections", stale)), message="handled")
     assert not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada)
@@ -169,7 +175,8 @@ def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, 
 def test_an_event_delivered_twice_changes_nothing(follows, auth, settings, store, producer, publish, unique):
     ada, grace = unique("ada"), unique("grace")
     event = new_event("connections", "invitation.accepted",
-                      {"invitation_id": "i1", "inviter": ada, "invitee": grace, "at": T0})
+                      {"invitation_id": uuid.uuid4().hex, "inviter": ada, "invitee": grace, "at": T0,
+                       "version": next(_versions)})
     for _ in range(2):
         producer.send(settings.topic("connections.events"), key=event.key.encode(), value=encode(event))
     producer.flush()
@@ -231,3 +238,55 @@ def test_replaying_connections_events_under_a_new_group_rebuilds_the_same_replic
     emitted = [fields["value"] for _, fields in store.xrange(replay_outbox.key)]
     assert not [v for v in emitted if any(m in v for m in members)]
     store.delete(replay_outbox.key)
+
+
+def test_a_removal_stamped_before_the_connection_it_ends_still_ends_it(follows, auth, settings, store, publish,
+                                                                      unique):
+    """Two API processes stamp a pair's changes with their own clocks: the removal, made after
+    the connection, may carry the earlier time. Its version, numbered by the connections store,
+    says it came after."""
+    ada, grace = unique("ada"), unique("grace")
+    connect(publish, ada, grace, at="2026-11-26T10:00:00.500Z", version=1)
+    eventually(lambda: follows_now(follows, auth, ada, grace) and follows_now(follows, auth, grace, ada),
+               message="mutual follows")
+
+    removal = publish("connection.removed", at="2026-11-26T10:00:00.100Z", version=2, remover=ada, other=grace)
+
+    eventually(lambda: store.exists(handled_marker(settings, "follows.connections", removal)), message="handled")
+    assert not follows_now(follows, auth, ada, grace) and not follows_now(follows, auth, grace, ada)
+    assert not sees_followers(follows, auth, grace, ada)
+    assert store.get(keys.pair_version(grace, ada)) == "2"
+
+
+def test_a_follow_flipped_from_two_threads_leaves_the_feeds_replica_as_the_follows_store(
+        follows, auth, settings, store, workers, unique):
+    """Each follow and unfollow of one edge is numbered by the follows store in the script that
+    makes it: the versions on follows.events follow the order the store applied the changes
+    (which the times stamped by concurrent requests need not), and the feed's replica, applying
+    them by version, ends as the store does."""
+    workers("feed")
+    ada, grace = unique("ada"), unique("grace")
+    barrier = threading.Barrier(2)
+
+    def flip(method):
+        barrier.wait()
+        for _ in range(15):
+            getattr(follows, method)(f"/v1/following/{grace}", headers=auth(ada))
+
+    threads = [threading.Thread(target=flip, args=(m,)) for m in ("put", "delete")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    last = int(store.get(keys.follow_version(ada, grace)))
+    events = follow_events(settings, lambda evs: any(e.data.get("follower") == ada and e.data["version"] == last
+                                                     for e in evs))
+    edge = [e for e in events if e.data.get("follower") == ada and e.data.get("followee") == grace]
+    assert [e.data["version"] for e in edge] == list(range(1, last + 1))
+    # The last event says what the store ends with; creations and removals alternate.
+    assert (edge[-1].name == "follow.created") == follows_now(follows, auth, ada, grace)
+    assert all(a.name != b.name for a, b in zip(edge, edge[1:]))
+    feed_store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    eventually(lambda: feed_store.get(feed_keys.follow_version(ada, grace)) == str(last),
+               message="the feed applied the edge's last change")
+    assert (feed_store.zscore(feed_keys.following(ada), grace) is not None) == follows_now(follows, auth, ada, grace)

@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from bench.support import free_port, served, settings_env
 from shared.events import encode, new_event
 from shared.settings import REPO_ROOT
-from tests.support.infra import eventually
+from tests.support.infra import eventually, next_version
 
 HEALTHZ_200 = re.compile(r'rapport_http_requests_total\{[^}]*endpoint="healthz"[^}]*status="200"[^}]*\} ([0-9.e+]+)')
 
@@ -51,7 +51,8 @@ def test_a_worker_serves_the_events_it_handled_as_metrics(settings, unique):
                               stderr=subprocess.DEVNULL)
     try:
         event = new_event("follows", "follow.created", {"follower": unique("ada"), "followee": unique("grace"),
-                                                        "reason": "explicit", "since": "2026-11-26T10:00:00.000Z"})
+                                                        "reason": "explicit", "since": "2026-11-26T10:00:00.000Z",
+                                                        "version": next_version()})
         producer = KafkaProducer(bootstrap_servers=own.kafka_bootstrap.split(","), acks="all")
         producer.send(own.topic("follows.events"), key=event.key.encode(), value=encode(event)).get(10)
         producer.close()

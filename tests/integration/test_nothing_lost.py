@@ -25,7 +25,7 @@ from shared.events import encode, new_event
 from shared.settings import REPO_ROOT
 from shared.stack import kafka as kafka_node
 from shared.stack import processes
-from tests.support.infra import eventually
+from tests.support.infra import eventually, next_version
 
 
 def notifications_of(client, auth, member):
@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_stream_resumes_without_losing_or_doubling(settings,
     for i, followee in enumerate(followees):
         event = new_event("follows", "follow.created", {
             "follower": follower, "followee": followee, "reason": "explicit",
-            "since": f"2026-11-26T10:00:{i % 60:02d}.000Z"})
+            "since": f"2026-11-26T10:00:{i % 60:02d}.000Z", "version": next_version()})
         producer.send(own.topic("follows.events"), key=event.key.encode(), value=encode(event))
     producer.flush()
     producer.close()

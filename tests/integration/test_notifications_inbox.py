@@ -5,18 +5,22 @@ notifications worker consumes them and the inbox is read through HTTP.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+import redis
 from kafka import KafkaAdminClient, KafkaProducer
 
+from services.feed import store as feed_keys
 from services.notifications import inbox
 from services.notifications import store as keys
 from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
-from tests.support.infra import eventually
+from shared.events.catalogue import lookup
+from tests.support.infra import EventPublisher, eventually, next_version, read_topic
 
 HOUR_MS = 3600 * 1000
 
@@ -31,6 +35,8 @@ class Bus:
         self.group = settings.group("notifications.inbox")
 
     def publish(self, service: str, name: str, **data):
+        if "version" in lookup(service, name).data().fields:
+            data.setdefault("version", next_version())
         event = new_event(service, name, data)
         topic = self.settings.topic(f"{service}.events")
         return self.producer.send(topic, key=event.key.encode(), value=encode(event)).get(10)
@@ -90,7 +96,13 @@ def at(offset_ms: int = 0) -> str:
 
 
 def pid() -> str:
-    return uuid.uuid4().hex[:12]
+    """A post id (of the format the feed mints: ``<member>~<stamp>``)."""
+    return f"p~{uuid.uuid4().hex[:12]}"
+
+
+def iid() -> str:
+    """An invitation or introduction id (the connections service mints uuid4 hex)."""
+    return uuid.uuid4().hex
 
 
 def brief(items):
@@ -100,30 +112,30 @@ def brief(items):
 # --- who is notified of what --------------------------------------------------------
 
 def test_an_invitation_notifies_the_invitee_with_its_message(bus, inbox_of, unique):
-    ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.sent", invitation_id="inv1", inviter=ada, invitee=grace,
+    ada, grace, invitation = unique("ada"), unique("grace"), iid()
+    bus.handled(bus.publish("connections", "invitation.sent", invitation_id=invitation, inviter=ada, invitee=grace,
                             message="We met at the conference", sent_at=at()))
 
     [n] = inbox_of(grace)
     assert (n["type"], n["actors"], n["actor_count"], n["object"], n["read"]) == \
-        ("invitation_received", [ada], 1, "inv1", False)
+        ("invitation_received", [ada], 1, invitation, False)
     assert n["text"] == "We met at the conference"
     assert n["summary"] == f'{ada} invited you to connect: "We met at the conference"'
     assert inbox_of(ada) == []
 
 
 def test_an_accepted_invitation_notifies_the_inviter(bus, inbox_of, unique):
-    ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.accepted", invitation_id="inv2", inviter=ada, invitee=grace,
-                            at=at()))
+    ada, grace, invitation = unique("ada"), unique("grace"), iid()
+    bus.handled(bus.publish("connections", "invitation.accepted", invitation_id=invitation, inviter=ada,
+                            invitee=grace, at=at()))
 
-    assert brief(inbox_of(ada)) == [("invitation_accepted", [grace], "inv2")]
+    assert brief(inbox_of(ada)) == [("invitation_accepted", [grace], invitation)]
     assert inbox_of(grace) == []
 
 
 def test_an_ignored_invitation_notifies_no_one(bus, inbox_of, unique):
     ada, grace = unique("ada"), unique("grace")
-    bus.handled(bus.publish("connections", "invitation.ignored", invitation_id="inv3", inviter=ada, invitee=grace,
+    bus.handled(bus.publish("connections", "invitation.ignored", invitation_id=iid(), inviter=ada, invitee=grace,
                             at=at()))
 
     assert inbox_of(ada) == [] and inbox_of(grace) == []
@@ -150,21 +162,22 @@ def test_the_automatic_follow_of_a_new_connection_is_silent(bus, inbox_of, uniqu
 
 def test_introductions_notify_the_introducer_then_the_target_and_the_requester(bus, inbox_of, unique):
     ada, linus, grace = unique("ada"), unique("linus"), unique("grace")
+    intro = iid()
     bus.handled(
-        bus.publish("connections", "introduction.requested", introduction_id="intro1", requester=ada, target=grace,
+        bus.publish("connections", "introduction.requested", introduction_id=intro, requester=ada, target=grace,
                     via=linus, note="Grace knows compilers", at=at()),
-        bus.publish("connections", "introduction.forwarded", introduction_id="intro1", requester=ada, target=grace,
+        bus.publish("connections", "introduction.forwarded", introduction_id=intro, requester=ada, target=grace,
                     via=linus, at=at(1)),
     )
 
     [asked] = inbox_of(linus)
-    assert brief([asked]) == [("introduction_requested", [ada], "intro1")]
+    assert brief([asked]) == [("introduction_requested", [ada], intro)]
     assert asked["summary"] == f'{ada} asks you to introduce them to {grace}: "Grace knows compilers"'
     [forwarded] = inbox_of(grace)
-    assert brief([forwarded]) == [("introduction_forwarded", [linus], "intro1")]
+    assert brief([forwarded]) == [("introduction_forwarded", [linus], intro)]
     assert forwarded["summary"] == f"{linus} introduced you to {ada}"
     [outcome] = inbox_of(ada)  # the requester is told the outcome
-    assert brief([outcome]) == [("introduction_forwarded", [linus], "intro1")]
+    assert brief([outcome]) == [("introduction_forwarded", [linus], intro)]
     assert outcome["summary"] == f"{linus} introduced you to {grace}"
 
 
@@ -240,7 +253,7 @@ def test_a_connections_only_post_alerts_only_followers_who_are_connections(bus, 
         records.append(bus.publish("follows", "follow.created", follower=member, followee=grace, reason="explicit",
                                    notify_on_post=True, since=at()))
     for member in (friend, former):
-        records.append(bus.publish("connections", "invitation.accepted", invitation_id=pid(), inviter=grace,
+        records.append(bus.publish("connections", "invitation.accepted", invitation_id=iid(), inviter=grace,
                                    invitee=member, at=at()))
     records.append(bus.publish("connections", "connection.removed", remover=former, other=grace, at=at(1)))
     bus.handled(*records)
@@ -318,7 +331,7 @@ def test_an_event_delivered_twice_is_one_notification_counted_once(bus, inbox_of
     post = pid()
     topic = bus.settings.topic("feed.events")
     like = new_event("feed", "post.liked", {"post_id": post, "author": grace, "actor": ada, "at": at()})
-    invite = new_event("connections", "invitation.sent", {"invitation_id": "i9", "inviter": linus, "invitee": grace,
+    invite = new_event("connections", "invitation.sent", {"invitation_id": "9" * 32, "inviter": linus, "invitee": grace,
                                                            "sent_at": at()})
     records = []
     for _ in range(2):
@@ -327,7 +340,7 @@ def test_an_event_delivered_twice_is_one_notification_counted_once(bus, inbox_of
                                          value=encode(invite)).get(10))
     bus.handled(*records)
 
-    assert sorted(brief(inbox_of(grace))) == [("invitation_received", [linus], "i9"), ("post_liked", [ada], post)]
+    assert sorted(brief(inbox_of(grace))) == [("invitation_received", [linus], "9" * 32), ("post_liked", [ada], post)]
     assert [n["actor_count"] for n in inbox_of(grace)] == [1, 1]
     assert unread_count(grace) == 2
 
@@ -460,3 +473,97 @@ def test_notifications_need_a_token(apps):
 
     assert response.status_code == 401
     assert response.content_type == "application/problem+json"
+
+
+# --- replicas ordered by versions, content as of the post -----------------------------
+
+def test_an_older_version_of_a_pairs_change_arriving_late_alerts_no_ex_connection(bus, inbox_of, unique):
+    """A copy of an older change of the pair (a relay that published twice, a replay) after the
+    removal: the replica holds the newer version, so the member stays a former connection."""
+    grace, former = unique("grace"), unique("former")
+    bus.handled(
+        bus.publish("follows", "follow.created", follower=former, followee=grace, reason="explicit",
+                    notify_on_post=True, since=at()),
+        bus.publish("connections", "connection.removed", remover=former, other=grace, at=at(), version=2),
+        bus.publish("connections", "invitation.accepted", invitation_id=iid(), inviter=grace, invitee=former,
+                    at=at(1), version=1),
+    )
+    bus.handled(bus.publish("feed", "post.created", post_id=pid(), author=grace, visibility="connections",
+                            created_at=at(2), excerpt="Only for connections"))
+
+    assert [n for n in inbox_of(former) if n["type"] == "new_post"] == []
+
+
+def test_an_older_version_of_a_follows_change_arriving_late_leaves_post_alerts_as_they_are(bus, inbox_of, unique):
+    grace, fan = unique("grace"), unique("fan")
+    bus.handled(
+        bus.publish("follows", "follow.updated", follower=fan, followee=grace, notify_on_post=False, at=at(),
+                    version=2),
+        bus.publish("follows", "follow.created", follower=fan, followee=grace, reason="connection",
+                    notify_on_post=True, since=at(1), version=1),
+    )
+    bus.handled(bus.publish("feed", "post.created", post_id=pid(), author=grace, visibility="public",
+                            created_at=at(2), excerpt="Hello"))
+
+    assert inbox_of(fan) == []
+
+
+def test_a_connections_only_post_that_overtakes_the_removal_before_it_alerts_no_ex_connection(
+        bus, inbox_of, unique, apps, auth, workers, settings):
+    """connections.events and feed.events race: the post, stored after the feed learnt of the
+    removal, reaches the notifications worker before the removal does. The post's event says
+    whom the feed knew to be no longer connected, so the excerpt reaches only connections."""
+    ada, grace, friend = unique("ada"), unique("grace"), unique("friend")
+    versions = {grace: next_version(), friend: next_version()}
+    accepted = {m: dict(invitation_id=iid(), inviter=ada, invitee=m, at=at(), version=v) for m, v in versions.items()}
+    removal = dict(remover=ada, other=grace, at=at(1), version=versions[grace] + 1000)
+    # The notifications worker (its own namespace) knows both connections and the alerts...
+    bus.handled(*[bus.publish("follows", "follow.created", follower=m, followee=ada, reason="explicit",
+                              notify_on_post=True, since=at()) for m in (grace, friend)],
+                *[bus.publish("connections", "invitation.accepted", **accepted[m]) for m in (grace, friend)])
+    # ...while the feed worker has also applied the removal.
+    workers("feed")
+    publisher = EventPublisher(settings)
+    try:
+        publisher(*[new_event("connections", "invitation.accepted", accepted[m]) for m in (grace, friend)],
+                  new_event("connections", "connection.removed", removal))
+    finally:
+        publisher.close()
+    feed_store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    eventually(lambda: feed_store.zscore(feed_keys.disconnections(ada), grace) is not None,
+               message="the feed applied the removal")
+
+    made = apps("feed").post("/v1/posts", json={"text": "Just between us", "visibility": "connections"},
+                             headers=auth(ada))
+    assert made.status_code == 201, made.json
+    post_id = made.json["id"]
+    [post] = [e for e in read_topic(settings, "feed.events", lambda evs: any(
+        e.name == "post.created" and e.data["post_id"] == post_id for e in evs))
+        if e.name == "post.created" and e.data["post_id"] == post_id]
+    assert post.data["disconnected"] == [{"member": grace, "version": removal["version"]}]
+    # The post overtakes the removal at the notifications worker.
+    bus.handled(bus.producer.send(bus.settings.topic("feed.events"), key=post.key.encode(),
+                                  value=encode(post)).get(10))
+
+    assert brief(inbox_of(friend)) == [("new_post", [ada], post_id)]
+    assert inbox_of(friend)[0]["text"] == "Just between us"
+    assert [n for n in inbox_of(grace) if n["type"] == "new_post"] == []
+    # The removal arriving later changes nothing more.
+    bus.handled(bus.publish("connections", "connection.removed", **removal))
+    assert [n for n in inbox_of(grace) if n["type"] == "new_post"] == []
+
+
+def test_a_900_kb_note_is_poison_and_goes_to_the_dlq_instead_of_an_inbox(bus, inbox_of, unique):
+    ada, linus, grace = unique("ada"), unique("linus"), unique("grace")
+    event = new_event("connections", "introduction.requested", {
+        "introduction_id": iid(), "requester": ada, "target": grace, "via": linus, "note": "short", "at": at()})
+    forged = json.loads(encode(event))
+    forged["data"]["note"] = "x" * 900_000
+    bus.handled(bus.producer.send(bus.settings.topic("connections.events"), key=event.key.encode(),
+                                  value=json.dumps(forged).encode()).get(10))
+
+    dead = read_topic(bus.settings, "connections.events.dlq", lambda records: any(
+        r.key == event.key.encode() for r in records), raw=True)
+    [reason] = [dict(r.headers)["dlq.reason"].decode() for r in dead if r.key == event.key.encode()]
+    assert "note" in reason
+    assert inbox_of(linus) == []

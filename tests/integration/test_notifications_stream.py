@@ -87,7 +87,7 @@ def like(settings):
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), acks="all")
 
     def publish(author: str, actor: str, post_id: str | None = None) -> str:
-        post_id = post_id or uuid.uuid4().hex[:12]
+        post_id = post_id or f"p~{uuid.uuid4().hex[:12]}"
         event = new_event("feed", "post.liked", {"post_id": post_id, "author": author, "actor": actor,
                                                  "at": rfc3339(now_ms())})
         producer.send(settings.topic("feed.events"), key=event.key.encode(), value=encode(event)).get(10)

@@ -105,7 +105,7 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
     from shared.events import encode, new_event
 
     event = new_event("follows", "follow.created", {"follower": unique("ada"), "followee": "grace",
-                                                    "reason": "explicit", "since": "2026-11-26T10:00:00.000Z"})
+                                                    "reason": "explicit", "since": "2026-11-26T10:00:00.000Z", "version": 1})
     pipe = store.pipeline(transaction=True)
     outbox.add(pipe, event)
     pipe.execute()

@@ -113,3 +113,14 @@ class EventPublisher:
 
     def close(self) -> None:
         self.producer.close()
+
+
+_versions = __import__("itertools").count(1)
+
+
+def next_version() -> int:
+    """A version for an event a test publishes in a producer's stead, greater than every one
+    handed out before in this session: a pair's events are then versioned in the order the test
+    builds them, as the producing store would number them (only the order within an aggregate
+    matters, so one counter serves them all)."""
+    return next(_versions)

@@ -17,7 +17,7 @@ def record(offset: int = 0, value: bytes | None = b"{}", partition: int = 0, hea
 
 def follow():
     return new_event("follows", "follow.created", {"follower": "ada", "followee": "grace", "reason": "explicit",
-                                                   "since": "2026-11-26T10:00:00.000Z"})
+                                                   "since": "2026-11-26T10:00:00.000Z", "version": 1})
 
 
 def on_follow(event, fx):

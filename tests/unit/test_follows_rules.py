@@ -24,13 +24,14 @@ def test_a_follow_prepares_its_created_event_and_an_update_only_when_alerts_are_
     assert keep[:4] == ["ada", "grace", 1_700_000_000_000, ""] and keep[10:] == [""] * 6
     created = json.loads(dict(zip(keep[4:10:2], keep[5:10:2]))["value"])
     assert created["data"] == {"follower": "ada", "followee": "grace", "reason": "connection",
-                               "notify_on_post": False, "since": "2023-11-14T22:13:20.000Z"}
+                               "notify_on_post": False, "since": "2023-11-14T22:13:20.000Z",
+                               "version": 0}  # the placeholder the FOLLOW script replaces
     assert switch_on[3] == "1"
     updated = json.loads(dict(zip(switch_on[10::2], switch_on[11::2]))["value"])
     assert updated["type"] == "rapport.follows.follow.updated.v1" and updated["data"]["notify_on_post"] is True
 
 
-def test_every_member_key_carries_the_member_in_a_hash_tag_and_a_pair_clock_is_order_free():
+def test_every_member_key_carries_the_member_in_a_hash_tag_and_a_pair_version_is_order_free():
     for key in (keys.following, keys.followers, keys.alerts, keys.follow_setting, keys.connections, keys.blocks):
         assert key("ada").endswith("{ada}")
-    assert keys.pair_clock("grace", "ada") == keys.pair_clock("ada", "grace") == "pair-clock:{ada|grace}"
+    assert keys.pair_version("grace", "ada") == keys.pair_version("ada", "grace") == "pair-version:{ada|grace}"

@@ -10,7 +10,8 @@ from shared.events.catalogue import CATALOGUE, pair
 
 
 def follow_created(**overrides):
-    data = {"follower": "ada", "followee": "grace", "reason": "explicit", "since": "2026-11-26T10:15:00.123Z"}
+    data = {"follower": "ada", "followee": "grace", "reason": "explicit", "since": "2026-11-26T10:15:00.123Z",
+            "version": 1}
     return new_event("follows", "follow.created", {**data, **overrides})
 
 
@@ -30,12 +31,12 @@ def test_encode_then_decode_gives_the_same_event():
 
 def test_connection_events_are_keyed_by_the_sorted_member_pair():
     event = new_event("connections", "invitation.sent", {
-        "invitation_id": "i1", "inviter": "zoe", "invitee": "ada", "sent_at": "2026-11-26T10:00:00Z"})
+        "invitation_id": "0" * 32, "inviter": "zoe", "invitee": "ada", "sent_at": "2026-11-26T10:00:00Z"})
     assert event.key == pair("ada", "zoe") == "ada|zoe"
 
 
 def test_post_events_are_keyed_by_author():
-    event = new_event("feed", "post.created", {"post_id": "p1", "author": "ada", "visibility": "public",
+    event = new_event("feed", "post.created", {"post_id": "ada~p1", "author": "ada", "visibility": "public",
                                                "created_at": "2026-11-26T10:00:00Z"})
     assert event.key == "ada"
 
@@ -74,3 +75,72 @@ def test_an_added_field_does_not_break_consumers():
 def test_every_type_in_the_catalogue_is_versioned_and_named_after_its_service():
     for etype in CATALOGUE:
         assert etype.type.startswith(f"rapport.{etype.service}.") and etype.type.endswith(f".v{etype.version}")
+
+
+def _poison_with(etype: str, field: str, value):
+    """Decode an event of ``etype`` built valid, then with ``field`` set to ``value``."""
+    builders = {
+        "rapport.connections.introduction.requested.v1": lambda: new_event("connections", "introduction.requested", {
+            "introduction_id": "a" * 32, "requester": "ada", "target": "grace", "via": "linus", "note": "hi",
+            "at": "2026-11-26T10:00:00Z"}),
+        "rapport.feed.fanout.batch.v1": lambda: new_event("feed", "fanout.batch", {
+            "post_id": "ada~k1", "author": "ada", "created_at": "2026-11-26T10:00:00Z", "created_ms": 1, "batch": 1,
+            "members": ["grace"]}),
+        "rapport.feed.post.liked.v1": lambda: new_event("feed", "post.liked", {
+            "post_id": "ada~k1", "author": "ada", "actor": "grace", "at": "2026-11-26T10:00:00Z"}),
+        "rapport.feed.comment.added.v1": lambda: new_event("feed", "comment.added", {
+            "comment_id": "k2ab", "post_id": "ada~k1", "author": "ada", "commenter": "grace", "excerpt": "ok",
+            "at": "2026-11-26T10:00:00Z"}),
+        "rapport.connections.invitation.sent.v1": lambda: new_event("connections", "invitation.sent", {
+            "invitation_id": "b" * 32, "inviter": "ada", "invitee": "grace", "sent_at": "2026-11-26T10:00:00Z"}),
+        "rapport.follows.follow.created.v1": follow_created,
+    }
+    import services.feed.fanout  # noqa: F401  - registers fanout.batch
+    envelope = json.loads(encode(builders[etype]()))
+    decode(json.dumps(envelope).encode())  # valid as built
+    envelope["data"][field] = value
+    return json.dumps(envelope).encode()
+
+
+@pytest.mark.parametrize("etype,field,value", [
+    ("rapport.connections.introduction.requested.v1", "note", "x" * 900_000),
+    ("rapport.connections.invitation.sent.v1", "message", "x" * 301),
+    ("rapport.connections.invitation.sent.v1", "invitation_id", "../../etc"),
+    ("rapport.connections.invitation.sent.v1", "introduced_by", "not a member!"),
+    ("rapport.connections.introduction.requested.v1", "introduction_id", "x" * 5000),
+    ("rapport.feed.fanout.batch.v1", "post_id", "adak1"),
+    ("rapport.feed.post.liked.v1", "post_id", "ada~K 1"),
+    ("rapport.feed.comment.added.v1", "comment_id", "bad id"),
+    ("rapport.feed.comment.added.v1", "excerpt", "x" * 201),
+    ("rapport.follows.follow.created.v1", "since", "2026-11-26T10:00:00Z" + " " * 100),
+    ("rapport.follows.follow.created.v1", "version", 0),
+    ("rapport.follows.follow.created.v1", "version", "7"),
+    ("rapport.follows.follow.created.v1", "version", 2 ** 60),
+], ids=lambda v: str(v)[:40])
+def test_an_event_with_an_id_out_of_format_or_a_string_too_long_is_poison(etype, field, value):
+    with pytest.raises(PoisonEvent, match=field):
+        decode(_poison_with(etype, field, value))
+
+
+def test_a_versioned_event_without_its_version_is_poison():
+    envelope = json.loads(encode(follow_created()))
+    del envelope["data"]["version"]
+    with pytest.raises(PoisonEvent, match="version"):
+        decode(json.dumps(envelope).encode())
+
+
+def test_a_pending_version_is_a_placeholder_only_the_store_script_may_fill():
+    """Built with ``PENDING_VERSION``, an event validates and carries 0, which no consumer accepts."""
+    from shared.events.envelope import PENDING_VERSION
+    event = follow_created(version=PENDING_VERSION)
+    assert event.data["version"] == 0
+    with pytest.raises(PoisonEvent, match="version"):
+        decode(encode(event))
+
+
+@pytest.mark.parametrize("attribute", ["time", "subject", "datacontenttype"])
+def test_an_envelope_attribute_too_long_is_poison(attribute):
+    envelope = json.loads(encode(follow_created()))
+    envelope[attribute] = "x" * 100_000
+    with pytest.raises(PoisonEvent, match=attribute):
+        decode(json.dumps(envelope).encode())
