@@ -19,7 +19,8 @@ from tests.support.infra import require_infrastructure
 
 # The tests run the local stack's way: the published development secret is accepted only so.
 # Set before anything reads the settings, and inherited by every process the tests start.
-os.environ.setdefault("RAPPORT_ENV", "local")
+if not os.environ.get("RAPPORT_ENV"):
+    os.environ["RAPPORT_ENV"] = "local"
 
 # Stores of the test run live on their own logical databases, apart from the local stack's.
 TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13}

@@ -33,6 +33,7 @@ from shared.bus.outbox import Outbox
 from shared.bus.producer import get_producer
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.events.catalogue import BY_TYPE
+from shared.events.envelope import caused_by
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -181,7 +182,8 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[redis.
             start = len(tx.command_stack)
             structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
             try:
-                item.handler(item.event, effects(tx))
+                with caused_by(item.marker):  # what it emits has ids a retry gives again
+                    item.handler(item.event, effects(tx))
             except TRANSIENT:
                 raise
             except Exception as exc:  # a handler bug or an event it cannot apply

@@ -1,6 +1,9 @@
 """The CloudEvents 1.0 envelope (JSON): build, encode and decode events."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import itertools
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -97,6 +100,32 @@ end
 """
 
 
+# While a consumer handles an event, the events its handler builds take ids derived from the
+# handled event (and the consumer's group) and their order: a retry of the handler (after an error inside
+# its transaction, whose outbox entries Redis does not roll back) builds the same ids again,
+# and their consumers drop the copies as duplicates.
+_CAUSE: contextvars.ContextVar[tuple[str, itertools.count] | None] = contextvars.ContextVar("cause", default=None)
+
+
+@contextlib.contextmanager
+def caused_by(cause: str):
+    """Within this block, ``new_event`` derives the new events' ids from ``cause`` (a consumer's
+    dedup marker of the event it handles: one per consumer group and event)."""
+    token = _CAUSE.set((cause, itertools.count()))
+    try:
+        yield
+    finally:
+        _CAUSE.reset(token)
+
+
+def _new_id() -> str:
+    cause = _CAUSE.get()
+    if cause is None:
+        return str(uuid.uuid4())
+    key, counter = cause
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rapport:{key}#{next(counter)}"))
+
+
 def _data_schema(etype: EventType) -> Schema:
     """The data schema of ``etype``, made once: building a marshmallow schema costs more than
     loading with it (about 0.2 ms a time, on every write and every event)."""
@@ -121,7 +150,7 @@ def new_event(service: str, name: str, data: dict[str, Any]) -> Event:
     body = schema.dump(loaded)
     if pending:
         body["version"] = PENDING_VERSION
-    return Event(id=str(uuid.uuid4()), source=f"rapport/{service}", type=etype.type, time=now_rfc3339(),
+    return Event(id=_new_id(), source=f"rapport/{service}", type=etype.type, time=now_rfc3339(),
                  subject=etype.subject(body), data=body, key=etype.key(body))
 
 

@@ -144,3 +144,23 @@ def test_an_envelope_attribute_too_long_is_poison(attribute):
     envelope[attribute] = "x" * 100_000
     with pytest.raises(PoisonEvent, match=attribute):
         decode(json.dumps(envelope).encode())
+
+
+def test_events_built_while_handling_an_event_have_ids_a_retry_builds_again():
+    from shared.events.envelope import caused_by
+
+    def emit():
+        return [new_event("follows", "follow.created", {"follower": f, "followee": "grace", "reason": "connection",
+                                                        "since": "2026-11-26T10:00:00.000Z", "version": 1}).id
+                for f in ("ada", "linus")]
+
+    with caused_by("dedup:follows.connections:rapport/connections|e1"):
+        first = emit()
+    with caused_by("dedup:follows.connections:rapport/connections|e1"):
+        retried = emit()
+    with caused_by("dedup:follows.connections:rapport/connections|e2"):
+        other = emit()
+
+    assert first == retried and len(set(first)) == 2
+    assert not set(other) & set(first)
+    assert len(set(emit() + emit())) == 4  # outside a handler: new ids every time
