@@ -10,13 +10,14 @@ from typing import Iterable
 
 import redis
 import structlog
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request, url_for
 from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.auth import check_member_id, member_from_header
-from shared.http import body
+from shared.http import body, docs
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unavailable
@@ -98,6 +99,14 @@ class ProblemApi(Api):
         finally:
             self.DEFAULT_RESPONSE_CONTENT_TYPE = content_type
 
+    # The docs pages load their assets from the service (shared/http/docs.py), never a CDN.
+    def _openapi_swagger_ui(self):
+        return docs.swagger_ui_page(self.spec.title, url_for(f"{self._make_doc_blueprint_name()}.openapi_json"),
+                                    self.config.get("OPENAPI_SWAGGER_UI_CONFIG", {}))
+
+    def _openapi_redoc(self):
+        return docs.redoc_page(self.spec.title, url_for(f"{self._make_doc_blueprint_name()}.openapi_json"))
+
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
         data = getattr(error, "data", None) or {}
@@ -124,7 +133,7 @@ def _authenticate() -> None:
     if request.url_rule is None:  # routing failed: let the 404/405 answer
         return
     endpoint = request.endpoint or ""
-    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api-docs."):
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(("api-docs.", f"{docs.BLUEPRINT}.")):
         return
     g.member = member_from_header(request.headers.get("Authorization"), service_settings().jwt_secret)
     for name in MEMBER_PATH_ARGS:
@@ -213,9 +222,10 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by the service itself (shared/http/docs.py); flask-smorest only needs them set.
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/swagger-ui/",
         OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        OPENAPI_REDOC_URL="/docs/assets/redoc/redoc.standalone.js",
         API_SPEC_OPTIONS={
             "info": {"description": description or f"Rapport {service} service."},
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
@@ -229,6 +239,10 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     if test_config:
         app.config.from_mapping(test_config)
     app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
+    # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
+    # used (/connections) come in X-Forwarded-*; URLs the service builds carry that prefix.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
+    app.register_blueprint(docs.assets_blueprint())
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
