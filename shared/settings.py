@@ -56,6 +56,8 @@ class Settings:
     # HTTP: request bodies above this many bytes are refused (413), by the APIs and the gateway.
     max_body_bytes: int = 1_048_576
     gateway_port: int = 8080  # the local stack's nginx in front of the APIs
+    # Origins whose pages may call the APIs (CORS), comma-separated, "*" for any; empty: none.
+    cors_origins: str = ""
     # Bus
     dedup_ttl_seconds: int = 7 * 24 * 3600
     log_level: str = "INFO"

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.auth import check_member_id, member_from_header
-from shared.http import body, docs
+from shared.http import body, cors, docs
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unavailable
@@ -251,6 +251,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.before_request(_authenticate)
     app.before_request(_check_json)
     app.after_request(_finish)
+    cors.install(app, settings.cors_origins)
     app.register_error_handler(Problem, problem_response)
 
     @app.errorhandler(Exception)
