@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.auth import check_member_id, member_from_header
-from shared.http import body, cors, docs
+from shared.http import body, conventions, cors, docs
+from shared.http import openapi
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unavailable
@@ -90,6 +91,9 @@ class ProblemApi(Api):
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), CommonProblems()]
         super().__init__(app, spec_kwargs=spec_kwargs, config_prefix=config_prefix)
+        openapi.register_components(self.spec)
+        openapi.add_headers_to_error_responses(self.spec)
+        self.ma_plugin.converter.add_attribute_function(openapi.shared_and_nullable)
 
     def _register_responses(self):
         # flask-smorest documents its error responses as application/json; ours are problem+json.
@@ -204,6 +208,31 @@ def _register_health(app: Flask) -> None:
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
+def _document_health(app: Flask, api: ProblemApi) -> None:
+    """The public endpoints beside /v1 (no token), in the document like the others."""
+    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    docs_ = {
+        "healthz": ("getHealth", "The process is up.", {"200": {"description": "Up", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "status": {"type": "string", "enum": ["ok"]}, "service": {"type": "string"}},
+                "required": ["status", "service"]}}}}}),
+        "readyz": ("getReadiness", "The service's Redis store and Kafka are reachable.", {
+            "200": {"description": "Ready", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"status": {"type": "string", "enum": ["ready"]},
+                                                 "redis": {"type": "string"}, "kafka": {"type": "string"}},
+                "required": ["status", "redis", "kafka"]}}}},
+            "503": "SERVICE_UNAVAILABLE"}),
+        "metrics": ("getMetrics", "Prometheus metrics, in the text exposition format.",
+                    {"200": {"description": "Metrics", **text}}),
+    }
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in docs_:
+            operation_id, summary, responses = docs_[rule.endpoint]
+            api.spec.path(rule=rule, operations={"get": {
+                "operationId": operation_id, "summary": summary, "tags": ["operations"], "security": [],
+                "responses": responses}})
+
+
 def create_service_app(service: str, blueprints: Iterable, *, settings: Settings | None = None,
                        test_config: dict | None = None, description: str = "") -> Flask:
     """The common skeleton of every service's app factory.
@@ -231,6 +260,11 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                               "bearerFormat": "JWT"}}},
             "security": [{"bearerAuth": []}],
+            "servers": [
+                {"url": settings.base_urls.get(service, f"http://localhost:{settings.ports.get(service, 80)}"),
+                 "description": "The service itself"},
+                {"url": f"{settings.gateway_url}/{service}", "description": "Through the gateway"},
+            ],
         },
     )
     app.json.sort_keys = False
@@ -251,6 +285,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.before_request(_authenticate)
     app.before_request(_check_json)
     app.after_request(_finish)
+    app.after_request(conventions.add_link)
     cors.install(app, settings.cors_origins)
     app.register_error_handler(Problem, problem_response)
 
@@ -270,6 +305,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         return problem_response(problem)
 
     _register_health(app)
+    _document_health(app, api)
     return app
 
 
