@@ -59,7 +59,7 @@ class ReadOne(MethodView):
 class Stream(MethodView):
     @operation("streamNotifications")
     # The media type tells a generated client to read the answer as it comes, not buffer it whole.
-    @blp.doc(responses={"200": {"content": {"text/event-stream": {"schema": {
+    @blp.doc(responses={200: {"content": {"text/event-stream": {"schema": {
         "type": "string", "description": "`id: <id>`, `event: notification`, `data: <notification JSON>` "
                                          "blocks, and `: keep-alive` comments"}}}}})
     @blp.arguments(StreamArgs, location="query")

@@ -68,7 +68,9 @@ def register_components(spec) -> None:
 
 def add_headers_to_error_responses(spec) -> None:
     """Every registered error response carries X-Request-Id; a 429 and a 503 Retry-After."""
-    for name, response in spec.components.responses.items():
+    # flask-smorest registers them lazily: a component enters the document once referenced.
+    registered = {**spec.components.responses_lazy, **spec.components.responses}
+    for name, response in registered.items():
         headers = response.setdefault("headers", {})
         headers["X-Request-Id"] = {"$ref": "#/components/headers/X-Request-Id"}
         if name in ("TOO_MANY_REQUESTS", "SERVICE_UNAVAILABLE"):
