@@ -155,7 +155,9 @@ def _check_json() -> None:
 
 
 def _finish(response: Response) -> Response:
-    response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+    # A preflight is answered before _authenticate names the request: it keeps the caller's id too.
+    response.headers["X-Request-Id"] = (getattr(g, "request_id", None) or request.headers.get("X-Request-Id")
+                                        or uuid.uuid4().hex)
     endpoint = request.endpoint or "unmatched"
     service = current_app.config["RAPPORT_SERVICE"]
     REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()

@@ -87,3 +87,9 @@ def test_a_star_allows_every_origin():
     response = _preflight(_client("*"), origin="http://localhost:5173")
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+
+
+def test_a_preflight_answer_carries_the_caller_s_request_id(client):
+    response = client.options("/v1/probe", headers={"Origin": PAGE, "Access-Control-Request-Method": "POST",
+                                                    "X-Request-Id": "pre-1"})
+    assert response.headers["X-Request-Id"] == "pre-1"
