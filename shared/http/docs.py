@@ -59,16 +59,27 @@ def asset_url(ui: str, filename: str) -> str:
     return url_for(f"{BLUEPRINT}.asset", ui=ui, filename=filename, v=_assets_version())
 
 
-def swagger_ui_page(title: str, spec_url: str, config: dict) -> str:
-    return flask.render_template_string(_SWAGGER_UI_PAGE, title=title, spec_url=spec_url, config=config,
-                                        css=asset_url("swagger-ui", "swagger-ui.css"),
-                                        bundle=asset_url("swagger-ui", "swagger-ui-bundle.js"),
-                                        preset=asset_url("swagger-ui", "swagger-ui-standalone-preset.js"))
+# ReDoc's sidebar shows its maker's logo from their CDN (and hides it when that fails): the
+# pages may show images of their own origin and inline ones only, so they ask for nothing else.
+PAGE_POLICY = "img-src 'self' data:"
 
 
-def redoc_page(title: str, spec_url: str) -> str:
-    return flask.render_template_string(_REDOC_PAGE, title=title, spec_url=spec_url,
-                                        script=asset_url("redoc", "redoc.standalone.js"))
+def _page(html: str) -> flask.Response:
+    response = flask.Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+def swagger_ui_page(title: str, spec_url: str, config: dict) -> flask.Response:
+    return _page(flask.render_template_string(
+        _SWAGGER_UI_PAGE, title=title, spec_url=spec_url, config=config,
+        css=asset_url("swagger-ui", "swagger-ui.css"), bundle=asset_url("swagger-ui", "swagger-ui-bundle.js"),
+        preset=asset_url("swagger-ui", "swagger-ui-standalone-preset.js")))
+
+
+def redoc_page(title: str, spec_url: str) -> flask.Response:
+    return _page(flask.render_template_string(_REDOC_PAGE, title=title, spec_url=spec_url,
+                                              script=asset_url("redoc", "redoc.standalone.js")))
 
 
 _SWAGGER_UI_PAGE = """<!DOCTYPE html>

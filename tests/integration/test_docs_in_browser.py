@@ -52,6 +52,7 @@ def test_swagger_ui_renders_the_operations_with_no_network_but_loopback(docs_url
     refused.clear()
     page.goto(f"{docs_url}/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+    page.wait_for_load_state("networkidle")
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/v1/invitations" in p for p in paths), paths
     assert refused == []
@@ -63,4 +64,5 @@ def test_redoc_renders_the_operations_with_no_network_but_loopback(docs_url, off
     page.goto(f"{docs_url}/redoc")
     page.wait_for_function("document.body.innerText.includes('/v1/invitations/{invitation_id}/accept')",
                            timeout=20_000)
+    page.wait_for_load_state("networkidle")  # ReDoc's sidebar logo comes last, once rendered
     assert refused == []

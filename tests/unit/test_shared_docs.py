@@ -70,3 +70,8 @@ def test_the_docs_assets_need_no_token_and_other_files_are_not_served(client):
     assert client.get("/docs/assets/swagger-ui/swagger-ui-bundle.js").status_code == 200
     assert client.get("/docs/assets/elsewhere/x.js").status_code == 404
     assert client.get("/docs/assets/redoc/../../apps.py").status_code == 404
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_a_docs_page_may_show_only_its_own_images(client, page):
+    assert client.get(page).headers["Content-Security-Policy"] == "img-src 'self' data:"
