@@ -197,3 +197,43 @@ def test_a_replayed_event_older_than_the_list_does_not_recompute_it(unique, conn
         assert suggestions.refresh(store, tx, ada, now_ms())
         tx.execute()
     assert kept(store, ada)[1] > at
+
+
+@pytest.fixture
+def unrelayed(store, settings):
+    """The connections service's writes with their events held back from the worker (an outbox
+    no relay reads): the state a read meets before the worker has handled a change."""
+    from services.connections import blocks, invitations
+    from shared.bus.outbox import Outbox
+
+    outbox = Outbox("connections", settings.replace(namespace=f"{settings.namespace}-unrelayed"))
+
+    class Writes:
+        def connect(self, a: str, b: str) -> None:
+            invitation = invitations.send(store, outbox, settings, a, b)
+            invitations.accept(store, outbox, settings, b, invitation.id)
+
+        def block(self, blocker: str, blocked: str) -> None:
+            assert blocks.block(store, outbox, blocker, blocked)
+
+        def unblock(self, blocker: str, blocked: str) -> None:
+            assert blocks.unblock(store, outbox, blocker, blocked)
+
+    yield Writes()
+    store.delete(outbox.key)
+
+
+def test_a_read_right_after_an_unblock_lists_the_unblocked_member_again(api, auth, unique, store, unrelayed):
+    from services.connections import suggestions
+
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    unrelayed.connect(grace, linus), unrelayed.connect(ada, grace)
+    unrelayed.block(ada, linus)
+    for member in (ada, linus):
+        suggestions.compute(store, member)  # as the worker does on block.added
+    assert kept(store, ada)[0] == [] and kept(store, linus)[0] == []
+
+    unrelayed.unblock(ada, linus)  # the worker has not handled block.removed yet
+
+    assert pairs(suggested(api, auth, ada)) == [(linus, 1)]
+    assert pairs(suggested(api, auth, linus)) == [(ada, 1)]
