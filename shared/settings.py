@@ -33,6 +33,9 @@ class Settings:
     store_urls: Mapping[str, str] = field(default_factory=dict)
     cache_url: str = ""
     ports: Mapping[str, int] = field(default_factory=lambda: dict(_DEFAULT_PORTS))
+    # Where clients reach each API directly (the first of its OpenAPI document's servers);
+    # default http://localhost:<port>.
+    base_urls: Mapping[str, str] = field(default_factory=dict)
     worker_metrics_ports: Mapping[str, int] = field(default_factory=lambda: dict(_DEFAULT_WORKER_METRICS_PORTS))
     worker_metrics_host: str = "127.0.0.1"  # 0.0.0.0 in a container, for the scraper
     run_dir: Path = REPO_ROOT / ".run"
@@ -78,6 +81,11 @@ class Settings:
     # HTTP: request bodies above this many bytes are refused (413), by the APIs and the gateway.
     max_body_bytes: int = 1_048_576
     gateway_port: int = 8080  # the local stack's nginx in front of the APIs
+    # Where clients reach the gateway (each API at <gateway_url>/<service>, the documents'
+    # second server); default http://localhost:<gateway_port>.
+    gateway_url: str = ""
+    # Origins whose pages may call the APIs (CORS), comma-separated, "*" for any; empty: none.
+    cors_origins: str = ""
     # Bus
     dedup_ttl_seconds: int = 7 * 24 * 3600
     consumer_commit_interval_ms: int = 1_000  # how often a consumer commits the offsets it is done with
@@ -110,6 +118,8 @@ class Settings:
                 env.update({f"RAPPORT_{s.upper()}_STORE_URL": url for s, url in value.items()})
             elif f.name == "ports":
                 env.update({f"RAPPORT_{s.upper()}_PORT": str(port) for s, port in value.items()})
+            elif f.name == "base_urls":
+                env.update({f"RAPPORT_{s.upper()}_BASE_URL": url for s, url in value.items()})
             elif f.name == "worker_metrics_ports":
                 env.update({f"RAPPORT_{s.upper()}_WORKER_METRICS_PORT": str(port) for s, port in value.items()})
             else:
@@ -133,7 +143,7 @@ def check_secrets(settings: Settings) -> None:
             "Set a secret of your own (or RAPPORT_JWKS_URL), or RAPPORT_ENV=local for the local stack.")
 
 
-_MAPPINGS = ("store_urls", "ports", "worker_metrics_ports")  # one variable per service each
+_MAPPINGS = ("store_urls", "ports", "worker_metrics_ports", "base_urls")  # one variable per service each
 
 
 def _coerce(raw: str, kind):
@@ -174,6 +184,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides) -> Settings
                      for s in SERVICES}
     metrics_ports.update(overrides.get("worker_metrics_ports", {}))
     values["worker_metrics_ports"] = metrics_ports
+    base_urls = {s: env.get(f"RAPPORT_{s.upper()}_BASE_URL") or f"http://localhost:{ports[s]}" for s in SERVICES}
+    base_urls.update(overrides.get("base_urls", {}))
+    values["base_urls"] = base_urls
+    if not values.get("gateway_url"):
+        values["gateway_url"] = f"http://localhost:{values.get('gateway_port', Settings.gateway_port)}"
     values["store_urls"] = store_urls
     values["ports"] = ports
     if not values.get("cache_url"):

@@ -16,7 +16,9 @@ from services.connections.schemas import (BlockPageSchema, EndorsedSkillPageSche
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
+from shared.http.conventions import conditional, location
 from shared.http.idempotency import idempotent
+from shared.http.openapi import operation
 from shared.pages import PageArgs
 
 blp = Blueprint("connections", __name__, url_prefix="/v1",
@@ -40,6 +42,7 @@ def _connections(items: list[tuple[str, int]]) -> list[dict]:
 
 @blp.route("/invitations")
 class Invitations(MethodView):
+    @operation("sendInvitation", 403, 409, 429, idempotent=True)
     @blp.arguments(InvitationArgs)
     @blp.response(201, InvitationSchema)
     def post(self, args):
@@ -51,8 +54,10 @@ class Invitations(MethodView):
             inv = invitations.send(store, _outbox(), service_settings(), member, args["invitee"], args["message"])
             return _invitation(inv), 201
 
-        return idempotent(store, "invitations", member, create)
+        body, status = idempotent(store, "invitations", member, create)
+        return body, status, location("connections.InvitationById", invitation_id=body["id"])
 
+    @operation("listInvitations")
     @blp.arguments(InvitationListArgs, location="query")
     @blp.response(200, InvitationPageSchema)
     def get(self, args):
@@ -64,6 +69,8 @@ class Invitations(MethodView):
 
 @blp.route("/invitations/<invitation_id>")
 class InvitationById(MethodView):
+    @conditional
+    @operation("getInvitation", 404)
     @blp.response(200, InvitationSchema)
     def get(self, invitation_id):
         """One invitation, for its inviter and invitee only (an ignored one looks pending to the inviter)."""
@@ -72,6 +79,7 @@ class InvitationById(MethodView):
 
 @blp.route("/invitations/<invitation_id>/accept", methods=["POST"])
 class InvitationAccept(MethodView):
+    @operation("acceptInvitation", 403, 404, 409)
     @blp.response(200, InvitationSchema)
     def post(self, invitation_id):
         """The invitee accepts: the two members are connected."""
@@ -81,6 +89,7 @@ class InvitationAccept(MethodView):
 
 @blp.route("/invitations/<invitation_id>/ignore", methods=["POST"])
 class InvitationIgnore(MethodView):
+    @operation("ignoreInvitation", 403, 404, 409)
     @blp.response(200, InvitationSchema)
     def post(self, invitation_id):
         """The invitee ignores, silently: the inviter still sees it pending."""
@@ -90,6 +99,7 @@ class InvitationIgnore(MethodView):
 
 @blp.route("/invitations/<invitation_id>/withdraw", methods=["POST"])
 class InvitationWithdraw(MethodView):
+    @operation("withdrawInvitation", 403, 404, 409)
     @blp.response(200, InvitationSchema)
     def post(self, invitation_id):
         """The inviter withdraws; the same member cannot be invited again during the cool-down."""
@@ -99,6 +109,7 @@ class InvitationWithdraw(MethodView):
 
 @blp.route("/members/<member_id>/connections")
 class MemberConnections(MethodView):
+    @operation("listConnections", 403)
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, ConnectionPageSchema)
     def get(self, args, member_id):
@@ -110,6 +121,8 @@ class MemberConnections(MethodView):
 
 @blp.route("/members/<member_id>/connections/count")
 class MemberConnectionCount(MethodView):
+    @conditional
+    @operation("countConnections")
     @blp.response(200, CountSchema)
     def get(self, member_id):
         """How many connections a member has: public."""
@@ -118,6 +131,7 @@ class MemberConnectionCount(MethodView):
 
 @blp.route("/connections/<member>")
 class Connection(MethodView):
+    @operation("removeConnection", 404)
     @blp.response(204)
     def delete(self, member):
         """Remove a connection (either side may); the other member is not notified."""
@@ -126,6 +140,7 @@ class Connection(MethodView):
 
 @blp.route("/members/<member_id>/mutual-connections")
 class MutualConnections(MethodView):
+    @operation("listMutualConnections")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, MutualPageSchema)
     def get(self, args, member_id):
@@ -137,6 +152,8 @@ class MutualConnections(MethodView):
 
 @blp.route("/relationships/<member>")
 class RelationshipView(MethodView):
+    @conditional
+    @operation("getRelationship")
     @blp.response(200, RelationshipSchema)
     def get(self, member):
         """The caller's relationship to a member: degree, pending invitation, mutual connections."""
@@ -148,11 +165,14 @@ class RelationshipView(MethodView):
 
 @blp.route("/settings")
 class ConnectionSettings(MethodView):
+    @conditional
+    @operation("getConnectionSettings")
     @blp.response(200, SettingsSchema)
     def get(self):
         """The caller's connection settings."""
         return {"connections_visibility": network.visibility(service_store(), caller())}
 
+    @operation("updateConnectionSettings")
     @blp.arguments(SettingsPatchSchema)
     @blp.response(200, SettingsSchema)
     def patch(self, args):
@@ -167,6 +187,7 @@ class ConnectionSettings(MethodView):
 
 @blp.route("/suggestions")
 class Suggestions(MethodView):
+    @operation("listSuggestions")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, SuggestionPageSchema)
     def get(self, args):
@@ -185,6 +206,7 @@ def _introduction(intro: introductions.Introduction) -> dict:
 
 @blp.route("/introductions")
 class Introductions(MethodView):
+    @operation("requestIntroduction", 403, 409, idempotent=True)
     @blp.arguments(IntroductionArgs)
     @blp.response(201, IntroductionSchema)
     def post(self, args):
@@ -197,11 +219,14 @@ class Introductions(MethodView):
             intro = introductions.request(store, _outbox(), member, args["target"], args["via"], args["note"])
             return _introduction(intro), 201
 
-        return idempotent(store, "introductions", member, create)
+        body, status = idempotent(store, "introductions", member, create)
+        return body, status, location("connections.IntroductionById", introduction_id=body["id"])
 
 
 @blp.route("/introductions/<introduction_id>")
 class IntroductionById(MethodView):
+    @conditional
+    @operation("getIntroduction", 404)
     @blp.response(200, IntroductionSchema)
     def get(self, introduction_id):
         """One introduction, for its requester and introducer (and its target once forwarded)."""
@@ -210,6 +235,7 @@ class IntroductionById(MethodView):
 
 @blp.route("/introductions/<introduction_id>/forward", methods=["POST"])
 class IntroductionForward(MethodView):
+    @operation("forwardIntroduction", 403, 404, 409)
     @blp.response(200, IntroductionSchema)
     def post(self, introduction_id):
         """The introducer forwards: the target receives the requester's invitation, naming the introducer.
@@ -220,6 +246,7 @@ class IntroductionForward(MethodView):
 
 @blp.route("/introductions/<introduction_id>/decline", methods=["POST"])
 class IntroductionDecline(MethodView):
+    @operation("declineIntroduction", 403, 404, 409)
     @blp.response(200, IntroductionSchema)
     def post(self, introduction_id):
         """The introducer declines; the requester is told, the target never knows."""
@@ -228,6 +255,7 @@ class IntroductionDecline(MethodView):
 
 @blp.route("/members/<member_id>/endorsements")
 class Endorsements(MethodView):
+    @operation("endorseMember", 403)
     @blp.arguments(EndorsementArgs)
     @blp.response(201, EndorsementSchema)
     @blp.alt_response(200, schema=EndorsementSchema, description="Already endorsed for this skill (idempotent)")
@@ -237,8 +265,12 @@ class Endorsements(MethodView):
         found, created = endorsements.endorse(service_store(), _outbox(), caller(), member_id, args["skill"])
         body = {"endorser": found.endorser, "endorsee": found.endorsee, "skill": found.skill,
                 "endorsed_at": rfc3339(found.endorsed_at_ms)}
-        return body, 201 if created else 200
+        if not created:
+            return body, 200
+        # An endorsement has no URL of its own: it is found in the endorsee's list of skills.
+        return body, 201, location("connections.Endorsements", member_id=member_id)
 
+    @operation("listEndorsedSkills")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, EndorsedSkillPageSchema)
     def get(self, args, member_id):
@@ -251,12 +283,14 @@ class Endorsements(MethodView):
 
 @blp.route("/blocks/<member>")
 class Block(MethodView):
+    @operation("blockMember")
     @blp.response(204)
     def put(self, member):
         """Block a member (idempotent): the connection and the invitations between you go, follows
         both ways go, each is hidden from the other's feed; they are told nothing."""
         blocks.block(service_store(), _outbox(), caller(), member)
 
+    @operation("unblockMember")
     @blp.response(204)
     def delete(self, member):
         """Unblock (idempotent). Nothing the block removed comes back."""
@@ -265,6 +299,7 @@ class Block(MethodView):
 
 @blp.route("/blocks")
 class Blocks(MethodView):
+    @operation("listBlocks")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, BlockPageSchema)
     def get(self, args):

@@ -58,7 +58,10 @@ class RelationshipInvitationSchema(Schema):
 
 class RelationshipSchema(Schema):
     member = fields.String(required=True)
-    degree = fields.Integer(allow_none=True, required=True, validate=validate.OneOf([1, 2, 3]))
+    degree = fields.Integer(allow_none=True, required=True, validate=validate.OneOf([1, 2, 3]),
+                            metadata={"component": "Degree",
+                                      "description": "1: connected, 2: a connection's connection, 3: one step "
+                                                     "further; null: no closer than that."})
     connected = fields.Boolean(required=True)
     invitation = fields.Nested(RelationshipInvitationSchema, allow_none=True, required=True)
     mutual_connections = fields.Integer(required=True)

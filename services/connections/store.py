@@ -123,8 +123,9 @@ def suggestions(member: str) -> str:
 
 
 def suggestions_state(member: str) -> str:
-    """Hash, same lifetime: ``basis`` (the state of ``member``'s own connections the list was
-    computed from: count and newest time) and ``computed_at`` (ms)."""
+    """Hash, same lifetime: ``basis`` (the state of ``member``'s own relationships the list was
+    computed from: connections' count and newest time, and blocks either way when there are
+    any), ``computed_at`` (ms) and ``stale`` (set when a second-hand change may have moved it)."""
     return f"suggestions-state:{{{member}}}"
 
 
@@ -461,9 +462,11 @@ return {'added', ARGV[5], redis.call('HGET', KEYS[4], ARGV[3])}
 #    member with an open invitation either way, or a member blocked either way (ties: the
 #    smallest ids, picked without sorting a whole bucket);
 # 3. count exactly: ZINTERCARD of the two connection sets, for the chosen ones only;
-# 4. keep: ranked by exact count, with the state of the member's own connections (count and
-#    newest) as the basis, so a read can tell a list computed before its own change, and the
-#    computation time, so a read can tell an old one.
+# 4. keep: ranked by exact count, with the state of the member's own relationships as the
+#    basis (connections: count and newest; when there are any, blocks either way: the count and
+#    newest of theirs, the count of those against them), so a read can tell a list computed
+#    before its own change, an unblock included, and the computation time, so a read can tell
+#    an old one. (``suggestions._basis`` builds the same string.)
 # Run by a read (no list, or a changed basis) or queued on a consumer's MULTI/EXEC (the worker
 # precomputing), so it reads and writes in one atomic step either way.
 # The walked members' keys cannot be declared ahead: this script needs the single-primary store.
@@ -537,6 +540,11 @@ table.sort(ranked, function(x, y)
 end)
 local newest = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local basis = count .. ':' .. (newest[2] or '')
+local blocking, blocked_by = redis.call('ZCARD', KEYS[3]), redis.call('SCARD', KEYS[4])
+if blocking > 0 or blocked_by > 0 then
+  local newest_block = redis.call('ZREVRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  basis = basis .. '|' .. blocking .. ':' .. (newest_block[2] or '') .. '|' .. blocked_by
+end
 redis.call('DEL', KEYS[5])
 local out = {}
 for _, r in ipairs(ranked) do

@@ -8,9 +8,9 @@ only, and keeps that ranked list. The connections worker recomputes the lists of
 members of every connection, removal and block as the event arrives (``refresh``), and the
 lists that reads found older than ``REFRESH_AFTER_MS`` (``refresh_due``). A change also
 marks the lists of the two members' connections stale (their 2nd degree moved). A read serves
-the kept list as long as it was computed from the member's current connections (its basis),
-even an old or stale one (queued for the worker, served meanwhile); without one it computes
-on the spot.
+the kept list as long as it was computed from the member's current connections and blocks
+either way (its basis), even an old or stale one (queued for the worker, served meanwhile);
+without one it computes on the spot.
 Reads drop, at read time, whoever became a connection, an invitee or inviter, or blocked
 since the list was computed.
 """
@@ -46,8 +46,15 @@ def _raw(score: bytes | str) -> str:
     return score.decode() if isinstance(score, bytes) else str(score)
 
 
-def _basis(count: int, newest: list) -> str:
-    return f"{count}:{newest[0][1] if newest else ''}"
+def _basis(count: int, newest: list, blocking: int, newest_block: list, blocked_by: int) -> str:
+    """The state of ``member``'s own relationships a list is computed from, as ``store.SUGGEST``
+    writes it: their connections (count, newest), and, when there are any, the blocks either way
+    (an unblock lets a member back in, which a list from before it lacks). Without blocks either
+    way the block part is left out, so such members' kept lists keep the basis they had."""
+    basis = f"{count}:{newest[0][1] if newest else ''}"
+    if blocking or blocked_by:
+        basis += f"|{blocking}:{newest_block[0][1] if newest_block else ''}|{blocked_by}"
+    return basis
 
 
 def _suggest(member: str, at_ms: int) -> tuple[list[str], list]:
@@ -133,17 +140,21 @@ def refresh_due(stop: threading.Event, store: redis.Redis) -> None:
 
 def ranked(store: redis.Redis, member: str) -> list[tuple[str, int]]:
     """``member``'s ranked candidates ``(member, mutual_connections)``: the kept list when it was
-    computed from their current connections, else computed now."""
+    computed from their current connections and blocks, else computed now."""
     with store.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.connections(member))
         # The score exactly as the script sees it, so the two bases compare as strings.
         pipe.zrevrange(keys.connections(member), 0, 0, withscores=True, score_cast_func=_raw)
+        pipe.zcard(keys.blocks(member))
+        pipe.zrevrange(keys.blocks(member), 0, 0, withscores=True, score_cast_func=_raw)
+        pipe.scard(keys.blocked_by(member))
         pipe.hmget(keys.suggestions_state(member), "basis", "computed_at", "stale")
         pipe.zrange(keys.suggestions(member), 0, -1, withscores=True)
-        count, newest, (basis, at, stale), kept = pipe.execute()
-    if basis is None or basis != _basis(count, newest):
-        # No list yet, or one from before the member's own change that the worker has not
-        # caught up with: the one cold computation a read may pay.
+        count, newest, blocking, newest_block, blocked_by, (basis, at, stale), kept = pipe.execute()
+    if basis is None or basis != _basis(count, newest, blocking, newest_block, blocked_by):
+        # No list yet, or one from before the member's own change (a connection, a removal, a
+        # block or an unblock either way) that the worker has not caught up with: the one cold
+        # computation a read may pay.
         return compute(store, member)
     if _due(at, stale):
         # Served as it is; the worker recomputes it (NX: queued once however often it is read).

@@ -13,6 +13,8 @@ from services.follows.schemas import (FollowArgs, FollowEdgePageSchema, FollowSc
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
+from shared.http.conventions import conditional, location
+from shared.http.openapi import operation
 from shared.pages import PageArgs
 
 blp = Blueprint("following", __name__, url_prefix="/v1", description="Follow and unfollow members.")
@@ -36,11 +38,14 @@ def _page(items, next_cursor) -> dict:
 
 @blp.route("/following/<member>")
 class Following(MethodView):
+    @conditional
+    @operation("getFollow")
     @blp.response(200, FollowSchema)
     def get(self, member):
         """Does the caller follow ``member``: ``following``, ``notify_on_post``, ``since`` (null if not)."""
         return _body(follow_status(service_store(), caller(), member))
 
+    @operation("followMember", 403)
     @blp.arguments(FollowArgs, location="json", required=False)
     @blp.response(201, FollowSchema)
     @blp.alt_response(200, schema=FollowSchema, description="Already following (post alerts may have changed)")
@@ -52,8 +57,11 @@ class Following(MethodView):
         """
         result, created = follow(service_store(), _outbox(), caller(), member,
                                  notify_on_post=args.get("notify_on_post"))
-        return _body(result), 201 if created else 200
+        if not created:
+            return _body(result), 200
+        return _body(result), 201, location("following.Following", member=member)
 
+    @operation("unfollowMember")
     @blp.response(204)
     def delete(self, member):
         """Unfollow (idempotent): 204 whether or not the caller followed them."""
@@ -62,6 +70,7 @@ class Following(MethodView):
 
 @members_blp.route("/members/<member_id>/followers")
 class Followers(MethodView):
+    @operation("listFollowers", 403)
     @members_blp.arguments(PageArgs, location="query")
     @members_blp.response(200, FollowEdgePageSchema)
     def get(self, args, member_id):
@@ -71,6 +80,7 @@ class Followers(MethodView):
 
 @members_blp.route("/members/<member_id>/following")
 class FollowingList(MethodView):
+    @operation("listFollowing", 403)
     @members_blp.arguments(PageArgs, location="query")
     @members_blp.response(200, FollowEdgePageSchema)
     def get(self, args, member_id):
@@ -80,6 +90,8 @@ class FollowingList(MethodView):
 
 @members_blp.route("/members/<member_id>/follow-stats")
 class FollowStats(MethodView):
+    @conditional
+    @operation("getFollowStats")
     @members_blp.response(200, FollowStatsSchema)
     def get(self, member_id):
         """Follower and following counts (public) and their ratio (null when following is 0)."""
@@ -89,11 +101,14 @@ class FollowStats(MethodView):
 
 @settings_blp.route("/settings")
 class Settings(MethodView):
+    @conditional
+    @operation("getFollowSettings")
     @settings_blp.response(200, FollowSettingSchema)
     def get(self):
         """The caller's follow setting."""
         return {"followers": follow_setting(service_store(), caller())}
 
+    @operation("updateFollowSettings")
     @settings_blp.arguments(FollowSettingSchema)
     @settings_blp.response(200, FollowSettingSchema)
     def patch(self, args):

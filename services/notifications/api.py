@@ -9,12 +9,15 @@ from services.notifications import inbox, live
 from services.notifications.schemas import (NotificationListArgs, NotificationPageSchema, PreferencesSchema,
                                             StreamArgs, UnreadCountSchema)
 from shared.http import caller, service_store
+from shared.http.conventions import conditional
+from shared.http.openapi import operation
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="A member's notifications.")
 
 
 @blp.route("/notifications")
 class Notifications(MethodView):
+    @operation("listNotifications")
     @blp.arguments(NotificationListArgs, location="query")
     @blp.response(200, NotificationPageSchema)
     def get(self, args):
@@ -26,6 +29,8 @@ class Notifications(MethodView):
 
 @blp.route("/notifications/unread-count")
 class UnreadCount(MethodView):
+    @conditional
+    @operation("countUnreadNotifications")
     @blp.response(200, UnreadCountSchema)
     def get(self):
         """How many of the caller's notifications are unread (constant time)."""
@@ -34,6 +39,7 @@ class UnreadCount(MethodView):
 
 @blp.route("/notifications/read-all")
 class ReadAll(MethodView):
+    @operation("markAllNotificationsRead")
     @blp.response(204)
     def post(self):
         """Mark every notification of the caller read."""
@@ -42,8 +48,8 @@ class ReadAll(MethodView):
 
 @blp.route("/notifications/<string:notification_id>/read")
 class ReadOne(MethodView):
+    @operation("markNotificationRead", 404)
     @blp.response(204)
-    @blp.alt_response(404, description="Not a notification of the caller")
     def post(self, notification_id):
         """Mark one notification read."""
         inbox.mark_read(service_store(), caller(), notification_id)
@@ -51,6 +57,11 @@ class ReadOne(MethodView):
 
 @blp.route("/notifications/stream")
 class Stream(MethodView):
+    @operation("streamNotifications")
+    # The media type tells a generated client to read the answer as it comes, not buffer it whole.
+    @blp.doc(responses={200: {"content": {"text/event-stream": {"schema": {
+        "type": "string", "description": "`id: <id>`, `event: notification`, `data: <notification JSON>` "
+                                         "blocks, and `: keep-alive` comments"}}}}})
     @blp.arguments(StreamArgs, location="query")
     @blp.response(200, content_type="text/event-stream", description=(
         "Server-sent events: one `notification` event per new or grown notification, its `id` to send "
@@ -67,11 +78,14 @@ class Stream(MethodView):
 
 @blp.route("/preferences")
 class Preferences(MethodView):
+    @conditional
+    @operation("getPreferences")
     @blp.response(200, PreferencesSchema)
     def get(self):
         """The caller's notification preferences."""
         return {"muted_types": inbox.muted_types(service_store(), caller())}
 
+    @operation("updatePreferences")
     @blp.arguments(PreferencesSchema)
     @blp.response(200, PreferencesSchema)
     def patch(self, args):

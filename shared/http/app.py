@@ -10,13 +10,15 @@ from typing import Iterable
 
 import redis
 import structlog
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request, url_for
 from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.auth import TokenVerifier, check_member_id
-from shared.http import body
+from shared.http import body, conventions, cors, docs
+from shared.http import openapi
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.http.ratelimit import WRITE_METHODS, WriteLimits
 from shared.logs import configure_logging, get_logger
@@ -91,6 +93,9 @@ class ProblemApi(Api):
         spec_kwargs = dict(spec_kwargs or {})
         spec_kwargs["extra_plugins"] = [*spec_kwargs.get("extra_plugins", ()), CommonProblems()]
         super().__init__(app, spec_kwargs=spec_kwargs, config_prefix=config_prefix)
+        openapi.register_components(self.spec)
+        openapi.add_headers_to_error_responses(self.spec)
+        self.ma_plugin.converter.add_attribute_function(openapi.shared_and_nullable)
 
     def _register_responses(self):
         # flask-smorest documents its error responses as application/json; ours are problem+json.
@@ -99,6 +104,14 @@ class ProblemApi(Api):
             super()._register_responses()
         finally:
             self.DEFAULT_RESPONSE_CONTENT_TYPE = content_type
+
+    # The docs pages load their assets from the service (shared/http/docs.py), never a CDN.
+    def _openapi_swagger_ui(self):
+        return docs.swagger_ui_page(self.spec.title, url_for(f"{self._make_doc_blueprint_name()}.openapi_json"),
+                                    self.config.get("OPENAPI_SWAGGER_UI_CONFIG", {}))
+
+    def _openapi_redoc(self):
+        return docs.redoc_page(self.spec.title, url_for(f"{self._make_doc_blueprint_name()}.openapi_json"))
 
     def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
@@ -126,7 +139,7 @@ def _authenticate() -> None:
     if request.url_rule is None:  # routing failed: let the 404/405 answer
         return
     endpoint = request.endpoint or ""
-    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith("api-docs."):
+    if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(("api-docs.", f"{docs.BLUEPRINT}.")):
         return
     g.member = current_app.extensions["rapport.tokens"].member(request.headers.get("Authorization"))
     for name in MEMBER_PATH_ARGS:
@@ -149,7 +162,9 @@ def _check_json() -> None:
 
 
 def _finish(response: Response) -> Response:
-    response.headers["X-Request-Id"] = getattr(g, "request_id", "")
+    # A preflight is answered before _authenticate names the request: it keeps the caller's id too.
+    response.headers["X-Request-Id"] = (getattr(g, "request_id", None) or request.headers.get("X-Request-Id")
+                                        or uuid.uuid4().hex)
     if getattr(g, "rate_limit_policy", None):
         response.headers.setdefault("RateLimit-Policy", g.rate_limit_policy)
     endpoint = request.endpoint or "unmatched"
@@ -204,6 +219,31 @@ def _register_health(app: Flask) -> None:
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
 
+def _document_health(app: Flask, api: ProblemApi) -> None:
+    """The public endpoints beside /v1 (no token), in the document like the others."""
+    text = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    docs_ = {
+        "healthz": ("getHealth", "The process is up.", {"200": {"description": "Up", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "status": {"type": "string", "enum": ["ok"]}, "service": {"type": "string"}},
+                "required": ["status", "service"]}}}}}),
+        "readyz": ("getReadiness", "The service's Redis store and Kafka are reachable.", {
+            "200": {"description": "Ready", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"status": {"type": "string", "enum": ["ready"]},
+                                                 "redis": {"type": "string"}, "kafka": {"type": "string"}},
+                "required": ["status", "redis", "kafka"]}}}},
+            "503": "SERVICE_UNAVAILABLE"}),
+        "metrics": ("getMetrics", "Prometheus metrics, in the text exposition format.",
+                    {"200": {"description": "Metrics", **text}}),
+    }
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in docs_:
+            operation_id, summary, responses = docs_[rule.endpoint]
+            api.spec.path(rule=rule, operations={"get": {
+                "operationId": operation_id, "summary": summary, "tags": ["operations"], "security": [],
+                "responses": responses}})
+
+
 def create_service_app(service: str, blueprints: Iterable, *, settings: Settings | None = None,
                        test_config: dict | None = None, description: str = "") -> Flask:
     """The common skeleton of every service's app factory.
@@ -223,14 +263,20 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Served by the service itself (shared/http/docs.py); flask-smorest only needs them set.
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/swagger-ui/",
         OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        OPENAPI_REDOC_URL="/docs/assets/redoc/redoc.standalone.js",
         API_SPEC_OPTIONS={
             "info": {"description": description or f"Rapport {service} service."},
             "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                               "bearerFormat": "JWT"}}},
             "security": [{"bearerAuth": []}],
+            "servers": [
+                {"url": settings.base_urls.get(service, f"http://localhost:{settings.ports.get(service, 80)}"),
+                 "description": "The service itself"},
+                {"url": f"{settings.gateway_url}/{service}", "description": "Through the gateway"},
+            ],
         },
     )
     app.json.sort_keys = False
@@ -242,6 +288,10 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
     app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
                                                          settings.namespace)
+    # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
+    # used (/connections) come in X-Forwarded-*; URLs the service builds carry that prefix.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
+    app.register_blueprint(docs.assets_blueprint())
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
@@ -250,6 +300,8 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.before_request(_authenticate)
     app.before_request(_check_json)
     app.after_request(_finish)
+    app.after_request(conventions.add_link)
+    cors.install(app, settings.cors_origins)
     app.register_error_handler(Problem, problem_response)
 
     @app.errorhandler(Exception)
@@ -268,6 +320,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         return problem_response(problem)
 
     _register_health(app)
+    _document_health(app, api)
     return app
 
 

@@ -104,6 +104,19 @@ def test_a_service_that_does_not_answer_is_a_502_problem_to_retry(stack):
     assert response.headers["Retry-After"] == "1"
 
 
+def test_the_docs_page_through_the_gateway_loads_its_assets_and_the_document_under_the_prefix(stack):
+    import re
+
+    page = requests.get(via_gateway(stack, "/feed/docs"), timeout=5)
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'url: "/feed/openapi.json"' in html
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert urls and all(url.startswith("/feed/docs/assets/") for url in urls), urls
+    for url in [*urls, "/feed/openapi.json"]:
+        assert requests.get(via_gateway(stack, url), timeout=5).status_code == 200, url
+
+
 # --- oversized requests: problem+json from the gateway and from gunicorn itself ------------------
 
 def test_the_gateway_answers_oversized_requests_with_problems(stack, auth, unique):
