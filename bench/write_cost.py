@@ -10,7 +10,7 @@ API (gunicorn master and workers), each worker (and within it the relay and each
 thread), Kafka, the store Redis and the cache Redis. ``GET /healthz`` runs in the same run,
 for scale: the ratios between the figures are what to compare, as absolute times vary here.
 
-    python -m bench.write_cost [--seconds 5] [--connections 16]
+    python -m bench.write_cost [--seconds 5] [--connections 16] [--compare] [--only invite follow ...]
 
 Kafka and Redis are shared with whatever else runs on the machine: run it on a quiet one.
 """
@@ -273,14 +273,30 @@ def measure(stack: Stack, service: str, script: str, seconds: int, connections: 
     return result
 
 
+# The event path's batching settings, and what they were before (kafka-python's defaults and
+# no relay linger): ``--compare`` measures both in one run.
+BATCHED = {}
+PER_EVENT = {"relay_linger_ms": 0, "consumer_fetch_wait_ms": 500, "consumer_fetch_min_bytes": 1}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--only", nargs="*", choices=WRITES, default=list(WRITES))
+    parser.add_argument("--compare", action="store_true",
+                        help="also measure the event path without its batching (PER_EVENT), side by side")
     args = parser.parse_args()
-    settings = bench_settings()
+    variants = {"per_event": PER_EVENT, "batched": BATCHED} if args.compare else {"batched": BATCHED}
     figures: dict = {"connections": args.connections, "seconds": args.seconds}
+    for variant, overrides in variants.items():
+        print(f"== {variant} {overrides}", flush=True)
+        figures[variant] = {"settings": overrides, **run_variant(bench_settings(**overrides), args)}
+    write_results("write_cost", figures)
+
+
+def run_variant(settings: Settings, args) -> dict:
+    figures: dict = {}
     with Stack(settings) as stack:
         health = "\n".join(['request = function() return wrk.format("GET", "/healthz") end',
                             "done = function(summary, latency)",
@@ -298,7 +314,7 @@ def main() -> None:
             print(f"{write}: {figures[write]['rps']}/s, {figures[write]['cpu_ms_per_request_total']} ms CPU a write",
                   flush=True)
         figures["healthz_again"] = measure(stack, "follows", health, args.seconds, args.connections)
-    write_results("write_cost", figures)
+    return figures
 
 
 if __name__ == "__main__":

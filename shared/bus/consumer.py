@@ -445,6 +445,8 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.spec.max_poll_records,
+            fetch_max_wait_ms=self.settings.consumer_fetch_wait_ms,
+            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
         )

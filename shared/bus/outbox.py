@@ -119,7 +119,7 @@ class OutboxRelay:
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
-                 batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0):
+                 batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -127,11 +127,20 @@ class OutboxRelay:
         self.lease_ms = lease_ms
         self.ack_timeout = ack_timeout  # above the producer's delivery timeout: every future is done by then
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.linger_ms = linger_ms  # after the first entries, wait this long for more to join the batch
         self._renew = store.register_script(_RENEW)
         self._producer: KafkaProducer | None = None
+        self._renewed_at = float("-inf")
 
-    def _holds_lease(self) -> bool:
-        return bool(self._renew(keys=[self.outbox.lease_key], args=[self.owner, self.lease_ms]))
+    def _holds_lease(self, fresh: bool = False) -> bool:
+        """Whether this relay holds the lease (taking or renewing it). Renewed at most every third
+        of the lease unless ``fresh``: held, it cannot lapse in between."""
+        now = time.monotonic()
+        if not fresh and now - self._renewed_at < self.lease_ms / 3000:
+            return True
+        held = bool(self._renew(keys=[self.outbox.lease_key], args=[self.owner, self.lease_ms]))
+        self._renewed_at = now if held else float("-inf")
+        return held
 
     def publish_batch(self, block_ms: int = 1000) -> int:
         """Publish up to ``batch_size`` entries; return how many Kafka acknowledged (and were deleted)."""
@@ -140,6 +149,12 @@ class OutboxRelay:
         if not reply:
             return 0
         entries = reply[0][1]
+        if self.linger_ms and len(entries) < self.batch_size:
+            # Under load the next writes are a few ms behind: one batch (one flush, one XDEL)
+            # for all of them instead of one each.
+            time.sleep(self.linger_ms / 1000)
+            more = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size)
+            entries = more[0][1] if more else entries
         if self._producer is None:
             self._producer = self.producer_factory()
         futures = [
@@ -172,7 +187,7 @@ class OutboxRelay:
             except KafkaTimeoutError:
                 if time.monotonic() >= deadline:
                     return  # the futures not done count as failed
-            if not self._holds_lease():
+            if not self._holds_lease(fresh=True):
                 raise LeaseLost(f"lease of {self.outbox.key} lost while waiting for Kafka")
 
     def run(self, stop: threading.Event) -> None:

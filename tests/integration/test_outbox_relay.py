@@ -117,3 +117,19 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
     [record] = [r for r in records if r.value == encode(event)]
     assert dict(record.headers) == {"content-type": b"application/cloudevents+json; charset=UTF-8",
                                     "ce_type": b"rapport.follows.follow.created.v1"}
+
+
+def test_entries_written_within_the_relays_linger_leave_in_one_batch(settings, store, outbox, unique):
+    key = unique("linger")
+    topic = settings.topic("follows.events")
+    lingering = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000, linger_ms=300)
+    assert lingering._holds_lease()
+    store.xadd(outbox.key, {"topic": topic, "key": key, "value": "first"})
+    late = threading.Timer(0.05, lambda: store.xadd(outbox.key, {"topic": topic, "key": key, "value": "second"}))
+    late.start()
+    try:
+        published = lingering.publish_batch(block_ms=100)
+    finally:
+        late.join()
+        lingering._reset_producer()
+    assert published == 2 and outbox.pending(store) == 0
