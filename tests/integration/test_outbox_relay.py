@@ -116,4 +116,4 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
     records = read_topic(settings, "follows.events", lambda rs: any(r.value == encode(event) for r in rs), raw=True)
     [record] = [r for r in records if r.value == encode(event)]
     assert dict(record.headers) == {"content-type": b"application/cloudevents+json; charset=UTF-8",
-                                    "ce_type": b"rapport.follows.follow.created.v1"}
+                                    "rapport-type": b"rapport.follows.follow.created.v1"}
