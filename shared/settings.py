@@ -64,6 +64,8 @@ class Settings:
     write_rate_limits: str = "30/second;900/minute"
     # Open notification streams per member, across processes: a new one closes the oldest.
     live_streams_per_member: int = 5
+    # How long a stream ticket (POST /v1/notifications/stream-ticket) may wait to be used, once.
+    stream_ticket_ttl_seconds: int = 60
     # Product limits (PRODUCT.md)
     reinvite_cooldown_days: int = 21
     invitation_weekly_limit: int = 100

@@ -7,9 +7,10 @@ from flask_smorest import Blueprint
 
 from services.notifications import inbox, live
 from services.notifications.schemas import (NotificationListArgs, NotificationPageSchema, PreferencesSchema,
-                                            StreamArgs, UnreadCountSchema)
-from shared.http import caller, service_store
-from shared.http.conventions import conditional
+                                            StreamArgs, StreamTicketSchema, UnreadCountSchema)
+from shared.clock import rfc3339
+from shared.http import caller, service_settings, service_store
+from shared.http.conventions import conditional, location
 from shared.http.openapi import operation
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1", description="A member's notifications.")
@@ -55,11 +56,49 @@ class ReadOne(MethodView):
         inbox.mark_read(service_store(), caller(), notification_id)
 
 
+@blp.route("/notifications/stream-ticket")
+class StreamTicket(MethodView):
+    @operation("createStreamTicket")
+    @blp.response(201, StreamTicketSchema, description=(
+        "A ticket that opens the caller's stream once, within `stream_ticket_ttl_seconds` (60 s): "
+        "`GET /v1/notifications/stream?ticket=<ticket>` (Location), with no Authorization header. "
+        "It is good for nothing else: no other operation accepts it, as a parameter or a bearer token."))
+    def post(self):
+        """A short-lived, single-use ticket for the notifications stream.
+
+        For clients that cannot send Authorization on the stream (a browser's EventSource): the
+        ticket goes in the stream's URL in place of the bearer token, which never may."""
+        ticket, expires_ms = live.issue_ticket(service_store(), caller(), service_settings().stream_ticket_ttl_seconds)
+        return ({"ticket": ticket, "expires_at": rfc3339(expires_ms)}, 201,
+                location("notifications.Stream", ticket=ticket))
+
+
+def ticket_holder() -> str | None:
+    """The member a stream's ``?ticket=`` was issued to (using it up), or None without one."""
+    ticket = request.args.get("ticket")
+    return None if ticket is None else live.redeem_ticket(service_store(), ticket)
+
+
+STREAM_EVENTS = (
+    "Server-sent events (`text/event-stream`), named by `event:`:\n\n"
+    "- `event: notification`: a new notification, or a grouped one that grew, as it now is; `data` is "
+    "the notification's JSON (as in `listNotifications`: `id`, `type`, `actors`, `actor_count`, `object`, "
+    "`summary`, `text`, `created_at`, `read`); its `id` is the position to send back as `Last-Event-ID` "
+    "(or `?last_event_id=`) on reconnection, to get what was missed.\n\n"
+    "No other event names are sent. Besides: `retry: 2000` (reconnect after 2 s) and a `: connected` "
+    "comment first; a `: keep-alive` comment every 5 s; a `: closed ...` comment when a newer stream of "
+    "the member replaced this one (at most `live_streams_per_member`). A stream ends after 5 min and "
+    "the client reconnects (EventSource does so by itself).\n\n"
+    "Authenticate with `Authorization: Bearer <token>`, or, where a client cannot send headers, with "
+    "`?ticket=` from `createStreamTicket` (once; a reconnection needs a new ticket). A token in the URL "
+    "(`?access_token=`...) is refused: 401 `token_in_url`.")
+
+
 @blp.route("/notifications/stream")
 class Stream(MethodView):
     @operation("streamNotifications")
     # The media type tells a generated client to read the answer as it comes, not buffer it whole.
-    @blp.doc(responses={200: {"content": {"text/event-stream": {"schema": {
+    @blp.doc(description=STREAM_EVENTS, responses={200: {"content": {"text/event-stream": {"schema": {
         "type": "string", "description": "`id: <id>`, `event: notification`, `data: <notification JSON>` "
                                          "blocks, and `: keep-alive` comments"}}}}})
     @blp.arguments(StreamArgs, location="query")

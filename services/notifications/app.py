@@ -5,6 +5,7 @@ import redis
 from flask import Flask
 
 from shared.http import create_service_app
+from shared.http.app import accept_credential
 from shared.settings import Settings
 
 
@@ -14,7 +15,7 @@ LIVE_POOL_SIZE = 10
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     from services.notifications import live
-    from services.notifications.api import blp
+    from services.notifications.api import blp, ticket_holder
 
     app = create_service_app("notifications", [blp], settings=settings, test_config=test_config,
                              description="Each member's notifications: grouped, counted, live.")
@@ -28,4 +29,6 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
         max_connections=app.config.get("NOTIFICATIONS_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
     app.extensions["notifications.live"] = live.LiveHub(redis.Redis(connection_pool=pool),
                                                         settings.live_streams_per_member, keepalive)
+    # A browser's EventSource cannot send Authorization: the stream also takes a stream ticket.
+    accept_credential(app, "notifications.Stream", ticket_holder)
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -26,9 +27,9 @@ import redis
 
 from services.notifications import inbox
 from services.notifications import store as keys
-from shared.clock import rfc3339
+from shared.clock import now_ms, rfc3339
 from shared.logs import get_logger
-from shared.problems import Invalid
+from shared.problems import Invalid, Unauthorized
 
 log = get_logger(__name__)
 
@@ -67,6 +68,29 @@ def start_after(store: redis.Redis, member: str, last_event_id: str | None) -> s
         return last_event_id
     newest = store.xrevrange(keys.live(member), count=1)
     return newest[0][0] if newest else "0-0"
+
+
+# A ticket is 32 random bytes, URL-safe base64 without padding: unguessable, and plain in a URL.
+TICKET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def issue_ticket(store: redis.Redis, member: str, ttl_seconds: int) -> tuple[str, int]:
+    """A stream ticket for ``member``: a browser's EventSource cannot send Authorization, so it
+    passes this in the URL instead of the long-lived token. Returns the ticket and when it
+    expires (epoch ms). It opens ``member``'s stream once, within ``ttl_seconds``."""
+    ticket = secrets.token_urlsafe(32)
+    store.set(keys.stream_ticket(ticket), member, ex=ttl_seconds)
+    return ticket, now_ms() + ttl_seconds * 1000
+
+
+def redeem_ticket(store: redis.Redis, ticket: str) -> str:
+    """The member ``ticket`` was issued to; the ticket is used up (GETDEL: of two requests racing
+    with one ticket, one gets the member). A 401 for a ticket unknown, expired or used."""
+    member = store.getdel(keys.stream_ticket(ticket)) if TICKET.fullmatch(ticket) else None
+    if member is None:
+        raise Unauthorized("The stream ticket is unknown, expired or already used: ask for a new one "
+                           "(POST /v1/notifications/stream-ticket).", code="invalid_stream_ticket")
+    return member
 
 
 def body(n: inbox.Notification) -> dict:

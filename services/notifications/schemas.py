@@ -48,6 +48,17 @@ class PreferencesSchema(Schema):
 
 
 class StreamArgs(Schema):
+    ticket = fields.String(load_default=None, validate=validate.Length(max=100), metadata={"description": (
+        "A stream ticket (POST /v1/notifications/stream-ticket) instead of the Authorization header, "
+        "for clients that cannot send it (a browser's EventSource). Used up by the request that "
+        "opens the stream; a reconnection asks for a new one.")})
     last_event_id = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9]{1,20}-[0-9]{1,20}$"),
                                   metadata={"description": "For clients that cannot send the Last-Event-ID "
                                                            "header."})
+
+
+class StreamTicketSchema(Schema):
+    ticket = fields.String(required=True, metadata={"description": "Pass as `?ticket=` to GET "
+                                                                   "/v1/notifications/stream, once."})
+    expires_at = fields.String(required=True, metadata={"format": "date-time",
+                                                        "description": "Unused after this, it opens nothing."})

@@ -14,6 +14,9 @@ change them together (and they would sit on one slot of a cluster):
                              by when they opened (ms); at most ``live_streams_per_member``
 - ``live-beats:{m}``         sorted set: the same streams, scored by their last heartbeat (ms)
 
+- ``stream-ticket:{t}``      string: the member a stream ticket ``t`` was issued to, until it is
+                             used or expires (its own hash tag: the member is what it answers)
+
 and one pub/sub channel per member, ``live-bell:{m}``: ``new`` when ``live:{m}`` grew, ``close:<id>``
 when a stream must end. Pub/sub channels are not keys (and not per database): a stray ``new`` only
 makes a stream read early.
@@ -79,6 +82,11 @@ def live_streams(member: str) -> str:
 def live_beats(member: str) -> str:
     """Sorted set: ``member``'s open event streams, stream id → last heartbeat (ms)."""
     return f"live-beats:{{{member}}}"
+
+
+def stream_ticket(ticket: str) -> str:
+    """String: the member stream ticket ``ticket`` opens the stream of (with a TTL; deleted on use)."""
+    return f"stream-ticket:{{{ticket}}}"
 
 
 def live_bell(member: str) -> str:

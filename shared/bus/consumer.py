@@ -110,11 +110,11 @@ def _header(record: ConsumerRecord, name: str) -> str | None:
 def read(record: ConsumerRecord, spec: Consumer) -> Item:
     """Decode and validate a record into an Item: with its event and handler, or skipped, or poison.
 
-    A record whose ``ce_type`` header names a type without a handler here is skipped before
+    A record whose ``rapport-type`` header names a type without a handler here is skipped before
     its JSON is parsed; records without the header are decoded to learn their type.
     """
     item = Item(record)
-    type_ = _header(record, "ce_type")
+    type_ = _header(record, "rapport-type")
     if type_ is not None and not spec.handles_type(type_):
         item.outcome = SKIPPED
         return item

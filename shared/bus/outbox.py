@@ -82,7 +82,7 @@ CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
 
 
 def structured_headers(value: str) -> list[tuple[str, bytes]]:
-    """Kafka headers of a CloudEvents structured-mode record, with ``ce_type`` so that a
+    """Kafka headers of a CloudEvents structured-mode record, with ``rapport-type`` so that a
     consumer can skip a type it does not handle without parsing the JSON."""
     headers = [("content-type", CONTENT_TYPE)]
     try:
@@ -90,7 +90,7 @@ def structured_headers(value: str) -> list[tuple[str, bytes]]:
     except (ValueError, AttributeError):
         type_ = None
     if isinstance(type_, str):
-        headers.append(("ce_type", type_.encode()))
+        headers.append(("rapport-type", type_.encode()))
     return headers
 
 

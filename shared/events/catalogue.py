@@ -19,6 +19,7 @@ from typing import Callable
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from shared.auth import MEMBER_ID
+from shared.clock import is_rfc3339
 
 
 class EventData(Schema):
@@ -33,7 +34,9 @@ def Member(**kw):  # noqa: N802 - reads as a field type
 
 
 def Time(**kw):  # noqa: N802
-    return fields.String(required=True, validate=[validate.Length(max=40), _rfc3339], **kw)
+    # ``format`` goes into the exported JSON Schema (a FormatChecker then checks it there too).
+    return fields.String(required=True, validate=[validate.Length(max=40), check_rfc3339],
+                         metadata={"format": "date-time", **kw.pop("metadata", {})}, **kw)
 
 
 # Ids the services mint: invitations and introductions a uuid4 hex, posts ``<author>~<stamp>``,
@@ -65,13 +68,9 @@ def Version(**kw):  # noqa: N802
     return fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=VERSION_MAX), **kw)
 
 
-def _rfc3339(value: str) -> None:
-    from datetime import datetime
-
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError("Not an RFC 3339 time.") from None
+def check_rfc3339(value: str) -> None:
+    if not is_rfc3339(value):
+        raise ValidationError("Not an RFC 3339 time.")
 
 
 # --- connections.events -------------------------------------------------------------

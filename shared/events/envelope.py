@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from shared.events.catalogue import BY_TYPE, EventType, lookup
+from shared.events.catalogue import BY_TYPE, EventType, check_rfc3339, lookup
 
 
 def now_rfc3339() -> str:
@@ -27,7 +27,8 @@ class EnvelopeSchema(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     source = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    time = fields.String(required=True, validate=validate.Length(max=40))
+    time = fields.String(required=True, validate=[validate.Length(max=40), check_rfc3339],
+                         metadata={"format": "date-time"})
     subject = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     datacontenttype = fields.String(load_default="application/json", validate=validate.Length(max=100))
     data = fields.Dict(required=True)

@@ -22,7 +22,7 @@ from shared.http import openapi
 from shared.http.openapi import PROBLEM_JSON, CommonProblems, ProblemSchema
 from shared.http.ratelimit import WRITE_METHODS, WriteLimits
 from shared.logs import configure_logging, get_logger
-from shared.problems import Invalid, Problem, Unavailable
+from shared.problems import Invalid, Problem, Unauthorized, Unavailable
 from shared.settings import Settings, check_secrets, load_settings
 
 # Path parameters that name a member: checked once here, so every view gets a well-formed id.
@@ -33,6 +33,14 @@ STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadin
 
 # Endpoints reachable without a token.
 PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}
+
+# Query parameters a bearer token might be put in. Refused, not ignored: a URL lands in access
+# logs, proxies and browser histories, where a token valid for a day would be a standing key.
+URL_CREDENTIALS = {"access_token", "token", "bearer", "bearer_token", "jwt", "authorization"}
+
+# Extension: endpoint → a function that names the caller from something else than the bearer
+# token (a short-lived ticket), or returns None to fall back to the token (``accept_credential``).
+AUTHENTICATORS = "rapport.authenticators"
 
 REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "endpoint", "status"])
 LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "endpoint"],
@@ -141,7 +149,12 @@ def _authenticate() -> None:
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(("api-docs.", f"{docs.BLUEPRINT}.")):
         return
-    g.member = current_app.extensions["rapport.tokens"].member(request.headers.get("Authorization"))
+    if URL_CREDENTIALS & {name.lower() for name in request.args}:
+        raise Unauthorized("A token is never accepted in the URL: send 'Authorization: Bearer <token>'.",
+                           code="token_in_url")
+    authenticate = current_app.extensions[AUTHENTICATORS].get(endpoint)
+    g.member = (authenticate and authenticate()) or \
+        current_app.extensions["rapport.tokens"].member(request.headers.get("Authorization"))
     for name in MEMBER_PATH_ARGS:
         if request.view_args and name in request.view_args:
             check_member_id(request.view_args[name], field=name)
@@ -286,6 +299,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
         app.config.from_mapping(test_config)
     app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
     app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
+    app.extensions[AUTHENTICATORS] = {}
     app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
                                                          settings.namespace)
     # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
@@ -322,6 +336,12 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     _register_health(app)
     _document_health(app, api)
     return app
+
+
+def accept_credential(app: Flask, endpoint: str, authenticate) -> None:
+    """Let ``endpoint`` name its caller with ``authenticate()`` (the member, or None to require the
+    bearer token as everywhere else). Only that endpoint: what it accepts opens nothing else."""
+    app.extensions[AUTHENTICATORS][endpoint] = authenticate
 
 
 def service_settings() -> Settings:

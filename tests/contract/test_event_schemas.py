@@ -29,7 +29,32 @@ def test_an_event_built_by_a_producer_validates_against_its_json_schema():
     event = new_event("feed", "post.created", {"post_id": "ada~p1", "author": "ada", "visibility": "public",
                                                "created_at": "2026-11-26T10:00:00.000Z", "excerpt": "Hello"})
     schema = json.loads((DOCS / f"{event.type}.json").read_text())
-    jsonschema.validate(json.loads(encode(event)), schema)
+    jsonschema.validate(json.loads(encode(event)), schema, format_checker=jsonschema.FormatChecker())
+
+
+@pytest.mark.parametrize("etype", CATALOGUE, ids=lambda t: t.type)
+def test_the_envelope_time_and_every_time_in_the_data_are_typed_date_time(etype):
+    schema = json.loads((DOCS / f"{etype.type}.json").read_text())
+    times = [name for name, field in etype.data().fields.items()
+             if any(getattr(v, "__name__", "") == "check_rfc3339" for v in field.validators)]
+    assert schema["properties"]["time"]["format"] == "date-time"
+    assert {name: schema["properties"]["data"]["properties"][name].get("format") for name in times} == \
+        {name: "date-time" for name in times}
+
+
+@pytest.mark.parametrize("time", ["2026-11-26 10:00:00Z", "2026-11-26T10:00:00", "2026-11-26", "2026-02-30T10:00:00Z"])
+def test_a_time_that_is_not_rfc_3339_fails_the_schemas_format_check(time):
+    event = new_event("follows", "follow.created", {"follower": "ada", "followee": "grace", "reason": "explicit",
+                                                    "since": "2026-11-26T10:00:00.000Z", "version": 1})
+    schema = json.loads((DOCS / f"{event.type}.json").read_text())
+    for where in ("envelope", "data"):
+        body = json.loads(encode(event))
+        if where == "envelope":
+            body["time"] = time
+        else:
+            body["data"]["since"] = time
+        with pytest.raises(jsonschema.ValidationError, match="date-time"):
+            jsonschema.validate(body, schema, format_checker=jsonschema.FormatChecker())
 
 
 def test_an_event_with_a_wrong_field_fails_its_json_schema():

@@ -14,9 +14,14 @@ import pytest
 import requests
 from kafka import KafkaProducer
 
+import redis
+
 from bench.support import gunicorn, served
+from services.notifications import live
+from services.notifications import store as keys
+from services.notifications.app import create_app
 from shared.auth import mint_token
-from shared.clock import now_ms, rfc3339
+from shared.clock import now_ms, parse_rfc3339, rfc3339
 from shared.events import encode, new_event
 
 
@@ -50,12 +55,14 @@ def store_connections(pid: int, port: int) -> int:
 class EventStream:
     """A client of ``/v1/notifications/stream`` that yields parsed server-sent events."""
 
-    def __init__(self, base: str, token: str, last_event_id: str | None = None):
-        headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    def __init__(self, base: str, token: str | None, last_event_id: str | None = None, ticket: str | None = None):
+        headers = {"Accept": "text/event-stream"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         self.response = requests.get(f"{base}/v1/notifications/stream", headers=headers, stream=True,
-                                     timeout=(5, 10))
+                                     params={"ticket": ticket} if ticket else None, timeout=(5, 10))
         self.lines = self.response.iter_lines(chunk_size=None, decode_unicode=True)
 
     def next_event(self) -> dict:
@@ -262,3 +269,117 @@ def test_open_streams_share_a_few_store_connections_and_let_them_go_when_closed(
     print(f"store connections: {before} before, {during} with 40 streams open, {after} after")
     assert during <= before + 12
     assert after <= before + 12
+
+
+# --- stream tickets: how a browser's EventSource, which cannot send Authorization, opens the stream
+
+@pytest.fixture(scope="module")
+def store(settings):
+    client = redis.Redis.from_url(settings.store_url("notifications"), decode_responses=True)
+    yield client
+    client.close()
+
+
+def issue_ticket(base: str, token: str) -> requests.Response:
+    return requests.post(f"{base}/v1/notifications/stream-ticket", headers={"Authorization": f"Bearer {token}"},
+                         timeout=5)
+
+
+def assert_problem(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == code
+
+
+def test_a_stream_ticket_opens_its_members_stream_without_an_authorization_header(server, like, token, store,
+                                                                                  unique):
+    grace, ada = unique("grace"), unique("ada")
+    issued = issue_ticket(server, token(grace))
+    assert issued.status_code == 201
+    ticket = issued.json()["ticket"]
+    assert issued.headers["Location"] == f"/v1/notifications/stream?ticket={ticket}"
+    assert 0 < parse_rfc3339(issued.json()["expires_at"]) - now_ms() <= 60_000
+    assert 0 < store.ttl(keys.stream_ticket(ticket)) <= 60
+
+    stream = EventStream(server, None, ticket=ticket)
+    try:
+        assert stream.response.status_code == 200
+        post = like(grace, ada)
+        event = stream.next_event()
+        assert (event["type"], event["actors"], event["object"]) == ("post_liked", [ada], post)
+    finally:
+        stream.close()
+
+
+def test_a_stream_ticket_opens_one_stream_only(server, token, unique):
+    ticket = issue_ticket(server, token(unique("grace"))).json()["ticket"]
+    first = EventStream(server, None, ticket=ticket)
+    try:
+        assert first.response.status_code == 200
+    finally:
+        first.close()
+
+    again = requests.get(f"{server}/v1/notifications/stream", params={"ticket": ticket}, timeout=5)
+
+    assert_problem(again, 401, "invalid_stream_ticket")
+
+
+def test_a_stream_ticket_past_its_time_is_refused(server, store, unique):
+    ticket, _ = live.issue_ticket(store, unique("grace"), ttl_seconds=1)
+    time.sleep(1.5)
+
+    response = requests.get(f"{server}/v1/notifications/stream", params={"ticket": ticket}, timeout=5)
+
+    assert_problem(response, 401, "invalid_stream_ticket")
+
+
+@pytest.mark.parametrize("ticket", ["", "not-a-ticket", "A" * 43, "x" * 2000])
+def test_a_ticket_never_issued_is_refused(server, ticket):
+    response = requests.get(f"{server}/v1/notifications/stream", params={"ticket": ticket}, timeout=5)
+
+    assert_problem(response, 401, "invalid_stream_ticket")
+
+
+def test_a_stream_ticket_lives_as_long_as_the_setting_says(settings, store, unique):
+    app = create_app({"TESTING": True}, settings=settings.replace(stream_ticket_ttl_seconds=7))
+    issued = app.test_client().post("/v1/notifications/stream-ticket", headers={
+        "Authorization": f"Bearer {mint_token(unique('grace'), settings.jwt_secret)}"})
+
+    assert issued.status_code == 201
+    assert 5 <= store.ttl(keys.stream_ticket(issued.get_json()["ticket"])) <= 7
+    assert 6_000 < parse_rfc3339(issued.get_json()["expires_at"]) - now_ms() <= 7_000
+
+
+def test_a_stream_ticket_is_issued_only_to_an_authenticated_member(server):
+    assert_problem(requests.post(f"{server}/v1/notifications/stream-ticket", timeout=5), 401, "missing_token")
+
+
+def test_a_stream_ticket_opens_nothing_but_the_stream(server, token, unique):
+    grace = unique("grace")
+    ticket = issue_ticket(server, token(grace)).json()["ticket"]
+
+    as_parameter = requests.get(f"{server}/v1/notifications", params={"ticket": ticket}, timeout=5)
+    as_bearer = [requests.get(f"{server}{path}", headers={"Authorization": f"Bearer {ticket}"}, timeout=5)
+                 for path in ("/v1/notifications", "/v1/notifications/stream")]
+
+    assert_problem(as_parameter, 401, "missing_token")
+    for response in as_bearer:
+        assert_problem(response, 401, "invalid_token")
+    # Refused elsewhere, it was not used up: it still opens the stream.
+    stream = EventStream(server, None, ticket=ticket)
+    try:
+        assert stream.response.status_code == 200
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("name", ["access_token", "token", "Access_Token"])
+@pytest.mark.parametrize("path", ["/v1/notifications/stream", "/v1/notifications", "/v1/notifications/unread-count"])
+def test_a_bearer_token_in_the_url_is_refused_even_beside_a_valid_header(server, token, unique, name, path):
+    member_token = token(unique("grace"))
+    in_url_only = requests.get(f"{server}{path}", params={name: member_token}, timeout=5)
+    beside_header = requests.get(f"{server}{path}", params={name: member_token}, timeout=5,
+                                 headers={"Authorization": f"Bearer {member_token}"})
+
+    assert_problem(in_url_only, 401, "token_in_url")
+    assert_problem(beside_header, 401, "token_in_url")

@@ -116,7 +116,7 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
     records = read_topic(settings, "follows.events", lambda rs: any(r.value == encode(event) for r in rs), raw=True)
     [record] = [r for r in records if r.value == encode(event)]
     assert dict(record.headers) == {"content-type": b"application/cloudevents+json; charset=UTF-8",
-                                    "ce_type": b"rapport.follows.follow.created.v1"}
+                                    "rapport-type": b"rapport.follows.follow.created.v1"}
 
 
 def test_entries_written_within_the_relays_linger_leave_in_one_batch(settings, store, outbox, unique):

@@ -42,13 +42,13 @@ def test_read_skips_an_event_without_a_handler():
     assert read(record(value=encode(follow())), other).outcome == "skipped"
 
 
-def test_read_skips_by_the_ce_type_header_without_decoding():
-    item = read(record(value=b"{not json", headers=[("ce_type", b"rapport.follows.follow.removed.v1")]), SPEC)
+def test_read_skips_by_the_type_header_without_decoding():
+    item = read(record(value=b"{not json", headers=[("rapport-type", b"rapport.follows.follow.removed.v1")]), SPEC)
     assert item.outcome == "skipped" and item.event is None
 
 
-def test_read_decodes_a_record_whose_ce_type_header_has_a_handler():
-    item = read(record(value=encode(follow()), headers=[("ce_type", follow().type.encode())]), SPEC)
+def test_read_decodes_a_record_whose_type_header_has_a_handler():
+    item = read(record(value=encode(follow()), headers=[("rapport-type", follow().type.encode())]), SPEC)
     assert item.handler is on_follow
 
 
@@ -146,7 +146,7 @@ class PollingConsumer(CommitLog):
     def poll(self, timeout_ms):
         self.offset += 1
         unfollow_type = b"rapport.follows.follow.removed.v1"
-        return {TopicPartition("t", 0): [record(self.offset, headers=[("ce_type", unfollow_type)])]}
+        return {TopicPartition("t", 0): [record(self.offset, headers=[("rapport-type", unfollow_type)])]}
 
     def assignment(self):
         return {TopicPartition("t", 0)}

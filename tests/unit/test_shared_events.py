@@ -164,3 +164,24 @@ def test_events_built_while_handling_an_event_have_ids_a_retry_builds_again():
     assert first == retried and len(set(first)) == 2
     assert not set(other) & set(first)
     assert len(set(emit() + emit())) == 4  # outside a handler: new ids every time
+
+
+@pytest.mark.parametrize("time", ["2026-11-26", "2026-11-26 10:00:00Z", "2026-11-26T10:00:00", "2026-02-30T10:00:00Z"])
+def test_an_event_whose_time_or_data_time_is_not_rfc_3339_is_poison(time):
+    good = json.loads(encode(new_event("follows", "follow.created", {
+        "follower": "ada", "followee": "grace", "reason": "explicit", "since": "2026-11-26T10:00:00.000Z",
+        "version": 1})))
+    in_envelope, in_data = dict(good, time=time), dict(good, data=dict(good["data"], since=time))
+
+    for body in (in_envelope, in_data):
+        with pytest.raises(PoisonEvent, match="time|since"):
+            decode(json.dumps(body).encode())
+
+
+def test_the_times_services_stamp_are_rfc_3339():
+    from shared.clock import is_rfc3339, rfc3339
+
+    assert all(is_rfc3339(rfc3339(ms)) for ms in (0, 1, 1_764_000_000_123, 253_402_300_799_999))
+    assert is_rfc3339(new_event("follows", "follow.created", {
+        "follower": "ada", "followee": "grace", "reason": "explicit", "since": rfc3339(1_764_000_000_000),
+        "version": 1}).time)
