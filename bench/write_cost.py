@@ -292,7 +292,7 @@ def main() -> None:
     for variant, overrides in variants.items():
         print(f"== {variant} {overrides}", flush=True)
         figures[variant] = {"settings": overrides, **run_variant(bench_settings(**overrides), args)}
-    write_results("write_cost", figures)
+        write_results("write_cost", figures)  # after each variant: a long run keeps what it measured
 
 
 def run_variant(settings: Settings, args) -> dict:
