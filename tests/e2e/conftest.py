@@ -8,7 +8,6 @@ databases. It stops everything it started and checks that nothing is left runnin
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,22 +23,11 @@ from shared.bus.topics import drop_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack import processes
 from shared.stack.processes import PROCESSES
-from tests.support.infra import require_infrastructure
+from tests.support.infra import free_ports, require_infrastructure
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
 E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15}
 E2E_CACHE_DB = 3
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _rapport(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -121,7 +109,7 @@ def stack(tmp_path_factory):
     base = load_settings()
     require_infrastructure(base)
     run_dir = tmp_path_factory.mktemp("e2e-run")
-    *service_ports, gateway_port = _free_ports(len(SERVICES) + 1)
+    *service_ports, gateway_port = free_ports(len(SERVICES) + 1)
     ports = dict(zip(SERVICES, service_ports))
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
     overrides = {

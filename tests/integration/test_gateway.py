@@ -20,19 +20,9 @@ import requests
 from shared.settings import REPO_ROOT, SERVICES
 from shared.stack import gateway, processes
 from shared.stack.processes import PROCESSES
+from tests.support.infra import free_ports
 
 CLIENT_TIMEOUT = 2  # gunicorn's, for this test's API (10 s by default)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _wait(probe, timeout: float, what: str) -> None:
@@ -46,7 +36,7 @@ def _wait(probe, timeout: float, what: str) -> None:
 def stack(settings, tmp_path_factory):
     """``(settings, feed_api_port)``: a feed API under gunicorn and the gateway in front of it."""
     run_dir = tmp_path_factory.mktemp("gateway-run")
-    *ports, gateway_port = _free_ports(len(SERVICES) + 1)
+    *ports, gateway_port = free_ports(len(SERVICES) + 1)
     local = settings.replace(run_dir=run_dir, gateway_port=gateway_port, ports=dict(zip(SERVICES, ports)))
     api = next(p for p in PROCESSES if p.name == "feed-api")
     env = {**os.environ, **local.as_env(), "WEB_CONCURRENCY": "1", "RAPPORT_GUNICORN_THREADS": "4",

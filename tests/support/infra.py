@@ -33,6 +33,18 @@ def require_infrastructure(settings: Settings) -> None:
                     + ". Start them with `rapport up --infra-only` (or run `make test`).", returncode=3)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free at this moment (held together while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
                message: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy, for at most ``timeout`` seconds."""
