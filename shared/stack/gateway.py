@@ -81,16 +81,6 @@ def healthy(port: int) -> bool:
         return False
 
 
-def _exited(pid: int) -> bool:
-    # By pid alone: while nginx rewrites its process title, its command line may briefly lack
-    # the marker that ``processes.running_pid`` looks for.
-    try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return True
-    return state in ("Z", "X")
-
-
 def start(settings: Settings, timeout: float = 60.0) -> int:
     """Start the gateway unless it runs already; return its pid."""
     pid = processes.running_pid(settings.run_dir, NAME)
@@ -107,7 +97,7 @@ def start(settings: Settings, timeout: float = 60.0) -> int:
     pid = processes.spawn(settings.run_dir, NAME, argv, marker=str(conf))
     deadline = time.monotonic() + timeout
     while not healthy(settings.gateway_port):
-        if _exited(pid) or time.monotonic() > deadline:
+        if processes.exited(pid) or time.monotonic() > deadline:
             processes.stop(settings.run_dir, NAME)
             raise RuntimeError(f"{NAME} did not start; its log ends with:\n"
                                + processes.log_tail(settings.run_dir, NAME))

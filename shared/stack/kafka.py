@@ -143,7 +143,7 @@ def wait_ready(settings: Settings, timeout: float = 120.0, pid: int | None = Non
     try:
         while True:
             elapsed = time.monotonic() - started
-            if pid is not None and processes.running_pid(settings.run_dir, NAME) != pid:
+            if pid is not None and processes.exited(pid):
                 raise RuntimeError("Kafka exited while starting; its log ends with:\n"
                                    + processes.log_tail(settings.run_dir, NAME)
                                    + "\n(more in " + str(settings.run_dir / "logs" / "kafka-server.log") + ")")

@@ -89,6 +89,21 @@ def _alive(pid: int, marker: str) -> bool:
     return state not in ("Z", "X") and marker in cmdline
 
 
+def exited(pid: int) -> bool:
+    """Whether a process this stack just started has exited, judged by its pid alone.
+
+    While a server rewrites its process title (redis-server, nginx do at start), its command
+    line may briefly lack the marker that ``running_pid`` looks for; a process just spawned
+    has no stale pid file to guard against, so its pid is enough.
+    """
+    _reap(pid)
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
 def running_pid(run_dir: Path, name: str) -> int | None:
     """The pid of the stack's process ``name`` if it is running, else None."""
     path = pid_file(run_dir, name)

@@ -85,7 +85,7 @@ def start(settings: Settings, server: RedisServer, timeout: float = 15.0) -> Non
     deadline = time.monotonic() + timeout
 
     def alive() -> bool:
-        return processes.running_pid(settings.run_dir, server.name) == pid
+        return not processes.exited(pid)
 
     while not answers(server.port):
         if loading(server.port):
