@@ -42,6 +42,9 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "rapport"
     kafka_version: str = "4.1.1"
     topic_partitions: int = 6
+    # Shards per store (shared/slots.py): every key carries its aggregate's shard tag. Fixed for
+    # the life of a deployment: changing it moves every key.
+    shards: int = 64
     # "local" for the local stack and the tests: the only place the development secret works.
     env: str = ""
     # Auth

@@ -62,10 +62,17 @@ class Outbox:
         topic = BY_TYPE[event.type].topic
         return {"topic": self.settings.topic(topic), "key": event.key, "value": encode(event).decode()}
 
-    def add(self, pipe: redis.client.Pipeline, *events: Event) -> None:
-        """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change)."""
+    def key_for(self, tag: str) -> str:
+        """The outbox stream for a write in the shard ``tag`` (``shared.slots``): pass it in the
+        KEYS of the write's script. For now every shard shares the service's one stream."""
+        return self.key
+
+    def add(self, pipe: redis.client.Pipeline, *events: Event, tag: str | None = None) -> None:
+        """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change), on the
+        outbox stream of the write's shard ``tag``."""
+        key = self.key if tag is None else self.key_for(tag)
         for event in events:
-            pipe.xadd(self.key, self.fields(event))
+            pipe.xadd(key, self.fields(event))
         mark = _WRITE_MARK.get()
         if mark is not None and events:
             mark(pipe, events)
