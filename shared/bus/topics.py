@@ -10,7 +10,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from shared.settings import Settings
 
-EVENT_TOPICS = ("connections.events", "follows.events", "feed.events")
+EVENT_TOPICS = ("connections.events", "follows.events", "feed.events", "profiles.events")
 WORK_TOPICS = ("feed.fanout",)
 DLQ_SUFFIX = ".dlq"
 

@@ -226,6 +226,47 @@ class CommentChanged(EventData):
     at = Time()
 
 
+# --- profiles.events ----------------------------------------------------------------
+
+NAME_MAX = 100
+HEADLINE_MAX = 220
+RECOMMENDATION_MAX = 3000
+
+
+class MemberRegistered(EventData):
+    """A member exists from their first profile; ``version`` orders the member's changes
+    (registered, updated, settings changed, closed: one sequence per member)."""
+    member = Member()
+    name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX))
+    headline = Text(HEADLINE_MAX, load_default="")
+    at = Time()
+    version = Version()
+
+
+class MemberSettingsChanged(EventData):
+    member = Member()
+    profile_visibility = fields.String(required=True, validate=validate.OneOf(["everyone", "connections"]))
+    at = Time()
+    version = Version()
+
+
+class MemberClosed(EventData):
+    """The account is closed: every service erases what it holds of the member."""
+    member = Member()
+    at = Time()
+    version = Version()
+
+
+class RecommendationChanged(EventData):
+    """written (pending), accepted or hidden: ``author`` recommends ``recipient``."""
+    recommendation_id = Id(HEX_ID)
+    author = Member()
+    recipient = Member()
+    relationship = Text(200, load_default="")
+    excerpt = Text(EXCERPT_MAX, load_default="")
+    at = Time()
+
+
 # --- the registry -------------------------------------------------------------------
 
 def pair(a: str, b: str) -> str:
@@ -276,6 +317,16 @@ CATALOGUE: tuple[EventType, ...] = (
     _t("follows", "follow.removed", FollowRemoved, _ordered("follower", "followee")),
     _t("follows", "follow.updated", FollowUpdated, _ordered("follower", "followee")),
     _t("follows", "settings.updated", FollowSettingsUpdated, lambda d: d["member"]),
+    _t("profiles", "member.registered", MemberRegistered, lambda d: d["member"]),
+    _t("profiles", "member.updated", MemberRegistered, lambda d: d["member"]),
+    _t("profiles", "member.settings_changed", MemberSettingsChanged, lambda d: d["member"]),
+    _t("profiles", "member.closed", MemberClosed, lambda d: d["member"]),
+    _t("profiles", "recommendation.written", RecommendationChanged, lambda d: d["recipient"],
+       lambda d: d["recommendation_id"]),
+    _t("profiles", "recommendation.accepted", RecommendationChanged, lambda d: d["recipient"],
+       lambda d: d["recommendation_id"]),
+    _t("profiles", "recommendation.hidden", RecommendationChanged, lambda d: d["recipient"],
+       lambda d: d["recommendation_id"]),
     _t("feed", "post.created", PostCreated, lambda d: d["author"], lambda d: d["post_id"]),
     _t("feed", "post.deleted", PostDeleted, lambda d: d["author"], lambda d: d["post_id"]),
     _t("feed", "post.liked", PostLiked, lambda d: d["author"], lambda d: d["post_id"]),
