@@ -85,7 +85,7 @@ def served(service: str, settings: Settings, workers: int | None = None, threads
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a shared, busy machine starts five gunicorn workers slowly
         while True:
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:

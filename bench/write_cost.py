@@ -83,6 +83,13 @@ class Stack:
         self.workers: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Stack":
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> "Stack":
         env = settings_env(self.settings)
         for service in SERVICES:
             worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", service], cwd=REPO_ROOT,
@@ -315,6 +322,8 @@ BENCH_RATE_LIMITS = "100000/second;6000000/minute"
 # no relay linger): ``--compare`` measures both in one run.
 BATCHED = {}
 PER_EVENT = {"relay_linger_ms": 0, "consumer_fetch_wait_ms": 500, "consumer_fetch_min_bytes": 1}
+# The first batching settings (relay linger 10 ms, fetches of up to 100 ms): ``--compare`` runs them too.
+FIRST_BATCHING = {"relay_linger_ms": 10, "consumer_fetch_wait_ms": 100, "consumer_fetch_min_bytes": 16_384}
 
 
 def main() -> None:
@@ -323,9 +332,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--only", nargs="*", choices=WRITES, default=list(WRITES))
     parser.add_argument("--compare", action="store_true",
-                        help="also measure the event path without its batching (PER_EVENT), side by side")
+                        help="also measure the event path per event (PER_EVENT) and with its first batching settings (FIRST_BATCHING), side by side")
     args = parser.parse_args()
-    variants = {"per_event": PER_EVENT, "batched": BATCHED} if args.compare else {"batched": BATCHED}
+    variants = ({"per_event": PER_EVENT, "first_batching": FIRST_BATCHING, "batched": BATCHED} if args.compare
+                else {"batched": BATCHED})
     figures: dict = {"connections": args.connections, "seconds": args.seconds}
     for variant, overrides in variants.items():
         print(f"== {variant} {overrides}", flush=True)
@@ -338,6 +348,10 @@ def run_variant(settings: Settings, args) -> dict:
     figures: dict = {}
     with Stack(settings) as stack:
         health = HEALTHZ_LUA
+        idle = idle_rates(stack, 3.0)  # what the stack costs with nothing to do: polls, fetches, leases
+        figures["idle_cpu_ms_per_s"] = {k: round(v * 1000, 1) for k, v in sorted(idle.items(), key=lambda kv: -kv[1])
+                                        if v >= 0.0005}
+        figures["idle_cpu_ms_per_s_total"] = round(sum(v for k, v in idle.items() if "/" not in k) * 1000, 1)
         figures["healthz"] = measure(stack, "follows", health, args.seconds, args.connections)
         for write in args.only:
             r = Requests(settings, count=max(4000, args.seconds * 1200))
