@@ -29,6 +29,10 @@ def consumers(settings: Settings) -> list[Consumer]:
                 "block.added": handlers.on_block_added,
                 "block.removed": handlers.on_block_removed,
             },
+            # Each handler reads only its own pair's or edge's state (a version, the edge),
+            # which a batch split by key keeps exact; a follower count may be a batch old.
+            batch_size=100,
+            batch_by_key=True,
         ),
         Consumer(
             name="feed.posts",
