@@ -32,7 +32,7 @@ from prometheus_client import Counter, Gauge
 
 from shared.bus.outbox import Outbox
 from shared.bus.producer import get_producer
-from shared.bus.transactions import REDIRECTED, Part, SlotMoved, SlotTransactions
+from shared.bus.transactions import REDIRECTED, Queued, SlotMoved, SlotTransactions
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.events.catalogue import BY_TYPE
 from shared.events.envelope import caused_by
@@ -186,26 +186,25 @@ class Dedup:
             pipe.execute()
 
 
-@dataclass
-class _Span:
-    item: Item
-    marker: str
-    block: int
-    start: int
-    end: int
+def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTransactions], Effects],
+                      per_slot: bool | None = None) -> None:
+    """Run every item's handler, then commit their writes with the markers of their parts
+    (``Dedup``), and the events' own markers after them.
 
-
-def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTransactions], Effects]) -> None:
-    """Run every item's handler, then commit their writes: one MULTI/EXEC per hash slot, each
-    with the markers of the events it carries a part of, and the events' own markers after.
+    ``per_slot`` (the default on a Redis Cluster): one MULTI/EXEC per hash slot, each with the
+    parts of every event in that slot, one round trip per node. Otherwise (a single node): the
+    whole batch in one MULTI/EXEC, each event's commands in the order queued, its parts'
+    markers after them; the handlers of the layout before shards read in one slot what they
+    queued in another, which only this order keeps.
 
     Every reply is read: an item with an error in any of its parts (or whose handler raised
     while queuing, whose commands are then dropped) gets ``error`` and loses its marker and
     the failed parts' markers again; the parts that committed keep theirs, so its retry
     applies only what is missing. Infrastructure errors propagate.
     """
-    tx = SlotTransactions(dedup.store)
-    queued: list[tuple[Item, dict[int, Part]]] = []
+    tx = SlotTransactions(dedup.store, strict=per_slot)
+    per_slot = tx.strict
+    queued: list[tuple[Item, Queued]] = []
     for item in items:
         structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
         try:
@@ -222,42 +221,53 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
         queued.append((item, tx.take()))
     # Parts committed before (by an attempt that failed elsewhere, or a worker that died
     # between two nodes' transactions) are not applied again.
-    wanted, kept = [], []
-    for item, parts in queued:
-        mine = [(item, where, part, dedup.slot_marker(item, part.tag)) for where, part in parts.items()]
-        astray = [marker for _, where, _, marker in mine if slot(marker) != where]
+    markers: dict[tuple[int, int], str] = {}  # (item, slot) → the marker of that part
+    kept = []
+    for item, q in queued:
+        mine = {where: dedup.slot_marker(item, part.tag) for where, part in q.parts.items()}
+        astray = [m for where, m in mine.items() if slot(m) != where]
         if astray:  # a key whose hash tag cannot be borrowed (a "}" in a key without one)
             item.error = CrossSlot(f"marker {astray[0]!r} is not in the slot of its part's keys")
             continue
-        kept.append((item, parts))
-        wanted.extend(mine)
+        kept.append((item, q))
+        markers.update({(id(item), where): m for where, m in mine.items()})
     queued = kept
-    done = dedup.exist([marker for *_, marker in wanted])
-    blocks: dict[int, int] = {}  # slot → index in ``commands``
-    commands: list[tuple[str, list]] = []
-    spans: list[_Span] = []
-    for (item, where, part, marker), before in zip(wanted, done):
-        if before:
-            continue
-        if where not in blocks:
-            blocks[where] = len(commands)
-            commands.append((marker, []))
-        block = commands[blocks[where]][1]
-        start = len(block)
-        block.extend(part.commands)
-        block.append((("SET", marker, 1, "EX", dedup.ttl), {}))
-        spans.append(_Span(item, marker, blocks[where], start, len(block)))
+    done = dict(zip(markers, dedup.exist(list(markers.values()))))
+    blocks: list[tuple[str, list]] = []  # (a key of its slot, commands): one MULTI/EXEC each
+    block_of: dict[int, int] = {}  # slot → its block (per slot)
+    spans: list[tuple[Item, str, int, list[int]]] = []  # item, part's marker, block, its commands
+    for item, q in queued:
+        todo = {where: [] for where in q.parts if not done[(id(item), where)]}
+        for where, command in q.in_order():
+            if where not in todo:
+                continue
+            key = markers[(id(item), where)]
+            if per_slot and where not in block_of:
+                block_of[where] = len(blocks)
+                blocks.append((key, []))
+            elif not per_slot and not blocks:
+                blocks.append((key, []))
+            commands = blocks[block_of[where] if per_slot else 0][1]
+            todo[where].append(len(commands))
+            commands.append(command)
+        for where, indices in todo.items():
+            marker = markers[(id(item), where)]
+            block = block_of[where] if per_slot else 0
+            commands = blocks[block][1]
+            indices.append(len(commands))
+            commands.append((("SET", marker, 1, "EX", dedup.ttl), {}))
+            spans.append((item, marker, block, indices))
     after = [(item.marker, ("SET", item.marker, 1, "EX", dedup.ttl)) for item, _ in queued]
-    replies, _ = tx.commit(commands, after) if queued else ([], [])
+    replies, _ = tx.commit(blocks, after) if queued else ([], [])
     failed: dict[int, Item] = {}
     forget: list[str] = []
     moved = None
-    for span in spans:
-        errors = [r for r in replies[span.block][span.start:span.end] if isinstance(r, Exception)]
+    for item, marker, block, indices in spans:
+        errors = [replies[block][i] for i in indices if isinstance(replies[block][i], Exception)]
         if errors:
-            span.item.error = span.item.error or errors[0]
-            failed[id(span.item)] = span.item
-            forget.append(span.marker)
+            item.error = item.error or errors[0]
+            failed[id(item)] = item
+            forget.append(marker)
             if isinstance(errors[0], REDIRECTED):
                 moved = errors[0]
     for item, _ in queued:
@@ -413,7 +423,8 @@ class ConsumerRunner:
     """Runs one ``Consumer`` in a poll loop until stopped (or halted by its DLQ limit)."""
 
     def __init__(self, spec: Consumer, settings: Settings, store: redis.Redis, outbox: Outbox,
-                 extra: dict | None = None, consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer):
+                 extra: dict | None = None, consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
+                 per_slot: bool | None = None):
         self.spec = spec
         self.settings = settings
         self.store = store
@@ -426,6 +437,9 @@ class ConsumerRunner:
         self.limit = DlqLimit(settings.dlq_max_consecutive, settings.dlq_max_percent)
         self.offsets = Offsets(settings.consumer_commit_interval_ms / 1000)
         self.halted: str | None = None  # why the DLQ limit stopped this consumer
+        # One MULTI/EXEC per hash slot (default on a cluster), or per batch (a single node's
+        # default); see ``handle_and_commit``.
+        self.per_slot = per_slot
         HALTED.labels(spec.name).set(0)
 
     def _effects(self, tx: SlotTransactions) -> Effects:
@@ -444,7 +458,7 @@ class ConsumerRunner:
         if todo:
             todo = self.dedup.mark(todo)
         if todo:
-            handle_and_commit(todo, self.dedup, self._effects)
+            handle_and_commit(todo, self.dedup, self._effects, self.per_slot)
         return items
 
     def settle(self, item: Item) -> bool:

@@ -2,8 +2,8 @@
 
 On a Redis Cluster a transaction may only touch keys of one slot, so the writes a batch of
 events queues are grouped by slot: ``SlotTransactions`` is the ``effects.tx`` handlers
-queue on. Any command queued on it goes to the part of its slot (a script's by its keys,
-every key of a script, DEL, EXISTS, MGET… in one slot; other commands by their first key);
+queue on. Any command queued on it goes to the part of its slot (by its first key; on a
+cluster, every key of a script, DEL, EXISTS, MGET… must be in that slot);
 ``shard(tag)`` is the same, bound to one shard tag. Each slot's part is committed in one
 MULTI/EXEC, all the slots of one Redis node sent in one round trip (on a single node:
 every slot in one).
@@ -66,23 +66,43 @@ class Part:
     commands: list = field(default_factory=list)
 
 
+@dataclass
+class Queued:
+    """What one handler queued: its parts by slot, and the slot of each command in order."""
+    parts: dict[int, Part]
+    order: list[int]
+
+    def in_order(self):
+        """(slot, command) in the order the handler queued them."""
+        seen = {where: 0 for where in self.parts}
+        for where in self.order:
+            yield where, self.parts[where].commands[seen[where]]
+            seen[where] += 1
+
+
 class SlotTransactions(redis.client.Pipeline):
     """``effects.tx``: queues a handler's commands by slot; see the module's docstring.
 
     Between handlers the runner takes what the last one queued (``take``), slot by slot.
     """
 
-    def __init__(self, store: redis.Redis | RedisCluster):
+    def __init__(self, store: redis.Redis | RedisCluster, strict: bool | None = None):
         self.store = store
+        # Strict: a command over two slots is refused while queuing. On a single node, by
+        # default, it is queued in its first key's slot and runs (the handlers of the layout
+        # before shards still have such scripts; LuaScript refuses two slots everywhere).
+        self.strict = isinstance(store, RedisCluster) if strict is None else strict
         client = store.get_redis_connection(store.get_default_node()) if isinstance(store, RedisCluster) else store
         super().__init__(client.connection_pool, client.response_callbacks, True, None)
         self._parts: dict[int, Part] = {}
+        self._order: list[int] = []  # the slot of each command, in the order queued
 
     def pipeline_execute_command(self, *args, **options) -> "SlotTransactions":
         keys = command_keys(args)
         if not keys:
             raise CrossSlot(f"{_text(args[0])} names no key: a consumer's write must name its slot")
-        check_one_slot(keys, f"{_text(args[0])} in a consumer's transaction")
+        if self.strict:
+            check_one_slot(keys, f"{_text(args[0])} in a consumer's transaction")
         self._queue(slot(keys[0]), hash_tag(keys[0]), args, options)
         return self
 
@@ -91,15 +111,17 @@ class SlotTransactions(redis.client.Pipeline):
         if part is None:
             part = self._parts[where] = Part(tag)
         part.commands.append((args, options))
+        self._order.append(where)
 
     def shard(self, tag: str) -> "ShardTransaction":
         """The transaction of shard ``tag``'s slot: what is queued on it must be in that slot."""
         return ShardTransaction(self, tag)
 
-    def take(self) -> dict[int, Part]:
+    def take(self) -> Queued:
         """What was queued since the last ``take``, by slot."""
-        parts, self._parts = self._parts, {}
-        return parts
+        queued = Queued(self._parts, self._order)
+        self._parts, self._order = {}, []
+        return queued
 
     def execute(self, raise_on_error: bool = True):
         raise TypeError("the consumer runner commits a handler's writes; a handler only queues them")

@@ -82,8 +82,9 @@ def send(settings, producer, key: str, *events) -> None:
 class Running:
     """A ConsumerRunner in a thread, stopped on exit."""
 
-    def __init__(self, spec, settings, store):
-        self.runner = ConsumerRunner(spec, settings, store, Outbox(f"test-{uuid.uuid4().hex[:6]}", settings))
+    def __init__(self, spec, settings, store, per_slot=None):
+        self.runner = ConsumerRunner(spec, settings, store, Outbox(f"test-{uuid.uuid4().hex[:6]}", settings),
+                                     per_slot=per_slot)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop, self.ready), daemon=True)
@@ -278,18 +279,24 @@ class TwoSlots:
                         handlers={"follow.created": self.on_follow})
 
 
+# Both ways the runner commits: one MULTI/EXEC per slot (a cluster's), one per batch (a single node's).
+PER_SLOT_OR_PER_BATCH = pytest.mark.parametrize("per_slot", [True, False], ids=["per_slot", "per_batch"])
+
+
 def slot_marker(settings, spec, event, tag: str) -> str:
     return f"dedup:{settings.group(spec.name)}:{tag}:{event.dedup_key}"
 
 
-def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(settings, store, producer, unique):
+@PER_SLOT_OR_PER_BATCH
+def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(
+        per_slot, settings, store, producer, unique):
     tag = unique("t")
     handler = TwoSlots(tag, failures=0)
     spec = handler.spec()
     event = follow_event(f"{tag}-ada")
     send(settings, producer, tag, event)
 
-    with Running(spec, settings, store):
+    with Running(spec, settings, store, per_slot):
         eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the event handled")
 
     markers = [slot_marker(settings, spec, event, t) for t in (handler.here, handler.there)]
@@ -299,15 +306,16 @@ def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(s
     assert store.get(handler.count) == "1"
 
 
+@PER_SLOT_OR_PER_BATCH
 def test_a_part_failing_in_one_slot_is_retried_alone_and_the_other_slots_part_is_applied_once(
-        settings, store, producer, unique):
+        per_slot, settings, store, producer, unique):
     tag = unique("t")
     handler = TwoSlots(tag, failures=1)
     spec = handler.spec()
     event = follow_event(f"{tag}-ada")
     send(settings, producer, tag, event)
 
-    with Running(spec, settings, store):
+    with Running(spec, settings, store, per_slot):
         eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the retried part")
         time.sleep(0.5)
 
@@ -320,15 +328,16 @@ def marker_of_event(settings, spec, event) -> str:
     return f"dedup:{settings.group(spec.name)}:{event.dedup_key}"
 
 
+@PER_SLOT_OR_PER_BATCH
 def test_an_event_failing_in_one_slot_goes_to_the_dlq_with_the_other_slots_part_applied_once(
-        settings, store, producer, unique):
+        per_slot, settings, store, producer, unique):
     tag = unique("t")
     handler = TwoSlots(tag, failures=MAX_HANDLER_ATTEMPTS)
     spec = handler.spec()
     event = follow_event(f"{tag}-ada")
     send(settings, producer, tag, event)
 
-    with Running(spec, settings, store):
+    with Running(spec, settings, store, per_slot):
         [dead] = dead_letters(settings, spec, tag, 1)
 
     assert "not this time" in dict(dead.headers)["dlq.reason"].decode()
