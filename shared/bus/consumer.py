@@ -191,7 +191,7 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
     """Run every item's handler, then commit their writes with the markers of their parts
     (``Dedup``), and the events' own markers after them.
 
-    ``per_slot`` (the default on a Redis Cluster): one MULTI/EXEC per hash slot, each with the
+    ``per_slot`` (always on a Redis Cluster): one MULTI/EXEC per hash slot, each with the
     parts of every event in that slot, one round trip per node. Otherwise (a single node): the
     whole batch in one MULTI/EXEC, each event's commands in the order queued, its parts'
     markers after them; the handlers of the layout before shards read in one slot what they
@@ -437,7 +437,7 @@ class ConsumerRunner:
         self.limit = DlqLimit(settings.dlq_max_consecutive, settings.dlq_max_percent)
         self.offsets = Offsets(settings.consumer_commit_interval_ms / 1000)
         self.halted: str | None = None  # why the DLQ limit stopped this consumer
-        # One MULTI/EXEC per hash slot (default on a cluster), or per batch (a single node's
+        # One MULTI/EXEC per hash slot (always on a cluster), or per batch (a single node's
         # default); see ``handle_and_commit``.
         self.per_slot = per_slot
         HALTED.labels(spec.name).set(0)

@@ -91,7 +91,8 @@ class SlotTransactions(redis.client.Pipeline):
         # Strict: a command over two slots is refused while queuing. On a single node, by
         # default, it is queued in its first key's slot and runs (the handlers of the layout
         # before shards still have such scripts; LuaScript refuses two slots everywhere).
-        self.strict = isinstance(store, RedisCluster) if strict is None else strict
+        # A cluster is always strict: one transaction over two slots would fail there.
+        self.strict = isinstance(store, RedisCluster) or bool(strict)
         client = store.get_redis_connection(store.get_default_node()) if isinstance(store, RedisCluster) else store
         super().__init__(client.connection_pool, client.response_callbacks, True, None)
         self._parts: dict[int, Part] = {}
