@@ -11,6 +11,7 @@ Run: python -m bench.relay_shards [--quick]. Needs `rapport up --infra-only`.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import threading
 import time
@@ -88,9 +89,11 @@ def main() -> None:
     settings = bench_settings()
     store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
     seconds, count = (3.0, 5_000) if options.quick else (10.0, 20_000)
-    figures = {"shards": settings.shards,
+    # The machine is shared: its load says how far to trust the figures.
+    figures = {"shards": settings.shards, "load_average_1m_before": round(os.getloadavg()[0], 2),
                "idle": [idle_cost(settings, store, ms, seconds) for ms in (10, 50, 100)],
                "throughput": [throughput(settings, store, sharded, count) for sharded in (False, True)]}
+    figures["load_average_1m_after"] = round(os.getloadavg()[0], 2)
     for row in figures["idle"]:
         print(f"idle relay, {row['streams_held']} streams, every {row['idle_ms']} ms: "
               f"{row['cpu_percent_of_a_core']}% of a core, {row['redis_commands_per_s']} Redis commands/s")
