@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter
 
+from shared.bus.transactions import node_of
 from shared.events import Event, encode
 from shared.events.catalogue import BY_TYPE
 from shared.logs import get_logger
@@ -258,12 +259,20 @@ class OutboxRelay:
         return lost
 
     def _each(self, script: LuaScript, streams: list[Stream], **args) -> list:
-        if not streams:
-            return []
-        with self.store.pipeline(transaction=False) as pipe:
-            for stream in streams:
-                script(self.store, keys={"lease": stream.lease_key}, pipe=pipe, **args)
-            return pipe.execute()
+        """``script`` on each stream's lease: one pipeline per Redis node (a cluster's own
+        pipeline refuses scripts)."""
+        by_node: dict[int, tuple[redis.Redis, list[int]]] = {}
+        for i, stream in enumerate(streams):
+            client = node_of(self.store, stream.lease_key)
+            by_node.setdefault(id(client.connection_pool), (client, []))[1].append(i)
+        replies: list = [None] * len(streams)
+        for client, indices in by_node.values():
+            with client.pipeline(transaction=False) as pipe:
+                for i in indices:
+                    script(client, keys={"lease": streams[i].lease_key}, pipe=pipe, **args)
+                for i, reply in zip(indices, pipe.execute()):
+                    replies[i] = reply
+        return replies
 
     def release(self) -> None:
         """Give every lease up and leave the heartbeat, so that the others take over at once."""

@@ -59,6 +59,14 @@ def hash_tag(key: str) -> str:
     return "{" + key + "}"
 
 
+def node_of(store: redis.Redis | RedisCluster, key: str) -> redis.Redis:
+    """The client of the node serving ``key`` (the store itself on a single node): a plain
+    client, whose pipelines take what a cluster's pipeline refuses (EVAL, MULTI/EXEC)."""
+    if isinstance(store, RedisCluster):
+        return store.get_redis_connection(store.get_node_from_key(key))
+    return store
+
+
 @dataclass
 class Part:
     """What one event queued for one slot: its commands, and the tag its marker will carry."""
@@ -130,10 +138,7 @@ class SlotTransactions(redis.client.Pipeline):
     # -- committing -----------------------------------------------------------------------
 
     def node_of(self, key: str) -> redis.Redis:
-        """The client of the node serving ``key`` (the store itself on a single node)."""
-        if isinstance(self.store, RedisCluster):
-            return self.store.get_redis_connection(self.store.get_node_from_key(key))
-        return self.store
+        return node_of(self.store, key)
 
     def commit(self, blocks: list[tuple[str, list]], after: list[tuple[str, tuple]]) -> tuple[list[list], list]:
         """Run each block (a key of its slot, its commands) as one MULTI/EXEC, then the plain
