@@ -102,6 +102,9 @@ class Settings:
     # The relay waits this long after its first entries for more to join the batch: a produce
     # request costs the relay about 2.5 ms of CPU however few records it carries.
     relay_linger_ms: int = 50
+    # When every outbox stream a relay holds was empty, it reads them all again after this long:
+    # the most an idle relay adds to an event's way, and what bounds its idle cost.
+    relay_idle_ms: int = 50
     # A consumer stops (instead of dead-lettering on) past this many dead letters in a row on
     # one partition, or past this share of the last 1000 records it read. 0: no limit.
     dlq_max_consecutive: int = 100

@@ -2,16 +2,17 @@
 DLQ policy, with offsets committed about once a second.
 
 A handler receives the event and an ``Effects``: it reads through ``effects.store`` and
-queues its writes on ``effects.tx`` (a MULTI/EXEC pipeline, with ``effects.outbox`` for
-events it causes). The runner adds the event's dedup marker to the same transaction and
-executes it, then commits the offset: a crash before EXEC redoes the event, a crash
-after it finds the marker and skips it.
+queues its writes on ``effects.tx`` (``SlotTransactions``: one MULTI/EXEC per hash slot,
+with ``effects.outbox`` for events it causes). The runner adds to each slot's transaction
+the marker of the event's part in that slot, executes them, sets the event's own marker,
+then commits the offset: a crash before EXEC redoes the event, a crash after it finds the
+markers and skips what they cover.
 
 Redis runs every command of an EXEC even when one fails at run time (a script raising on
-a value) and rolls nothing back. So the runner reads every reply, and an event with any
-error in its part of the transaction loses its marker again: it is retried, and after
-``MAX_HANDLER_ATTEMPTS`` goes to ``<topic>.dlq``. Its commands that did succeed stay
-applied (handlers are idempotent, the retry applies them again).
+a value) and rolls nothing back. So the runner reads every reply, and an event with an
+error in one slot's part loses that part's marker and its own again: it is retried (only
+the parts without a marker), and after ``MAX_HANDLER_ATTEMPTS`` goes to ``<topic>.dlq``.
+Its commands that did succeed stay applied (handlers are idempotent).
 """
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ from prometheus_client import Counter, Gauge
 
 from shared.bus.outbox import Outbox
 from shared.bus.producer import get_producer
+from shared.bus.transactions import REDIRECTED, Queued, SlotMoved, SlotTransactions
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.events.catalogue import BY_TYPE
 from shared.events.envelope import caused_by
 from shared.logs import get_logger
 from shared.settings import Settings
+from shared.slots import CrossSlot, slot
 
 log = get_logger(__name__)
 
@@ -52,7 +55,7 @@ TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, 
 class Effects:
     """What a handler may touch: read the store, queue writes on the transaction."""
     store: redis.Redis
-    tx: redis.client.Pipeline
+    tx: SlotTransactions  # one MULTI/EXEC per hash slot (shared/bus/transactions.py)
     outbox: Outbox
     settings: Settings
     extra: dict = field(default_factory=dict)  # service resources, e.g. the timeline cache
@@ -148,22 +151,28 @@ def read(record: ConsumerRecord, spec: Consumer) -> Item:
 
 
 class Dedup:
-    """The markers of the events a consumer group handled: ``dedup:<group>:<source>|<id>``."""
+    """The markers of the events a consumer group handled.
+
+    ``dedup:<group>:<source>|<id>``: the event is done (every slot of it), checked before its
+    handler runs. ``dedup:<group>:{<tag>}:<source>|<id>``: the event's part in the slot of
+    ``{<tag>}`` is done, written in that slot's transaction, so a redo applies only the slots
+    whose marker is missing. Kept ``ttl_seconds``.
+    """
 
     def __init__(self, store: redis.Redis, group: str, ttl_seconds: int):
         self.store = store
         self.prefix = f"dedup:{group}:"
         self.ttl = ttl_seconds
 
+    def slot_marker(self, item: Item, tag: str) -> str:
+        return f"{self.prefix}{tag}:{item.event.dedup_key}"
+
     def mark(self, items: list[Item]) -> list[Item]:
-        """Give each item its marker; set DUPLICATE on those seen before (or twice in ``items``).
+        """Give each item its marker; set DUPLICATE on those done before (or twice in ``items``).
         Returns the items left to handle. One round trip, one key per command."""
         for item in items:
             item.marker = self.prefix + item.event.dedup_key
-        with self.store.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.exists(item.marker)
-            seen = pipe.execute()
+        seen = self.exist([item.marker for item in items])
         todo, marked = [], set()
         for item, before in zip(items, seen):
             if before or item.marker in marked:
@@ -173,54 +182,121 @@ class Dedup:
                 todo.append(item)
         return todo
 
-    def forget(self, items: list[Item]) -> None:
-        """Remove the markers of ``items`` (their transaction failed): one key per command."""
-        if not items:
+    def exist(self, keys: list[str]) -> list[bool]:
+        """Which of ``keys`` exist: one round trip per node, one key per command."""
+        if not keys:
+            return []
+        with self.store.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            return [bool(n) for n in pipe.execute()]
+
+    def forget(self, keys: list[str]) -> None:
+        """Remove markers (of parts whose transaction failed): one key per command."""
+        if not keys:
             return
         with self.store.pipeline(transaction=False) as pipe:
-            for item in items:
-                pipe.delete(item.marker)
+            for key in keys:
+                pipe.delete(key)
             pipe.execute()
 
 
-def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[redis.client.Pipeline], Effects]) -> None:
-    """Queue every item's handler and marker on ONE MULTI/EXEC and execute it.
+def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTransactions], Effects],
+                      per_slot: bool | None = None) -> None:
+    """Run every item's handler, then commit their writes with the markers of their parts
+    (``Dedup``), and the events' own markers after them.
 
-    Every reply is read: an item with an error in its part (or whose handler raised while
-    queuing, whose commands are then dropped) gets ``error`` and loses its marker again;
-    the others are HANDLED. Infrastructure errors propagate, nothing of the items done.
+    ``per_slot`` (always on a Redis Cluster): one MULTI/EXEC per hash slot, each with the
+    parts of every event in that slot, one round trip per node. Otherwise (a single node): the
+    whole batch in one MULTI/EXEC, each event's commands in the order queued, its parts'
+    markers after them; the handlers of the layout before shards read in one slot what they
+    queued in another, which only this order keeps.
+
+    Every reply is read: an item with an error in any of its parts (or whose handler raised
+    while queuing, whose commands are then dropped) gets ``error`` and loses its marker and
+    the failed parts' markers again; the parts that committed keep theirs, so its retry
+    applies only what is missing. Infrastructure errors propagate.
     """
-    tx = dedup.store.pipeline(transaction=True)
-    spans: list[tuple[Item, int, int]] = []
-    try:
-        for item in items:
-            start = len(tx.command_stack)
-            structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
-            try:
-                with caused_by(item.marker):  # what it emits has ids a retry gives again
-                    item.handler(item.event, effects(tx))
-            except TRANSIENT:
-                raise
-            except Exception as exc:  # a handler bug or an event it cannot apply
-                del tx.command_stack[start:]
-                item.error = exc
+    tx = SlotTransactions(dedup.store, strict=per_slot)
+    per_slot = tx.strict
+    queued: list[tuple[Item, Queued]] = []
+    for item in items:
+        structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
+        try:
+            with caused_by(item.marker):  # what it emits has ids a retry gives again
+                item.handler(item.event, effects(tx))
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # a handler bug or an event it cannot apply
+            tx.take()
+            item.error = exc
+            continue
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type")
+        queued.append((item, tx.take()))
+    # Parts committed before (by an attempt that failed elsewhere, or a worker that died
+    # between two nodes' transactions) are not applied again.
+    markers: dict[tuple[int, int], str] = {}  # (item, slot) → the marker of that part
+    kept = []
+    for item, q in queued:
+        mine = {where: dedup.slot_marker(item, part.tag) for where, part in q.parts.items()}
+        astray = [m for where, m in mine.items() if slot(m) != where]
+        if astray:  # a key whose hash tag cannot be borrowed (a "}" in a key without one)
+            item.error = CrossSlot(f"marker {astray[0]!r} is not in the slot of its part's keys")
+            continue
+        kept.append((item, q))
+        markers.update({(id(item), where): m for where, m in mine.items()})
+    queued = kept
+    done = dict(zip(markers, dedup.exist(list(markers.values()))))
+    blocks: list[tuple[str, list]] = []  # (a key of its slot, commands): one MULTI/EXEC each
+    block_of: dict[int, int] = {}  # slot → its block (per slot)
+    spans: list[tuple[Item, str, int, list[int]]] = []  # item, part's marker, block, its commands
+    for item, q in queued:
+        todo = {where: [] for where in q.parts if not done[(id(item), where)]}
+        for where, command in q.in_order():
+            if where not in todo:
                 continue
-            finally:
-                structlog.contextvars.unbind_contextvars("event_id", "event_type")
-            tx.set(item.marker, 1, ex=dedup.ttl)
-            spans.append((item, start, len(tx.command_stack)))
-        replies = tx.execute(raise_on_error=False) if spans else []
-    finally:
-        tx.reset()
-    failed = []
-    for item, start, end in spans:
-        errors = [r for r in replies[start:end] if isinstance(r, Exception)]
+            key = markers[(id(item), where)]
+            if per_slot and where not in block_of:
+                block_of[where] = len(blocks)
+                blocks.append((key, []))
+            elif not per_slot and not blocks:
+                blocks.append((key, []))
+            commands = blocks[block_of[where] if per_slot else 0][1]
+            todo[where].append(len(commands))
+            commands.append(command)
+        for where, indices in todo.items():
+            marker = markers[(id(item), where)]
+            block = block_of[where] if per_slot else 0
+            commands = blocks[block][1]
+            indices.append(len(commands))
+            commands.append((("SET", marker, 1, "EX", dedup.ttl), {}))
+            spans.append((item, marker, block, indices))
+    after = [(item.marker, ("SET", item.marker, 1, "EX", dedup.ttl)) for item, _ in queued]
+    replies, _ = tx.commit(blocks, after) if queued else ([], [])
+    failed: dict[int, Item] = {}
+    forget: list[str] = []
+    moved = None
+    for item, marker, block, indices in spans:
+        errors = [replies[block][i] for i in indices if isinstance(replies[block][i], Exception)]
         if errors:
-            item.error = errors[0]
-            failed.append(item)
+            item.error = item.error or errors[0]
+            failed[id(item)] = item
+            forget.append(marker)
+            if isinstance(errors[0], REDIRECTED):
+                moved = errors[0]
+    for item, _ in queued:
+        if id(item) in failed:
+            forget.append(item.marker)
         else:
             item.outcome = HANDLED_OK
-    dedup.forget(failed)
+    dedup.forget(forget)
+    if moved is not None:
+        # Not the event's fault: refresh the cluster's map and redo; the parts done stay done.
+        nodes = getattr(dedup.store, "nodes_manager", None)
+        if nodes is not None:
+            nodes.initialize()
+        raise SlotMoved(f"a slot moved while committing: {moved}")
 
 
 class Attempts:
@@ -362,7 +438,8 @@ class ConsumerRunner:
     """Runs one ``Consumer`` in a poll loop until stopped (or halted by its DLQ limit)."""
 
     def __init__(self, spec: Consumer, settings: Settings, store: redis.Redis, outbox: Outbox,
-                 extra: dict | None = None, consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer):
+                 extra: dict | None = None, consumer_factory: Callable[..., KafkaConsumer] = KafkaConsumer,
+                 per_slot: bool | None = None):
         self.spec = spec
         self.settings = settings
         self.store = store
@@ -375,9 +452,12 @@ class ConsumerRunner:
         self.limit = DlqLimit(settings.dlq_max_consecutive, settings.dlq_max_percent)
         self.offsets = Offsets(settings.consumer_commit_interval_ms / 1000)
         self.halted: str | None = None  # why the DLQ limit stopped this consumer
+        # One MULTI/EXEC per hash slot (always on a cluster), or per batch (a single node's
+        # default); see ``handle_and_commit``.
+        self.per_slot = per_slot
         HALTED.labels(spec.name).set(0)
 
-    def _effects(self, tx: redis.client.Pipeline) -> Effects:
+    def _effects(self, tx: SlotTransactions) -> Effects:
         return Effects(self.store, tx, self.outbox, self.settings, self.extra)
 
     # -- the chain ------------------------------------------------------------------
@@ -393,7 +473,7 @@ class ConsumerRunner:
         if todo:
             todo = self.dedup.mark(todo)
         if todo:
-            handle_and_commit(todo, self.dedup, self._effects)
+            handle_and_commit(todo, self.dedup, self._effects, self.per_slot)
         return items
 
     def settle(self, item: Item) -> bool:

@@ -1,20 +1,24 @@
 """The transactional outbox and its relay.
 
 A service stores a state change and the event it causes in one Redis transaction: the
-event goes onto the service's outbox stream in the same MULTI/EXEC (``Outbox.add``) or
-Lua script (``Outbox.xadd_args``). The relay publishes the stream to Kafka in order and
-deletes an entry only after Kafka acknowledged it, so an HTTP write that answered 2xx
-reaches Kafka even when Kafka was down at the time. A crash between the acknowledgement
-and the delete publishes an entry twice; consumers deduplicate by ``source`` + ``id``.
+event goes onto the outbox stream of the write's shard (``Outbox.key_for(tag)``, in the
+slot of the write's keys) in the same MULTI/EXEC (``Outbox.add``) or Lua script
+(``Outbox.xadd_args``). The relays publish each stream to Kafka in order and delete an
+entry only after Kafka acknowledged it, so an HTTP write that answered 2xx reaches Kafka
+even when Kafka was down at the time. A crash between the acknowledgement and the delete
+publishes an entry twice; consumers deduplicate by ``source`` + ``id``.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
+import random
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import orjson
@@ -23,10 +27,13 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter
 
+from shared.bus.transactions import node_of
 from shared.events import Event, encode
 from shared.events.catalogue import BY_TYPE
 from shared.logs import get_logger
+from shared.lua import LuaScript
 from shared.settings import Settings
+from shared.slots import all_tags
 
 log = get_logger(__name__)
 
@@ -48,8 +55,20 @@ def marking_writes(mark: Callable) -> Iterator[None]:
         _WRITE_MARK.reset(token)
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One outbox stream and the key of the lease that lets one relay at a time publish it,
+    both in one hash slot (the shard's)."""
+    key: str
+    lease_key: str
+
+
 class Outbox:
-    """A service's outbox stream in its own store."""
+    """A service's outbox: one stream per shard, in the shard's slot, beside the write's keys.
+
+    ``key`` is the stream of the layout before shards, untagged: writes that name no shard still
+    go there, and the relays keep covering it, so nothing in it is stranded.
+    """
 
     def __init__(self, service: str, settings: Settings):
         self.service = service
@@ -57,19 +76,30 @@ class Outbox:
         ns = f"{settings.namespace}:" if settings.namespace else ""
         self.key = f"outbox:{ns}{service}"
         self.lease_key = f"{self.key}:relay-lease"
+        # The service's live relays (owner → last heartbeat, in Redis' own clock): each takes
+        # its fair share of the streams.
+        self.relays_key = f"{self.key}:relays"
 
     def fields(self, event: Event) -> dict[str, str]:
         topic = BY_TYPE[event.type].topic
         return {"topic": self.settings.topic(topic), "key": event.key, "value": encode(event).decode()}
 
     def key_for(self, tag: str) -> str:
-        """The outbox stream for a write in the shard ``tag`` (``shared.slots``): pass it in the
-        KEYS of the write's script. For now every shard shares the service's one stream."""
-        return self.key
+        """The outbox stream for a write in the shard ``tag`` (``shared.slots``), e.g.
+        ``outbox:follows:{s17}``: pass it in the KEYS of the write's script."""
+        return f"{self.key}:{tag}"
+
+    def lease_key_for(self, tag: str) -> str:
+        return f"{self.key}:{tag}:relay-lease"
+
+    def streams(self) -> list[Stream]:
+        """Every stream the relays must cover: the untagged one, then each shard's."""
+        return [Stream(self.key, self.lease_key)] + [
+            Stream(self.key_for(t), self.lease_key_for(t)) for t in all_tags(self.settings.shards)]
 
     def add(self, pipe: redis.client.Pipeline, *events: Event, tag: str | None = None) -> None:
         """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change), on the
-        outbox stream of the write's shard ``tag``."""
+        outbox stream of the write's shard ``tag`` (untagged: the stream of the old layout)."""
         key = self.key if tag is None else self.key_for(tag)
         for event in events:
             pipe.xadd(key, self.fields(event))
@@ -82,7 +112,11 @@ class Outbox:
         return [part for pair in self.fields(event).items() for part in pair]
 
     def pending(self, client: redis.Redis) -> int:
-        return client.xlen(self.key)
+        """Entries not yet published, over every stream (one pipeline: one round trip per node)."""
+        with client.pipeline(transaction=False) as pipe:
+            for stream in self.streams():
+                pipe.xlen(stream.key)
+            return sum(pipe.execute())
 
 
 CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
@@ -101,32 +135,60 @@ def structured_headers(value: str) -> list[tuple[str, bytes]]:
     return headers
 
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-elseif redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+# A lease is ``SET <lease> <owner> NX PX``: renewed by its owner, or taken again if it lapsed and
+# nobody took it meanwhile (nothing of the stream was published by another relay in between).
+RENEW = LuaScript("relay_lease_renew", keys=("lease",), args=("owner", "lease_ms"), source="""
+if redis.call('GET', K.lease) == A.owner then
+  return redis.call('PEXPIRE', K.lease, A.lease_ms)
+elseif redis.call('SET', K.lease, A.owner, 'NX', 'PX', A.lease_ms) then
   return 1
 end
 return 0
-"""
+""")
+
+RELEASE = LuaScript("relay_lease_release", keys=("lease",), args=("owner",), source="""
+if redis.call('GET', K.lease) == A.owner then
+  return redis.call('DEL', K.lease)
+end
+return 0
+""")
+
+# The relay's heartbeat, in Redis' clock (the relays' own clocks may disagree): forgets the
+# relays silent for a lease and answers how many are left, this one included.
+HEARTBEAT = LuaScript("relay_heartbeat", keys=("relays",), args=("owner", "ttl_ms"), source="""
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', K.relays, '-inf', ms - tonumber(A.ttl_ms))
+redis.call('ZADD', K.relays, ms, A.owner)
+redis.call('PEXPIRE', K.relays, 3 * tonumber(A.ttl_ms))
+return redis.call('ZCARD', K.relays)
+""")
 
 
 class LeaseLost(Exception):
-    """The relay could not renew its lease while Kafka had its batch: it gives the batch up."""
+    """The relay could not renew a lease while Kafka had its batch: it gives the batch up."""
 
 
 class OutboxRelay:
-    """Publishes one outbox stream to Kafka, in order, at least once.
+    """Publishes a service's outbox streams to Kafka, each in order, at least once.
 
-    Only the holder of a lease in Redis publishes, and it renews the lease while it waits for
-    Kafka's acknowledgements, so starting a second worker for a service never reorders its
-    events. A holder that cannot renew (Redis unreachable, the process frozen for a lease)
-    aborts its batch without deleting it; what it had in flight may then land besides the
-    next holder's copy (a duplicate that consumers drop by ``source`` + ``id``).
+    A stream is published only by the holder of its lease, so any number of relays (in any
+    number of worker processes) share a service's streams without reordering one. Each relay
+    takes free streams up to its fair share, ``ceil(streams / live relays)`` (live relays by
+    their heartbeat), and releases the extras when others join. It renews its leases every
+    third of a lease, also while it waits for Kafka's acknowledgements. A holder that cannot
+    renew (Redis unreachable, the process frozen for a lease) gives its batch up without
+    deleting it; what it had in flight may then land beside the next holder's copy (a
+    duplicate that consumers drop by ``source`` + ``id``).
+
+    Each round reads every stream it holds with a non-blocking XRANGE, all in one pipeline
+    (one round trip per Redis node; a blocking read of many keys would need them in one slot),
+    and sleeps ``idle_ms`` when all were empty.
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
-                 batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0):
+                 batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0,
+                 idle_ms: int = 50):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -135,57 +197,163 @@ class OutboxRelay:
         self.ack_timeout = ack_timeout  # above the producer's delivery timeout: every future is done by then
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.linger_ms = linger_ms  # after the first entries, wait this long for more to join the batch
-        self._renew = store.register_script(_RENEW)
+        self.idle_ms = idle_ms  # when every stream held was empty, wait this long before reading again
+        self.streams = outbox.streams()
+        self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
         self._renewed_at = float("-inf")
+        self._busy = 1  # streams that had entries in the last read: the batch is shared among them
+
+    # -- leases -----------------------------------------------------------------------
 
     def _holds_lease(self, fresh: bool = False) -> bool:
-        """Whether this relay holds the lease (taking or renewing it). Renewed at most every third
-        of the lease unless ``fresh``: held, it cannot lapse in between."""
-        now = time.monotonic()
-        if not fresh and now - self._renewed_at < self.lease_ms / 3000:
-            return True
-        held = bool(self._renew(keys=[self.outbox.lease_key], args=[self.owner, self.lease_ms]))
-        self._renewed_at = now if held else float("-inf")
-        return held
+        """Whether this relay holds any stream's lease, after taking or releasing streams to
+        hold its fair share. Done at most every third of the lease unless ``fresh``: held, a
+        lease cannot lapse in between. Only between batches (it may release streams)."""
+        if fresh or time.monotonic() - self._renewed_at >= self.lease_ms / 3000:
+            self._rebalance()
+        return bool(self.held)
 
-    def publish_batch(self, block_ms: int = 1000) -> int:
-        """Publish up to ``batch_size`` entries; return how many Kafka acknowledged (and were deleted)."""
-        # Every entry still in the stream is unpublished: read from the start, blocking when empty.
-        reply = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size, block=block_ms)
-        if not reply:
+    def _rebalance(self) -> None:
+        live = int(HEARTBEAT(self.store, keys={"relays": self.outbox.relays_key}, owner=self.owner,
+                             ttl_ms=self.lease_ms))
+        share = math.ceil(len(self.streams) / max(live, 1))
+        self._renew_held()
+        if len(self.held) > share:
+            extras = list(self.held.values())[share:]
+            self._each(RELEASE, extras, owner=self.owner)
+            for stream in extras:
+                del self.held[stream.key]
+            log.info("outbox relay released streams", outbox=self.outbox.key, released=len(extras),
+                     held=len(self.held), relays=live)
+            return
+        free = [s for s in self.streams if s.key not in self.held]
+        random.shuffle(free)  # relays starting together do not all try the same streams first
+        taken = 0
+        while len(self.held) < share and free:
+            tried, free = free[:share - len(self.held)], free[share - len(self.held):]
+            with self.store.pipeline(transaction=False) as pipe:
+                for stream in tried:
+                    pipe.set(stream.lease_key, self.owner, nx=True, px=self.lease_ms)
+                replies = pipe.execute()
+            for stream, ok in zip(tried, replies):
+                if ok:
+                    self.held[stream.key] = stream
+                    taken += 1
+        if taken:
+            self.held = {s.key: s for s in self.streams if s.key in self.held}  # in stream order
+            log.info("outbox relay took streams", outbox=self.outbox.key, taken=taken, held=len(self.held),
+                     relays=live)
+
+    def _renew_held(self) -> list[Stream]:
+        """Renew every lease held (one pipeline); forget and return those lost."""
+        now = time.monotonic()
+        streams = list(self.held.values())
+        replies = self._each(RENEW, streams, owner=self.owner, lease_ms=self.lease_ms)
+        lost = [s for s, ok in zip(streams, replies) if not ok]
+        for stream in lost:
+            del self.held[stream.key]
+        self._renewed_at = now
+        if lost:
+            log.warning("outbox relay lost leases", outbox=self.outbox.key, lost=len(lost))
+        return lost
+
+    def _each(self, script: LuaScript, streams: list[Stream], **args) -> list:
+        """``script`` on each stream's lease: one pipeline per Redis node (a cluster's own
+        pipeline refuses scripts)."""
+        by_node: dict[int, tuple[redis.Redis, list[int]]] = {}
+        for i, stream in enumerate(streams):
+            client = node_of(self.store, stream.lease_key)
+            by_node.setdefault(id(client.connection_pool), (client, []))[1].append(i)
+        replies: list = [None] * len(streams)
+        for client, indices in by_node.values():
+            with client.pipeline(transaction=False) as pipe:
+                for i in indices:
+                    script(client, keys={"lease": streams[i].lease_key}, pipe=pipe, **args)
+                for i, reply in zip(indices, pipe.execute()):
+                    replies[i] = reply
+        return replies
+
+    def release(self) -> None:
+        """Give every lease up and leave the heartbeat, so that the others take over at once."""
+        try:
+            self._each(RELEASE, list(self.held.values()), owner=self.owner)
+            self.store.zrem(self.outbox.relays_key, self.owner)
+        except redis.RedisError as exc:  # the leases lapse on their own
+            log.warning("outbox relay leases not released", outbox=self.outbox.key, error=repr(exc))
+        self.held = {}
+        self._renewed_at = float("-inf")
+
+    # -- publishing -------------------------------------------------------------------
+
+    def _read(self) -> list[tuple[Stream, list]]:
+        """The first entries of every stream held that has some (every entry still in a stream
+        is unpublished), sharing ``batch_size`` among the streams that had entries last time."""
+        if not self.held:
+            return []
+        count = max(1, self.batch_size // self._busy)
+        streams = list(self.held.values())
+        with self.store.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xrange(stream.key, count=count)
+            replies = pipe.execute()
+        found = [(stream, entries) for stream, entries in zip(streams, replies) if entries]
+        self._busy = max(1, len(found))
+        return found
+
+    def publish_batch(self, block_ms: int = 0) -> int:
+        """Publish the first entries of the streams held; return how many Kafka acknowledged
+        (and were deleted). With nothing to publish, read again every ``idle_ms`` for up to
+        ``block_ms``."""
+        self._holds_lease()
+        deadline = time.monotonic() + block_ms / 1000
+        batch = self._read()
+        while not batch and time.monotonic() < deadline:
+            time.sleep(min(self.idle_ms / 1000, max(deadline - time.monotonic(), 0)))
+            batch = self._read()
+        if not batch:
             return 0
-        entries = reply[0][1]
-        if self.linger_ms and len(entries) < self.batch_size:
-            # Under load the next writes are a few ms behind: one batch (one flush, one XDEL)
-            # for all of them instead of one each.
+        if self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size:
+            # Under load the next writes are a few ms behind: one batch (one flush, one XDEL
+            # per stream) for all of them instead of one each.
             time.sleep(self.linger_ms / 1000)
-            more = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size)
-            entries = more[0][1] if more else entries
+            batch = self._read() or batch
+        if time.monotonic() - self._renewed_at >= self.lease_ms / 3000:
+            # Renew before sending: a relay that was frozen since it read sends nothing whose
+            # lease it lost meanwhile.
+            self._renew_held()
+            batch = [(stream, entries) for stream, entries in batch if stream.key in self.held]
         if self._producer is None:
             self._producer = self.producer_factory()
-        futures = [
-            self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
-                                headers=structured_headers(f["value"]))
-            for _, f in entries
+        sent = [
+            (stream, [(entry_id, self._producer.send(
+                f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
+                headers=structured_headers(f["value"]))) for entry_id, f in entries])
+            for stream, entries in batch
         ]
         self._await_acks()
-        acked = []
-        for (entry_id, _), future in zip(entries, futures):
-            # Delete only the acknowledged prefix: what failed is retried before what followed it.
-            if not future.succeeded():
-                break
-            acked.append(entry_id)
-        if acked:
-            self.store.xdel(self.outbox.key, *acked)
-            RELAYED.labels(self.outbox.service).inc(len(acked))
-        if len(acked) < len(entries):
-            failed = futures[len(acked)]
+        published, failed = 0, None
+        with self.store.pipeline(transaction=False) as pipe:
+            for stream, futures in sent:
+                acked = []
+                for entry_id, future in futures:
+                    # Delete only the acknowledged prefix: what failed is retried before what followed it.
+                    if not future.succeeded():
+                        failed = failed or future
+                        break
+                    acked.append(entry_id)
+                if acked:
+                    pipe.xdel(stream.key, *acked)
+                    published += len(acked)
+            pipe.execute()
+        if published:
+            RELAYED.labels(self.outbox.service).inc(published)
+        if failed is not None:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
-        return len(acked)
+        return published
 
     def _await_acks(self) -> None:
-        """Wait for Kafka to answer for every record sent, renewing the lease every third of it."""
+        """Wait for Kafka to answer for every record sent, renewing the leases every third of one."""
         deadline = time.monotonic() + self.ack_timeout
         while True:
             try:
@@ -194,18 +362,19 @@ class OutboxRelay:
             except KafkaTimeoutError:
                 if time.monotonic() >= deadline:
                     return  # the futures not done count as failed
-            if not self._holds_lease(fresh=True):
-                raise LeaseLost(f"lease of {self.outbox.key} lost while waiting for Kafka")
+            if self._renew_held():
+                raise LeaseLost(f"leases of {self.outbox.key} lost while waiting for Kafka")
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set; survive Kafka and Redis outages."""
+        """Publish until ``stop`` is set; survive Kafka and Redis outages; release the leases."""
         backoff = 0.2
         while not stop.is_set():
             try:
                 if not self._holds_lease():
-                    stop.wait(self.lease_ms / 4000)
+                    stop.wait(min(self.lease_ms / 3000, 1.0))
                     continue
-                self.publish_batch()
+                if not self.publish_batch():
+                    stop.wait(self.idle_ms / 1000)
                 backoff = 0.2
             except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)
@@ -214,6 +383,7 @@ class OutboxRelay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._reset_producer()
+        self.release()
 
     def _reset_producer(self, timeout: float = 2) -> None:
         if self._producer is not None:

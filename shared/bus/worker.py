@@ -51,7 +51,9 @@ class Worker:
         store = redis.Redis.from_url(self.settings.store_url(self.service), decode_responses=True)
         outbox = Outbox(self.service, self.settings)
         extra = module.resources(self.settings) if hasattr(module, "resources") else {}
-        relay = OutboxRelay(outbox, store, lambda: make_producer(self.settings), linger_ms=self.settings.relay_linger_ms)
+        # Every worker of the service runs a relay: together they cover all of its outbox streams.
+        relay = OutboxRelay(outbox, store, lambda: make_producer(self.settings), linger_ms=self.settings.relay_linger_ms,
+                            idle_ms=self.settings.relay_idle_ms)
         self._spawn(f"{self.service}.relay", relay.run)
         for spec in module.consumers(self.settings):
             runner = ConsumerRunner(spec, self.settings, store, outbox, extra)

@@ -14,6 +14,8 @@ from kafka.admin import NewTopic
 from shared.bus.consumer import MAX_HANDLER_ATTEMPTS, Consumer, ConsumerRunner
 from shared.bus.outbox import Outbox
 from shared.events import encode, new_event
+from shared.lua import LuaScript
+from shared.slots import shard_tag, slot
 from tests.support.infra import eventually, read_topic
 
 # A handler's script that raises on a value it does not expect, as a store script does when an
@@ -80,8 +82,9 @@ def send(settings, producer, key: str, *events) -> None:
 class Running:
     """A ConsumerRunner in a thread, stopped on exit."""
 
-    def __init__(self, spec, settings, store):
-        self.runner = ConsumerRunner(spec, settings, store, Outbox(f"test-{uuid.uuid4().hex[:6]}", settings))
+    def __init__(self, spec, settings, store, per_slot=None):
+        self.runner = ConsumerRunner(spec, settings, store, Outbox(f"test-{uuid.uuid4().hex[:6]}", settings),
+                                     per_slot=per_slot)
         self.stop = threading.Event()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.runner.run, args=(self.stop, self.ready), daemon=True)
@@ -96,8 +99,9 @@ class Running:
         assert not self.thread.is_alive()
 
 
-def marker(settings, spec, event) -> str:
-    return f"dedup:{settings.group(spec.name)}:{event.dedup_key}"
+def marker(settings, spec, event, tag: str) -> str:
+    """The marker of ``event``'s part in the slot of ``{tag}`` (where the recorder's keys are)."""
+    return f"dedup:{settings.group(spec.name)}:{{{tag}}}:{event.dedup_key}"
 
 
 def dead_letters(settings, spec, key: str, count: int) -> list:
@@ -121,8 +125,8 @@ def test_an_event_whose_script_fails_keeps_no_marker_and_goes_to_the_dlq_with_th
         [dead] = dead_letters(settings, spec, tag, 1)
 
     assert store.smembers(recorder.key) == {f"{tag}-ada"}
-    assert not store.exists(marker(settings, spec, bad))
-    assert store.exists(marker(settings, spec, good))
+    assert not store.exists(marker(settings, spec, bad, tag))
+    assert store.exists(marker(settings, spec, good, tag))
     headers = {k: v.decode() for k, v in dead.headers}
     assert headers["dlq.reason"].startswith(f"handler failed {MAX_HANDLER_ATTEMPTS} times")
     assert f"unexpected value {tag}-odd..x" in headers["dlq.reason"]
@@ -139,7 +143,7 @@ def test_an_event_whose_script_fails_once_is_handled_on_its_retry(settings, stor
     with Running(spec, settings, store):
         eventually(lambda: store.sismember(recorder.key, f"{tag}-ada"), timeout=30, message="the retried event")
 
-    assert store.exists(marker(settings, spec, flaky))
+    assert store.exists(marker(settings, spec, flaky, tag))
 
 
 def test_a_batch_with_a_failing_event_handles_the_others_and_dead_letters_only_that_one(
@@ -155,7 +159,7 @@ def test_a_batch_with_a_failing_event_handles_the_others_and_dead_letters_only_t
         [dead] = dead_letters(settings, spec, tag, 1)
 
     assert store.smembers(recorder.key) == {f"{tag}-a", f"{tag}-c"}
-    assert [store.exists(marker(settings, spec, e)) for e in events] == [1, 0, 1]
+    assert [store.exists(marker(settings, spec, e, tag)) for e in events] == [1, 0, 1]
     assert dead.value == encode(events[1])
     assert "unexpected value" in dict(dead.headers)["dlq.reason"].decode()
 
@@ -239,3 +243,106 @@ def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(sett
     admin.close()
     assert int(store.get(count_key)) == 600
     assert HANDLED.labels(spec.name, "duplicate")._value.get() == 0
+
+
+# -- one transaction per hash slot -----------------------------------------------------------
+
+# Fails (on the part of the slot it runs in) until it has been tried ``A.succeed_on`` times.
+_FLAKY_ADD = LuaScript("test_flaky_add", keys=("members", "tries"), args=("member", "succeed_on"), source="""
+if redis.call('INCR', K.tries) < tonumber(A.succeed_on) then
+  return redis.error_reply('not this time')
+end
+return redis.call('SADD', K.members, A.member)
+""")
+
+
+class TwoSlots:
+    """A handler writing each event in two shards: a count in one (not idempotent, so a second
+    application shows), a script in the other that fails ``failures`` times."""
+
+    def __init__(self, tag: str, failures: int):
+        self.tag, self.failures = tag, failures
+        self.here, self.there = shard_tag(3), shard_tag(40)
+        self.count = f"test:{self.here}:count:{tag}"
+        self.members = f"test:{self.there}:members:{tag}"
+
+    def on_follow(self, event, fx) -> None:
+        follower = event.data["follower"]
+        if not follower.startswith(self.tag):
+            return
+        fx.tx.shard(self.here).incr(self.count)
+        _FLAKY_ADD(fx.store, keys={"members": self.members, "tries": f"test:{self.there}:tries:{event.id}"},
+                   member=follower, succeed_on=self.failures + 1, pipe=fx.tx.shard(self.there))
+
+    def spec(self) -> Consumer:
+        return Consumer(name=f"test.slots-{uuid.uuid4().hex[:8]}", service="follows", topics=("follows.events",),
+                        handlers={"follow.created": self.on_follow})
+
+
+# Both ways the runner commits: one MULTI/EXEC per slot (a cluster's), one per batch (a single node's).
+PER_SLOT_OR_PER_BATCH = pytest.mark.parametrize("per_slot", [True, False], ids=["per_slot", "per_batch"])
+
+
+def slot_marker(settings, spec, event, tag: str) -> str:
+    return f"dedup:{settings.group(spec.name)}:{tag}:{event.dedup_key}"
+
+
+@PER_SLOT_OR_PER_BATCH
+def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(
+        per_slot, settings, store, producer, unique):
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=0)
+    spec = handler.spec()
+    event = follow_event(f"{tag}-ada")
+    send(settings, producer, tag, event)
+
+    with Running(spec, settings, store, per_slot):
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the event handled")
+
+    markers = [slot_marker(settings, spec, event, t) for t in (handler.here, handler.there)]
+    assert slot(handler.here) != slot(handler.there)
+    assert [slot(m) for m in markers] == [slot(handler.count), slot(handler.members)]
+    assert all(store.exists(m) for m in markers)
+    assert store.get(handler.count) == "1"
+
+
+@PER_SLOT_OR_PER_BATCH
+def test_a_part_failing_in_one_slot_is_retried_alone_and_the_other_slots_part_is_applied_once(
+        per_slot, settings, store, producer, unique):
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=1)
+    spec = handler.spec()
+    event = follow_event(f"{tag}-ada")
+    send(settings, producer, tag, event)
+
+    with Running(spec, settings, store, per_slot):
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the retried part")
+        time.sleep(0.5)
+
+    assert store.get(handler.count) == "1"  # the first attempt's part, not applied again
+    assert store.exists(slot_marker(settings, spec, event, handler.there))
+    assert store.exists(marker_of_event(settings, spec, event))
+
+
+def marker_of_event(settings, spec, event) -> str:
+    return f"dedup:{settings.group(spec.name)}:{event.dedup_key}"
+
+
+@PER_SLOT_OR_PER_BATCH
+def test_an_event_failing_in_one_slot_goes_to_the_dlq_with_the_other_slots_part_applied_once(
+        per_slot, settings, store, producer, unique):
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=MAX_HANDLER_ATTEMPTS)
+    spec = handler.spec()
+    event = follow_event(f"{tag}-ada")
+    send(settings, producer, tag, event)
+
+    with Running(spec, settings, store, per_slot):
+        [dead] = dead_letters(settings, spec, tag, 1)
+
+    assert "not this time" in dict(dead.headers)["dlq.reason"].decode()
+    assert store.get(handler.count) == "1"
+    assert store.exists(slot_marker(settings, spec, event, handler.here))
+    assert not store.exists(slot_marker(settings, spec, event, handler.there))
+    assert not store.exists(marker_of_event(settings, spec, event))
+    assert not store.exists(handler.members)
