@@ -20,8 +20,10 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
 import requests
 
+from shared import members
 from shared.auth import mint_token
 from shared.bus.topics import drop_topics, ensure_topics
 from shared.settings import REPO_ROOT, Settings, load_settings
@@ -181,7 +183,25 @@ def percentiles(samples_s: list[float]) -> dict:
     return {"n": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 3)}
 
 
+# The services that keep a member replica (shared/members.py).
+REPLICAS = ("connections", "follows", "feed", "notifications")
+_registered: set[tuple[str, str]] = set()
+
+
+def register(settings: Settings, ids) -> None:
+    """Register members straight into every service's member replica, as a bulk load does:
+    every write needs a registered caller, and acting towards a member a registered one."""
+    fresh = [m for m in dict.fromkeys(ids) if (settings.store_url("follows"), m) not in _registered]
+    if not fresh:
+        return
+    for service in REPLICAS:
+        members.register_many(redis.Redis.from_url(settings.store_url(service)), service, settings, fresh)
+    _registered.update((settings.store_url("follows"), m) for m in fresh)
+
+
 def token_for(settings: Settings, member: str) -> str:
+    """A token for ``member``, registered first (see ``register``)."""
+    register(settings, [member])
     return mint_token(member, settings.jwt_secret)
 
 

@@ -23,6 +23,7 @@ from shared.bus.topics import drop_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack import processes
 from shared.stack.processes import PROCESSES
+from tests.support import members
 from tests.support.infra import free_ports, require_infrastructure
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
@@ -149,5 +150,10 @@ def stack(tmp_path_factory):
 
 @pytest.fixture
 def member(stack, unique):
-    """``member("ada")`` → a new member of the e2e stack with a unique id."""
-    return lambda name: stack.member(unique(name))
+    """``member("ada")`` → a new member of the e2e stack with a unique id, registered in the
+    stack's member replicas (as its workers would from member.registered)."""
+    def make(name: str) -> Member:
+        member_id = unique(name)
+        members.register(stack.settings, member_id)
+        return stack.member(member_id)
+    return make

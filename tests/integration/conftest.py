@@ -6,36 +6,14 @@ the integration tests' own.
 """
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests.support import members
 
 
-class UniqueMembers:
-    """``unique("ada")`` → a member id no other test uses (``ada-1f2e3d4c``), registered in every
-    service's member replica; ``unique.unregistered("ghost")`` → one nobody registered."""
-
-    def __init__(self, settings):
-        self.settings = settings
-        self.suffix = uuid.uuid4().hex[:8]
-        self.registered: set[str] = set()
-
-    def __call__(self, name: str) -> str:
-        member = f"{name}-{self.suffix}"
-        if member not in self.registered:
-            members.register(self.settings, member)
-            self.registered.add(member)
-        return member
-
-    def unregistered(self, name: str) -> str:
-        return f"{name}-never-registered-{self.suffix}"
-
-
 @pytest.fixture
 def unique(settings):
-    return UniqueMembers(settings)
+    return members.UniqueMembers(settings)
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ a profiles service or a trip through Kafka.
 """
 from __future__ import annotations
 
+import uuid
+
 import redis
 
 from shared import members
@@ -47,3 +49,23 @@ def register(settings: Settings, *ids: str, version: int = 1, profile_visibility
 def close(settings: Settings, member: str, version: int = 1_000_000, services=REPLICAS) -> None:
     """Record ``member``'s account as closed (a tombstone) in every replica."""
     apply(settings, "member.closed", {"member": member, "version": version}, services)
+
+
+class UniqueMembers:
+    """``unique("ada")`` → a member id no other test uses (``ada-1f2e3d4c``), registered in every
+    service's member replica; ``unique.unregistered("ghost")`` → one nobody registered."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.suffix = uuid.uuid4().hex[:8]
+        self.registered: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        member = f"{name}-{self.suffix}"
+        if member not in self.registered:
+            register(self.settings, member)
+            self.registered.add(member)
+        return member
+
+    def unregistered(self, name: str) -> str:
+        return f"{name}-never-registered-{self.suffix}"
