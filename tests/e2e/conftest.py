@@ -66,6 +66,9 @@ class Stack:
         return f"http://127.0.0.1:{self.settings.ports[service]}{path}"
 
     def member(self, member_id: str) -> "Member":
+        """A member of this stack, registered straight into its services' member replicas, as
+        their workers would from member.registered."""
+        members.register(self.settings, member_id)
         return Member(self, member_id)
 
     def rapport(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
@@ -150,10 +153,5 @@ def stack(tmp_path_factory):
 
 @pytest.fixture
 def member(stack, unique):
-    """``member("ada")`` → a new member of the e2e stack with a unique id, registered in the
-    stack's member replicas (as its workers would from member.registered)."""
-    def make(name: str) -> Member:
-        member_id = unique(name)
-        members.register(stack.settings, member_id)
-        return stack.member(member_id)
-    return make
+    """``member("ada")`` → a new, registered member of the e2e stack with a unique id."""
+    return lambda name: stack.member(unique(name))
