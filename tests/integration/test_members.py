@@ -7,8 +7,8 @@ moments after a registration runs against a real HTTP server standing in for the
 from __future__ import annotations
 
 import json
-import uuid
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
