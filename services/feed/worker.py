@@ -36,6 +36,9 @@ def consumers(settings: Settings) -> list[Consumer]:
             service="feed",
             topics=("feed.events",),
             handlers={"post.created": handlers.on_post_created},
+            # A post's fan-out reads the post and its author's audience, which no post.created
+            # writes, and writes the cache at once: a batch shares one dedup read and one EXEC.
+            batch_size=100,
         ),
         Consumer(
             name="feed.fanout",
