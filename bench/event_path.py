@@ -22,7 +22,8 @@ import uuid
 import redis
 import requests
 
-from bench.support import bench_settings, gunicorn, percentiles, settings_env, token_for, write_results
+from bench.support import (bench_settings, gunicorn, percentiles, register, settings_env, token_for,
+                           write_results)
 from services.notifications import store as notes_keys
 from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty
 from shared.bus.producer import make_producer
@@ -60,6 +61,7 @@ def write_to_notification(settings, rate: int, seconds: int) -> dict:
                                 start_new_session=True) for s in ("follows", "notifications")]
     run = uuid.uuid4().hex[:6]
     pairs = [(f"f{i}-{run}", f"e{i}-{run}") for i in range(rate * seconds)]
+    register(settings, [m for pair in pairs for m in pair])
     tokens = {follower: token_for(settings, follower) for follower, _ in pairs}
     notes = redis.Redis.from_url(settings.store_url("notifications"), decode_responses=True)
     waiting: dict[str, float] = {}  # followee → when the follow's 201 was read

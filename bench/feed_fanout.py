@@ -17,7 +17,7 @@ import time
 import uuid
 
 from bench.feed_support import activate, clients, feed_workers, forget, seed_followers, wait_for
-from bench.support import BENCH_CACHE_DB, bench_settings, token_for, write_results
+from bench.support import BENCH_CACHE_DB, bench_settings, register, token_for, write_results
 from services.feed import store as keys
 from services.feed.app import create_app
 
@@ -65,6 +65,7 @@ def main() -> None:
     fans = [f"fan{i}-{run}" for i in range(followers)]
     warm_fans = fans[:2 * settings.fanout_batch_size]
     print(f"seeding {followers} followers and live timelines ...")
+    register(settings, [author, warm_author])  # the authors' posts need their profiles
     seed_followers(store, author, fans)
     seed_followers(store, warm_author, warm_fans)
     activate(cache, settings, fans)

@@ -13,7 +13,7 @@ import time
 import uuid
 
 from bench.feed_support import activate, clients, feed_workers, forget, seed_followers, wait_for
-from bench.support import bench_settings, percentiles, token_for, write_results
+from bench.support import bench_settings, percentiles, register, token_for, write_results
 from services.feed import store as keys
 from services.feed.app import create_app
 
@@ -30,6 +30,7 @@ def main() -> None:
     fans = [f"fan{i}-{run}" for i in range(1_000)]
     noisy = [f"noisy{i}-{run}" for i in range(4)]
     crowd = [f"crowd{i}-{run}" for i in range(2_000)]
+    register(settings, [author, *noisy])  # the authors' posts need their profiles
     seed_followers(store, author, fans)
     for member in noisy:
         seed_followers(store, member, crowd)

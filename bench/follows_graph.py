@@ -21,7 +21,7 @@ import uuid
 
 import redis
 
-from bench.support import bench_settings, gunicorn, percentiles, token_for, wrk, write_results
+from bench.support import bench_settings, gunicorn, percentiles, register, token_for, wrk, write_results
 from services.follows import store as keys
 from services.follows.following import followers_page, stats
 from shared.bus.outbox import Outbox
@@ -141,6 +141,7 @@ def main() -> None:
             figures["http"] = {"big": http_latency(base, settings, celebrity, seconds),
                                "ten": http_latency(base, settings, small, seconds)}
             cycler = f"bench-{run}-cycler"
+            register(settings, [f"bench-{run}-star-{i}" for i in range(1, 1001)])
             figures["follow_unfollow"] = follow_cycle(base, token_for(settings, cycler), f"bench-{run}-star",
                                                       seconds)
     finally:

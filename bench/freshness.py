@@ -31,7 +31,7 @@ import uuid
 import redis
 import requests
 
-from bench.support import bench_settings, percentiles, token_for, write_results
+from bench.support import bench_settings, percentiles, register, token_for, write_results
 from bench.write_cost import Stack
 from services.feed import store as feed_keys
 
@@ -70,6 +70,9 @@ def setup(stack: Stack, tag: str, authors: int, followers: int, accepts: int) ->
         reply.raise_for_status()
         return f"accepter{i}-{tag}", reply.json()["id"]
 
+    # Every member registered at once, as a bulk load does: writes need registered members.
+    register(settings, [*audience, *(fan for fans in audience.values() for fan in fans),
+                        *(f"{who}{i}-{tag}" for i in range(accepts) for who in ("asker", "accepter"))])
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(follow, [(a, fan) for a, fans in audience.items() for fan in fans]))
         invitations = list(pool.map(invite, range(accepts)))

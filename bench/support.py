@@ -28,6 +28,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.consumer import OffsetSpec
 
 from services.connections import store as suggestion_keys
+from shared import members
 from shared.auth import mint_token
 from shared.bus.outbox import Outbox
 from shared.bus.topics import drop_topics, ensure_topics
@@ -254,7 +255,25 @@ class EventPath:
         self.admin.close()
 
 
+# The services that keep a member replica (shared/members.py).
+REPLICAS = ("connections", "follows", "feed", "notifications")
+_registered: set[tuple[str, str]] = set()
+
+
+def register(settings: Settings, ids) -> None:
+    """Register members straight into every service's member replica, as a bulk load does:
+    every write needs a registered caller, and acting towards a member a registered one."""
+    fresh = [m for m in dict.fromkeys(ids) if (settings.store_url("follows"), m) not in _registered]
+    if not fresh:
+        return
+    for service in REPLICAS:
+        members.register_many(redis.Redis.from_url(settings.store_url(service)), service, settings, fresh)
+    _registered.update((settings.store_url("follows"), m) for m in fresh)
+
+
 def token_for(settings: Settings, member: str) -> str:
+    """A token for ``member``, registered first (see ``register``)."""
+    register(settings, [member])
     return mint_token(member, settings.jwt_secret)
 
 

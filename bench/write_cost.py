@@ -35,7 +35,8 @@ import uuid
 import redis
 import requests
 
-from bench.support import (EventPath, bench_settings, process_tree_cpu, served, settings_env, token_for, write_results)
+from bench.support import (EventPath, bench_settings, process_tree_cpu, register, served, settings_env, token_for,
+                           write_results)
 from shared.settings import REPO_ROOT, SERVICES, Settings
 
 WRITES = ("invite", "accept", "follow", "unfollow", "post", "post_1000_followers", "like", "comment")
@@ -146,7 +147,9 @@ class Requests:
         self.tag = uuid.uuid4().hex[:6]
 
     def member(self, name: str, i: int) -> str:
-        return f"{name}{i}-{self.tag}"
+        member = f"{name}{i}-{self.tag}"
+        register(self.settings, [member])
+        return member
 
     def auth(self, member: str) -> dict:
         return {"Authorization": f"Bearer {token_for(self.settings, member)}"}

@@ -2,7 +2,9 @@
 member sees — their home feed, notifications and people they may know.
 
 It uses only the public HTTP API of the stack (the ports of ``RAPPORT_<SERVICE>_PORT``,
-8001-8004 by default) with tokens it mints itself, as any client would. The network's shape
+8001-8005 by default) with tokens it mints itself, as any client would: every member first
+registers with ``PUT /v1/profile`` on the profiles service, as a member must before anything
+else. The network's shape
 comes from ``--seed``; member ids end in a run tag (``--tag``, new for every run by default),
 so running it twice adds a second network beside the first instead of colliding with it.
 """
@@ -16,8 +18,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import urlsplit
 
 from shared.auth import mint_token
+from shared.members import profiles_base_url
 from shared.settings import Settings
 
 FIRST = ("ada grace linus margaret alan barbara donald frances edsger radia ken dennis john katherine tim "
@@ -166,10 +170,15 @@ class Api:
         self._local = threading.local()
         self._tokens: dict[str, str] = {}
 
+    def port(self, service: str) -> int:
+        if service in self.settings.ports:
+            return self.settings.ports[service]
+        return urlsplit(profiles_base_url(self.settings)).port or 80  # "profiles", before it is in the settings
+
     def _connection(self, service: str) -> http.client.HTTPConnection:
         pool = self._local.__dict__.setdefault("pool", {})
         if service not in pool:
-            pool[service] = http.client.HTTPConnection(self.host, self.settings.ports[service], timeout=15)
+            pool[service] = http.client.HTTPConnection(self.host, self.port(service), timeout=15)
         return pool[service]
 
     def _token(self, member: str) -> str:
@@ -223,6 +232,12 @@ def load(api: Api, plan: Plan, threads: int = 16) -> tuple[Tally, dict[int, str]
             for status in pool.map(do, items):
                 tally.add(step, status)
 
+    def register(member: Member) -> int:
+        first, _, last = member.id.rsplit("-", 1)[0].partition(".")
+        return api.call(member.id, "PUT", "profiles", "/v1/profile",
+                        {"name": f"{first.title()} {last.title()}".strip(),
+                         "headline": f"Engineer at {member.company}"})[0]
+
     def invite_and_accept(item) -> int:
         inviter, invitee, message = item
         status, inv = api.call(inviter, "POST", "connections", "/v1/invitations",
@@ -256,6 +271,8 @@ def load(api: Api, plan: Plan, threads: int = 16) -> tuple[Tally, dict[int, str]
             return api.call(who, method, "feed", path, payload)[0]
         return do
 
+    # A member exists from their first profile: nothing else is accepted before it.
+    run("profiles", list(plan.members.values()), register)
     run("connections", plan.invitations, invite_and_accept)
     run("invitations left pending", plan.pending, invite)
     run("follows", plan.follows, follow)
@@ -341,18 +358,18 @@ def run(settings: Settings, members: int = 300, seed: int = 7, tag: str | None =
     tag = tag or format(int(time.time()) % 36 ** 5, "x")
     plan = plan_network(members, seed, tag)
     api = Api(settings, host)
-    for service in settings.ports:
+    for service in dict.fromkeys([*settings.ports, "profiles"]):
         try:
             api._connection(service).request("GET", "/healthz")
             api._connection(service).getresponse().read()
         except OSError as exc:
-            out(f"rapport demo: the {service} API is not answering on {host}:{settings.ports[service]} ({exc}); "
+            out(f"rapport demo: the {service} API is not answering on {host}:{api.port(service)} ({exc}); "
                 "start the stack with `make run` or `rapport up`")
             return 1
     out(f"Loading a network of {members} members (seed {seed}, run tag {tag!r}) through the HTTP API ...")
     began = time.monotonic()
     tally, _ = load(api, plan)
-    out(f"  {tally.ok('connections')} connections, {tally.ok('invitations left pending')} pending invitations, "
+    out(f"  {tally.ok('profiles')} members registered, {tally.ok('connections')} connections, {tally.ok('invitations left pending')} pending invitations, "
         f"{tally.ok('follows')} follows, {tally.ok('posts')} posts, {tally.ok('reshares')} reshares, "
         f"{tally.ok('likes')} likes, {tally.ok('comments')} comments in {time.monotonic() - began:.1f}s")
     refused = {step: {s: n for s, n in counts.items() if s >= 300} for step, counts in tally.counts.items()}

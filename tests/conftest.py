@@ -15,7 +15,7 @@ from shared.auth import mint_token
 from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
 from shared.settings import load_settings
-from tests.support.infra import require_infrastructure
+from tests.support.infra import free_ports, require_infrastructure
 
 # The tests run the local stack's way: the published development secret is accepted only so.
 # Set before anything reads the settings, and inherited by every process the tests start.
@@ -32,10 +32,15 @@ def test_settings():
     """Settings for this test session: its own Kafka namespace and Redis databases."""
     base = load_settings()
     namespace = os.environ.get("RAPPORT_TEST_NAMESPACE") or f"test-{uuid.uuid4().hex[:8]}"
+    # A replica miss asks the profiles API (shared/members.py): in the tests, a port where nothing
+    # answers, so a miss stands as it does with no profiles service; the tests of that fallback
+    # start their own server.
+    nowhere, = free_ports(1)
     return base.replace(
         namespace=namespace,
         store_urls={s: f"redis://127.0.0.1:{base.store_port}/{db}" for s, db in TEST_STORE_DB.items()},
         cache_url=f"redis://127.0.0.1:{base.cache_port}/{TEST_CACHE_DB}",
+        base_urls={**base.base_urls, "profiles": f"http://127.0.0.1:{nowhere}"},
     )
 
 

@@ -18,6 +18,7 @@ from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
 from shared.http.conventions import conditional, location
 from shared.http.idempotency import idempotent
+from shared.http.members import member_as_seen, require_member
 from shared.http.openapi import operation
 from shared.pages import PageArgs
 
@@ -42,13 +43,15 @@ def _connections(items: list[tuple[str, int]]) -> list[dict]:
 
 @blp.route("/invitations")
 class Invitations(MethodView):
-    @operation("sendInvitation", 403, 409, 429, idempotent=True)
+    @operation("sendInvitation", 403, 404, 409, 429, idempotent=True)
     @blp.arguments(InvitationArgs)
     @blp.response(201, InvitationSchema)
     def post(self, args):
         """Invite a member. When they had already invited you, you are connected at once
-        (201 with status ``accepted``). Honours ``Idempotency-Key``."""
+        (201 with status ``accepted``). 404 ``member_not_found`` when the invitee has no profile.
+        Honours ``Idempotency-Key``."""
         store, member = service_store(), caller()
+        require_member(args["invitee"], "invitee")
 
         def create():
             inv = invitations.send(store, _outbox(), service_settings(), member, args["invitee"], args["message"])
@@ -156,11 +159,16 @@ class RelationshipView(MethodView):
     @operation("getRelationship")
     @blp.response(200, RelationshipSchema)
     def get(self, member):
-        """The caller's relationship to a member: degree, pending invitation, mutual connections."""
-        rel = network.relationship(service_store(), caller(), member)
+        """The caller's relationship to a member: degree, pending invitation, mutual connections, and
+        ``profile_access``, the view a read of their profile serves the caller (full, limited,
+        minimal, or none: blocked either way, never registered, or closed)."""
+        store, viewer = service_store(), caller()
+        rel = network.relationship(store, viewer, member)
+        access = network.profile_access(rel.connected, blocks.is_blocked_either_way(store, viewer, member),
+                                        *member_as_seen(member))
         return {"member": rel.member, "degree": rel.degree, "connected": rel.connected,
                 "invitation": rel.invitation, "mutual_connections": rel.mutual_connections,
-                "can_message": rel.can_message, "profile_access": rel.profile_access}
+                "can_message": rel.can_message, "profile_access": access}
 
 
 @blp.route("/settings")
@@ -206,14 +214,16 @@ def _introduction(intro: introductions.Introduction) -> dict:
 
 @blp.route("/introductions")
 class Introductions(MethodView):
-    @operation("requestIntroduction", 403, 409, idempotent=True)
+    @operation("requestIntroduction", 403, 404, 409, idempotent=True)
     @blp.arguments(IntroductionArgs)
     @blp.response(201, IntroductionSchema)
     def post(self, args):
         """Ask ``via``, a mutual connection, to introduce you to ``target``. 422 when ``via`` is not
         connected to both; 409 when already connected, an invitation is open, or one is pending.
-        Honours ``Idempotency-Key``."""
+        404 ``member_not_found`` when ``target`` or ``via`` has no profile. Honours ``Idempotency-Key``."""
         store, member = service_store(), caller()
+        require_member(args["target"], "target")
+        require_member(args["via"], "via")
 
         def create():
             intro = introductions.request(store, _outbox(), member, args["target"], args["via"], args["note"])
@@ -255,13 +265,14 @@ class IntroductionDecline(MethodView):
 
 @blp.route("/members/<member_id>/endorsements")
 class Endorsements(MethodView):
-    @operation("endorseMember", 403)
+    @operation("endorseMember", 403, 404)
     @blp.arguments(EndorsementArgs)
     @blp.response(201, EndorsementSchema)
     @blp.alt_response(200, schema=EndorsementSchema, description="Already endorsed for this skill (idempotent)")
     def post(self, args, member_id):
         """Endorse a 1st-degree connection for a skill: 201 new, 200 when you already had (once per
-        skill). 403 ``not_connected`` for followers and strangers."""
+        skill). 403 ``not_connected`` for followers and strangers; 404 ``member_not_found``."""
+        require_member(member_id, "member_id")
         found, created = endorsements.endorse(service_store(), _outbox(), caller(), member_id, args["skill"])
         body = {"endorser": found.endorser, "endorsee": found.endorsee, "skill": found.skill,
                 "endorsed_at": rfc3339(found.endorsed_at_ms)}
@@ -283,11 +294,13 @@ class Endorsements(MethodView):
 
 @blp.route("/blocks/<member>")
 class Block(MethodView):
-    @operation("blockMember")
+    @operation("blockMember", 404)
     @blp.response(204)
     def put(self, member):
         """Block a member (idempotent): the connection and the invitations between you go, follows
-        both ways go, each is hidden from the other's feed; they are told nothing."""
+        both ways go, each is hidden from the other's feed; they are told nothing. 404
+        ``member_not_found`` when they have no profile."""
+        require_member(member)
         blocks.block(service_store(), _outbox(), caller(), member)
 
     @operation("unblockMember")

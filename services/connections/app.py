@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from shared.http import create_service_app
+from shared.http import create_service_app, members
 from shared.settings import Settings
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     from services.connections.api import blp
 
-    return create_service_app("connections", [blp], settings=settings, test_config=test_config,
-                              description="Two-way connections: invitations, degrees, mutual connections.")
+    app = create_service_app("connections", [blp], settings=settings, test_config=test_config,
+                             description="Two-way connections: invitations, degrees, mutual connections.")
+    members.install(app)
+    return app

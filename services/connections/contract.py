@@ -5,9 +5,12 @@ tests/contract holds producers to it: a type or field listed here that a produce
 its emitted events stop providing fails the build. Keep it in step with ``worker.consumers``.
 """
 
+from shared import members
+
 CONSUMES: dict[str, tuple[str, ...]] = {
     "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "at"),
     "rapport.connections.connection.removed.v1": ("remover", "other", "at"),
     "rapport.connections.block.added.v1": ("blocker", "blocked", "at"),
     "rapport.connections.block.removed.v1": ("blocker", "blocked", "at"),
+    **members.CONSUMES,
 }

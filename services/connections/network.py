@@ -11,6 +11,7 @@ from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
 from shared.events.envelope import PENDING_VERSION
+from shared.members import Member, Remote
 from shared.pages import decode_cursor, encode_cursor, zset_page
 from shared.problems import Forbidden, Invalid, NotFound
 
@@ -33,9 +34,27 @@ class Relationship:
     def can_message(self) -> bool:
         return self.connected
 
-    @property
-    def profile_access(self) -> str:
-        return "full" if self.connected else "limited"
+
+
+def profile_access(connected: bool, blocked: bool, member: Member | None, remote: Remote | None = None) -> str:
+    """What a read of the member's profile serves the caller: ``full`` to a 1st-degree
+    connection; to anyone else ``limited`` while the member's profile_visibility is
+    ``everyone``, ``minimal`` while it is ``connections``; ``none`` when a block stands between
+    the two, or the member never registered or closed their account.
+
+    ``member`` is this service's replica entry; on a miss, ``remote`` is what the profiles API
+    answered the caller (a registration the replica has not heard of yet)."""
+    if blocked:
+        return "none"
+    if member is None:
+        if remote is not None and remote.found and remote.access in ("full", "limited", "minimal"):
+            return remote.access
+        return "none"
+    if not member.active:
+        return "none"
+    if connected:
+        return "full"
+    return "limited" if member.profile_visibility == "everyone" else "minimal"
 
 
 def _not_self(caller: str, member: str) -> None:

@@ -66,7 +66,11 @@ class RelationshipSchema(Schema):
     invitation = fields.Nested(RelationshipInvitationSchema, allow_none=True, required=True)
     mutual_connections = fields.Integer(required=True)
     can_message = fields.Boolean(required=True)
-    profile_access = fields.String(required=True, validate=validate.OneOf(["full", "limited"]))
+    profile_access = fields.String(required=True, validate=validate.OneOf(["full", "limited", "minimal", "none"]),
+                                   metadata={"description": "The view GET /v1/members/{id}/profile serves the "
+                                                            "caller: full (a 1st-degree connection), limited "
+                                                            "(profile_visibility everyone), minimal (connections "
+                                                            "only), none (blocked either way, unknown, closed)"})
 
 
 class SettingsSchema(Schema):

@@ -1,16 +1,19 @@
 """The connections worker: its outbox relay, the consumer that keeps people-you-may-know lists
-precomputed from connections.events, and the loop that recomputes the lists reads found old."""
+precomputed from connections.events, its member replica (profiles.events), and the loop that
+recomputes the lists reads found old."""
 from __future__ import annotations
 
 from services.connections import suggestions
 from services.connections.handlers import HANDLERS
+from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
     return [Consumer(name="connections.suggestions", service="connections", topics=("connections.events",),
-                     handlers=dict(HANDLERS))]
+                     handlers=dict(HANDLERS)),
+            members.consumer("connections")]
 
 
 def tasks(settings: Settings) -> dict:

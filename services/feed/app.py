@@ -4,7 +4,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from shared.http import create_service_app
+from shared.http import create_service_app, members
 from shared.settings import Settings, load_settings
 
 
@@ -18,4 +18,5 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
     app.extensions["feed.cache"] = cache
     app.extensions["feed.timelines"] = Timelines(cache, settings)
+    members.install(app)
     return app

@@ -4,6 +4,8 @@ tests/contract holds producers to it: a type or field listed here that a produce
 its emitted events stop providing fails the build. Keep it in step with ``worker.consumers``.
 """
 
+from shared import members
+
 CONSUMES: dict[str, tuple[str, ...]] = {
     # feed.audience: the replica of followers and connections, and timeline backfill / take-out.
     "rapport.follows.follow.created.v1": ("follower", "followee", "since", "version"),
@@ -16,4 +18,5 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "rapport.feed.post.created.v1": ("post_id", "author", "visibility", "created_at"),
     # feed.fanout: its own internal batches (services/feed/fanout.py).
     "rapport.feed.fanout.batch.v1": ("post_id", "members", "created_ms"),
+    **members.CONSUMES,
 }

@@ -1,10 +1,11 @@
-"""The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches."""
+"""The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches, member replica."""
 from __future__ import annotations
 
 import redis
 
 from services.feed import handlers
 from services.feed.timelines import Timelines
+from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -50,4 +51,5 @@ def consumers(settings: Settings) -> list[Consumer]:
             handlers={"fanout.batch": handlers.on_fanout_batch},
             max_poll_records=10,  # a batch is up to fanout_batch_size timeline writes
         ),
+        members.consumer("feed"),
     ]

@@ -14,6 +14,7 @@ from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
 from shared.http.conventions import conditional, location
+from shared.http.members import require_member
 from shared.http.openapi import operation
 from shared.pages import PageArgs
 
@@ -45,7 +46,7 @@ class Following(MethodView):
         """Does the caller follow ``member``: ``following``, ``notify_on_post``, ``since`` (null if not)."""
         return _body(follow_status(service_store(), caller(), member))
 
-    @operation("followMember", 403)
+    @operation("followMember", 403, 404)
     @blp.arguments(FollowArgs, location="json", required=False)
     @blp.response(201, FollowSchema)
     @blp.alt_response(200, schema=FollowSchema, description="Already following (post alerts may have changed)")
@@ -53,8 +54,10 @@ class Following(MethodView):
         """Follow a member (idempotent): 201 when new, 200 when already following.
 
         403 ``followers_restricted`` when they accept followers from connections only;
-        403 ``follow_refused`` when a block stands between the two; 422 for oneself.
+        403 ``follow_refused`` when a block stands between the two; 422 for oneself; 404
+        ``member_not_found`` when they have no profile.
         """
+        require_member(member)
         result, created = follow(service_store(), _outbox(), caller(), member,
                                  notify_on_post=args.get("notify_on_post"))
         if not created:

@@ -1,7 +1,8 @@
-"""The follows worker: its outbox relay, and the replica of connections.events."""
+"""The follows worker: its outbox relay, the replica of connections.events, its member replica."""
 from __future__ import annotations
 
 from services.follows.handlers import HANDLERS
+from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -10,4 +11,5 @@ def consumers(settings: Settings) -> list[Consumer]:
     # A handler reads only its pair's version (a batch split by key keeps it exact); the rest
     # of what it does runs in scripts, in order, inside the batch's one MULTI/EXEC.
     return [Consumer(name="follows.connections", service="follows", topics=("connections.events",),
-                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True)]
+                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
+            members.consumer("follows")]

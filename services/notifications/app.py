@@ -4,7 +4,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from shared.http import create_service_app
+from shared.http import create_service_app, members
 from shared.http.app import accept_credential
 from shared.settings import Settings
 
@@ -31,4 +31,5 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
                                                         settings.live_streams_per_member, keepalive)
     # A browser's EventSource cannot send Authorization: the stream also takes a stream ticket.
     accept_credential(app, "notifications.Stream", ticket_holder)
+    members.install(app)
     return app

@@ -5,6 +5,8 @@ tests/contract holds producers to it: a type or field listed here that a produce
 its emitted events stop providing fails the build. Keep it in step with ``worker.consumers``.
 """
 
+from shared import members
+
 CONSUMES: dict[str, tuple[str, ...]] = {
     "rapport.connections.invitation.sent.v1": ("invitation_id", "inviter", "invitee", "message", "sent_at",
                                                "introduced_by"),
@@ -24,4 +26,6 @@ CONSUMES: dict[str, tuple[str, ...]] = {
                                      "reshare_of_author", "excerpt", "disconnected"),
     "rapport.feed.post.liked.v1": ("post_id", "author", "actor", "at"),
     "rapport.feed.comment.added.v1": ("post_id", "author", "commenter", "excerpt", "at"),
+    "rapport.profiles.recommendation.written.v1": ("recommendation_id", "author", "recipient", "excerpt", "at"),
+    **members.CONSUMES,
 }

@@ -119,6 +119,15 @@ def on_comment_added(event: Event, fx: Effects) -> None:
             text=d.get("excerpt") or None)
 
 
+# --- profiles.events -----------------------------------------------------------------
+
+def on_recommendation_written(event: Event, fx: Effects) -> None:
+    """The recipient hears of a recommendation waiting for their decision (accept or hide)."""
+    d = event.data
+    _notify(fx, event, d["recipient"], "recommendation_received", d["author"], d["recommendation_id"], d["at"],
+            text=d.get("excerpt") or None)
+
+
 HANDLERS = {
     "invitation.sent": on_invitation_sent,
     "invitation.accepted": on_invitation_accepted,
@@ -135,4 +144,5 @@ HANDLERS = {
     "post.created": on_post_created,
     "post.liked": on_post_liked,
     "comment.added": on_comment_added,
+    "recommendation.written": on_recommendation_written,
 }

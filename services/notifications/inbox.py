@@ -11,7 +11,7 @@ from shared.problems import NotFound
 
 TYPES = ("invitation_received", "invitation_accepted", "new_follower", "new_post", "post_liked",
          "post_commented", "post_reshared", "introduction_requested", "introduction_forwarded",
-         "endorsement_received", "introduction_declined")
+         "endorsement_received", "introduction_declined", "recommendation_received")
 
 # Types that gather into one notification per object within the grouping window.
 GROUPED = ("new_follower", "post_liked", "post_commented", "post_reshared")
@@ -63,6 +63,7 @@ WORDING = {
     "introduction_forwarded": "{name} introduced you to {about}",
     "introduction_declined": "{name} declined to introduce you to {about}",
     "endorsement_received": "{name} endorsed you for {obj}",
+    "recommendation_received": "{name} wrote you a recommendation{quoted}",
 }
 
 

@@ -2,7 +2,8 @@
 
 Every error is RFC 9457 problem+json (``ProblemSchema``). An apispec plugin adds to every
 ``/v1`` operation the answers any of them can give: 401 (no valid token), 422 (a path, query
-or body value refused, and any write), 429 (any write: rate limits), 503 (the store down),
+or body value refused, and any write), 403 (any write: ``profile_required``), 429 (any
+write: rate limits), 503 (the store down),
 and where a body is taken 400 (malformed) and 413 (too large); and points the ``default``
 response at a problem. Each view names itself and the statuses its own rules give (403,
 404, 409...) with ``@operation("sendInvitation", 404, 409, idempotent=True)``.
@@ -94,7 +95,8 @@ class ProblemSchema(Schema):
 
 
 class CommonProblems(BasePlugin):
-    """Document the 401, 422, 429 and 503 every authenticated operation may answer, the 400 and
+    """Document the 401, 422, 429 and 503 every authenticated operation may answer (and the 403
+    ``profile_required`` of every write), the 400 and
     413 of every operation that takes a body (shared/http/body.py), and the headers."""
 
     def __init__(self, prefix: str = "/v1/"):
@@ -139,6 +141,7 @@ class CommonProblems(BasePlugin):
                 or operation.get("requestBody")):
             responses.setdefault("422", "UNPROCESSABLE_ENTITY")
         if method in WRITES:
+            responses.setdefault("403", "FORBIDDEN")  # profile_required (shared/http/members.py)
             responses.setdefault("429", "TOO_MANY_REQUESTS")
         if operation.get("requestBody"):
             responses.setdefault("400", "BAD_REQUEST")

@@ -23,6 +23,7 @@ from shared.bus.topics import drop_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack import processes
 from shared.stack.processes import PROCESSES
+from tests.support import members
 from tests.support.infra import free_ports, require_infrastructure
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
@@ -65,6 +66,9 @@ class Stack:
         return f"http://127.0.0.1:{self.settings.ports[service]}{path}"
 
     def member(self, member_id: str) -> "Member":
+        """A member of this stack, registered straight into its services' member replicas, as
+        their workers would from member.registered."""
+        members.register(self.settings, member_id)
         return Member(self, member_id)
 
     def rapport(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
@@ -149,5 +153,5 @@ def stack(tmp_path_factory):
 
 @pytest.fixture
 def member(stack, unique):
-    """``member("ada")`` → a new member of the e2e stack with a unique id."""
+    """``member("ada")`` → a new, registered member of the e2e stack with a unique id."""
     return lambda name: stack.member(unique(name))

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from shared.auth import mint_token
+from tests.support import members
 
 
 @pytest.fixture(scope="session")
@@ -28,5 +29,13 @@ def service_app(settings):
 
 @pytest.fixture(scope="session")
 def fuzzer(settings):
-    """Headers authenticating the member the fuzzer acts as: one unique id for the session."""
-    return {"Authorization": f"Bearer {mint_token(f'fuzzer-{uuid.uuid4().hex[:8]}', settings.jwt_secret)}"}
+    """Headers authenticating the member the fuzzer acts as: one unique id for the session, registered."""
+    member = f"fuzzer-{uuid.uuid4().hex[:8]}"
+    members.register(settings, member)
+    return {"Authorization": f"Bearer {mint_token(member, settings.jwt_secret)}"}
+
+
+@pytest.fixture
+def unique(settings):
+    """``unique("ada")`` → a registered member id no other test uses."""
+    return members.UniqueMembers(settings)

@@ -1,11 +1,19 @@
 """Integration tests: each service's HTTP API and worker against the real Kafka and Redis.
 
 The fixtures they use (``settings``, ``apps``, ``workers``, ``auth``) live in tests/conftest.py,
-shared with the contract and fuzz suites; ``connect`` is the integration tests' own.
+shared with the contract and fuzz suites; ``unique`` (registered members) and ``connect`` are
+the integration tests' own.
 """
 from __future__ import annotations
 
 import pytest
+
+from tests.support import members
+
+
+@pytest.fixture
+def unique(settings):
+    return members.UniqueMembers(settings)
 
 
 @pytest.fixture

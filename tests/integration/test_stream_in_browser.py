@@ -78,9 +78,8 @@ def browser_page():
 
 
 def test_a_pages_event_source_opened_with_a_stream_ticket_receives_a_notification(api, page_origin, browser_page,
-                                                                                  settings):
-    suffix = uuid.uuid4().hex[:8]
-    grace, ada = f"grace-{suffix}", f"ada-{suffix}"
+                                                                                  settings, unique):
+    grace, ada = unique("grace"), unique("ada")
     page = browser_page
     page.goto(page_origin)
     page.evaluate("([api, token]) => listen(api, token)", [api, mint_token(grace, settings.jwt_secret)])

@@ -7,9 +7,10 @@ from marshmallow import ValidationError
 
 from services.connections import store as keys
 from services.connections.invitations import DAY_MS, Invitation, _refusal
-from services.connections.network import Relationship
+from services.connections.network import Relationship, profile_access
 from services.connections.schemas import InvitationArgs, SettingsPatchSchema
 from shared.clock import rfc3339
+from shared.members import ACTIVE, CLOSED, Member, Remote
 from shared.settings import Settings
 
 NOW = 1_800_000_000_000
@@ -44,11 +45,30 @@ def test_the_weekly_limit_refusal_says_when_it_lifts():
     assert problem.extra["retry_after"] == 2 and problem.extra["limit"] == 100
 
 
-def test_only_a_connection_may_message_and_see_the_full_profile():
+def test_only_a_connection_may_message():
     friend = Relationship("grace", 1, True, None, 3)
     stranger = Relationship("linus", 3, False, {"id": "i1", "direction": "sent"}, 0)
-    assert (friend.can_message, friend.profile_access) == (True, "full")
-    assert (stranger.can_message, stranger.profile_access) == (False, "limited")
+    assert (friend.can_message, stranger.can_message) == (True, False)
+
+
+GRACE = Member("grace", ACTIVE)
+GRACE_CONNECTIONS_ONLY = Member("grace", ACTIVE, profile_visibility="connections")
+
+
+@pytest.mark.parametrize("connected, blocked, member, remote, access", [
+    (True, False, GRACE, None, "full"),
+    (True, False, GRACE_CONNECTIONS_ONLY, None, "full"),
+    (False, False, GRACE, None, "limited"),
+    (False, False, GRACE_CONNECTIONS_ONLY, None, "minimal"),
+    (True, True, GRACE, None, "none"),
+    (False, False, Member("grace", CLOSED), None, "none"),
+    (False, False, None, None, "none"),
+    (False, False, None, Remote(False), "none"),
+    (False, False, None, Remote(None), "none"),
+    (False, False, None, Remote(True, "limited"), "limited"),
+])
+def test_profile_access_names_the_view_a_profile_read_serves(connected, blocked, member, remote, access):
+    assert profile_access(connected, blocked, member, remote) == access
 
 
 @pytest.mark.parametrize("body", [{"invitee": "ada", "message": "m" * 301}, {"invitee": "a b"}, {},
