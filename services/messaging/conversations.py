@@ -136,7 +136,8 @@ def _check_text(text: str) -> None:
 
 
 def _refuse_not_connected(others: list[str]) -> None:
-    raise Forbidden("Only connections can message each other: " + ", ".join(others) + ".",
+    named = (": " + ", ".join(others)) if others else ""
+    raise Forbidden(f"Only connections can message each other; not connected{named}.",
                     code="not_connected", not_connected=others)
 
 
@@ -218,7 +219,8 @@ def _send(m: Messaging, conversation_id: str, kind: str, members: list[str], sen
     keys = m.keys
     outcome, seq, _ = with_outbox(SEND, m.store, keys={
         "conversation": keys.conversation(conversation_id), "messages": keys.messages(conversation_id),
-        "request": keys.request(conversation_id, sender, idempotency_key or ""),
+        # A key is the caller's for one operation, as in the HTTP layer: a start and a send apart.
+        "request": keys.request(conversation_id, sender, f"{'start' if create else 'send'}:{idempotency_key or ''}"),
         "outbox": m.outbox.key_for(keys.tag(conversation_id))},
         sender=sender, kind=kind, participants=json.dumps(members), text=text, excerpt=excerpt(text), now=at,
         request_ttl=REQUEST_TTL_SECONDS if idempotency_key else 0, create="1" if create else "0", event=fields)
