@@ -159,24 +159,23 @@ def start(m: Messaging, sender: str, participants: list[str], text: str,
     missing = missing_members(m, others)
     if missing:
         raise NotFound("No such member: " + ", ".join(missing) + ".", code="member_not_found", members=missing)
+    found, gone = network.state(m.store, m.keys, sender, others)
+    wait_ms = m.settings.messaging_connection_wait_ms
     if len(others) == 1:
-        record = network.records(m.store, m.keys, sender, others)[others[0]]
-        if network.is_blocked(record):
+        if network.is_blocked(found[others[0]]):
             _refuse_block()
-        gone = network.closed(m.store, m.keys, others)
-        if gone or network.not_connected(m.store, m.keys, sender, others, m.settings.messaging_connection_wait_ms):
+        if gone or network.not_connected(m.store, m.keys, sender, others, wait_ms, found):
             _refuse_not_connected(others)
         conversation_id, kind = direct_id(sender, others[0]), "direct"
     else:
         # A blocked member is not connected: named like any other, the block itself unsaid.
-        refused = network.not_connected(m.store, m.keys, sender, others, m.settings.messaging_connection_wait_ms)
-        gone = network.closed(m.store, m.keys, others)
+        refused = network.not_connected(m.store, m.keys, sender, others, wait_ms, found)
         refused = [o for o in others if o in set(refused) | gone]
         if refused:
             _refuse_not_connected(refused)
         conversation_id, kind = group_id(sender, idempotency_key), "group"
     members = sorted([sender, *others])
-    outcome, seq = _send(m, conversation_id, kind, members, sender, text, idempotency_key, create=True)
+    outcome, seq, _ = _send(m, conversation_id, kind, members, sender, text, idempotency_key, create=True)
     conversation = load(m, conversation_id, sender)
     return conversation, _message(m, conversation_id, seq), outcome == "created"
 
@@ -185,30 +184,33 @@ def send(m: Messaging, sender: str, conversation_id: str, text: str,
          idempotency_key: str | None = None) -> Message:
     """Append a message to a conversation the sender takes part in.
 
-    404 ``conversation_not_found`` for anyone else (and for a direct conversation a block hides);
-    in a direct conversation 403 ``not_connected`` once the two are no longer connected (the
-    history stays readable) and 403 ``messaging_refused`` across a block; in a group 403
+    404 ``conversation_not_found`` for anyone else; in a direct conversation 403
+    ``not_connected`` once the two are no longer connected (the history stays readable) and 403
+    ``messaging_refused`` across a block (which also hides it from both); in a group 403
     ``messaging_refused`` when a participant blocks the sender."""
     _check_text(text)
-    conversation = load(m, conversation_id, sender)
+    conversation = _parse(conversation_id, m.store.hgetall(m.keys.conversation(conversation_id)))
+    if conversation is None or sender not in conversation.participants:
+        raise _not_found()
     others = [p for p in conversation.participants if p != sender]
+    found, gone = network.state(m.store, m.keys, sender, others)
     if conversation.kind == "direct":
-        if not others:  # the other closed their account
-            _refuse_not_connected([])
-        if network.not_connected(m.store, m.keys, sender, others, m.settings.messaging_connection_wait_ms):
-            _refuse_not_connected(others)
-    else:
-        found = network.records(m.store, m.keys, sender, others)
-        if any(network.blocked_by(found[o], o) for o in others):
+        if network.is_blocked(found[others[0]]):
             _refuse_block()
-    raw = m.store.hget(m.keys.conversation(conversation_id), "participants")
-    _, seq = _send(m, conversation_id, conversation.kind, json.loads(raw), sender, text, idempotency_key,
-                   create=False)
-    return _message(m, conversation_id, seq)
+        if gone or network.not_connected(m.store, m.keys, sender, others, m.settings.messaging_connection_wait_ms,
+                                         found):
+            _refuse_not_connected(others)
+    elif any(network.blocked_by(found[o], o) for o in others):
+        _refuse_block()
+    outcome, seq, at = _send(m, conversation_id, conversation.kind, conversation.participants, sender, text,
+                             idempotency_key, create=False)
+    if outcome == "duplicate":
+        return _message(m, conversation_id, seq)
+    return Message(conversation_id, seq, sender, text, at)
 
 
 def _send(m: Messaging, conversation_id: str, kind: str, members: list[str], sender: str, text: str,
-          idempotency_key: str | None, create: bool) -> tuple[str, int]:
+          idempotency_key: str | None, create: bool) -> tuple[str, int, int]:
     at = now_ms()
     event = new_event("messaging", "message.sent", {
         "conversation_id": conversation_id, "kind": kind, "participants": members, "sender": sender,
@@ -226,7 +228,7 @@ def _send(m: Messaging, conversation_id: str, kind: str, members: list[str], sen
         request_ttl=REQUEST_TTL_SECONDS if idempotency_key else 0, create="1" if create else "0", event=fields)
     if outcome in ("not_found", "not_participant"):
         raise _not_found()
-    return outcome, int(seq)
+    return outcome, int(seq), at
 
 
 def read(m: Messaging, member: str, conversation_id: str, up_to: str | None) -> tuple[int, int]:
@@ -292,8 +294,15 @@ def hydrate(m: Messaging, viewer: str, conversation_ids: list[str]) -> dict[str,
     everyone = {p for c in found.values() for p in c.participants}
     direct_others = {cid: next(p for p in c.participants if p != viewer)
                      for cid, c in found.items() if c.kind == "direct"}
-    records = network.records(m.store, m.keys, viewer, set(direct_others.values()))
-    gone = network.closed(m.store, m.keys, everyone - {viewer})
+    paired, others = list(set(direct_others.values())), list(everyone - {viewer})
+    with m.store.pipeline(transaction=False) as pipe:  # one round trip, one shard per command
+        for other in paired:
+            pipe.hgetall(m.keys.pair(viewer, other))
+        for other in others:
+            pipe.exists(m.keys.closed(other))
+        replies = pipe.execute() if paired or others else []
+    records = dict(zip(paired, replies))
+    gone = {o for o, closed in zip(others, replies[len(paired):]) if closed}
     shown = {}
     for cid, c in found.items():
         if cid in direct_others and network.is_blocked(records[direct_others[cid]]):

@@ -68,17 +68,23 @@ def page(m: Messaging, member: str, limit: int, cursor: str | None) -> tuple[lis
     meanwhile is not shown twice, and none below it is skipped. Conversations a block hides are
     left out without shortening the page."""
     shown: list[tuple[Conversation, float]] = []
+    next_cursor, whole = None, True
     while len(shown) < limit:
         items, next_cursor = zset_page(m.store, m.keys.inbox(member), limit - len(shown), cursor)
         visible = hydrate(m, member, [cid for cid, _ in items])
-        shown += [(visible[cid], score) for cid, score in items if cid in visible]
+        kept = [(visible[cid], score) for cid, score in items if cid in visible]
+        whole = len(kept) == len(items)
+        shown += kept
         if next_cursor is None:
             break
         cursor = next_cursor
-    next_out = None
-    if len(shown) == limit and _has_after(m, member, shown[-1]):
-        next_out = encode_cursor(shown[-1][1], shown[-1][0].id)
-    return [c for c, _ in shown], next_out
+    if len(shown) < limit or next_cursor is None:
+        return [c for c, _ in shown], None
+    # The last batch ended on its last item shown: its cursor is the page's.
+    if whole:
+        return [c for c, _ in shown], next_cursor
+    last = shown[-1]
+    return [c for c, _ in shown], (encode_cursor(last[1], last[0].id) if _has_after(m, member, last) else None)
 
 
 def _has_after(m: Messaging, member: str, last: tuple[Conversation, float]) -> bool:

@@ -62,16 +62,31 @@ def closed(store: redis.Redis, keys: Keys, members: Iterable[str]) -> set[str]:
         return {m for m, gone in zip(members, pipe.execute()) if gone}
 
 
-def not_connected(store: redis.Redis, keys: Keys, member: str, others: list[str], wait_ms: int) -> list[str]:
+def state(store: redis.Redis, keys: Keys, member: str, others: list[str]) -> tuple[dict[str, dict], set[str]]:
+    """The pair records of ``member`` with each of ``others`` and which of them closed their
+    account, in one round trip (one command per pair or member, each in its own shard)."""
+    with store.pipeline(transaction=False) as pipe:
+        for other in others:
+            pipe.hgetall(keys.pair(member, other))
+        for other in others:
+            pipe.exists(keys.closed(other))
+        replies = pipe.execute()
+    return dict(zip(others, replies)), {o for o, gone in zip(others, replies[len(others):]) if gone}
+
+
+def not_connected(store: redis.Redis, keys: Keys, member: str, others: list[str], wait_ms: int,
+                  found: dict[str, dict] | None = None) -> list[str]:
     """Which of ``others`` the replica does not show connected to ``member``, after waiting up to
-    ``wait_ms`` for a connection accepted a moment ago to arrive. A block counts as not connected."""
+    ``wait_ms`` for a connection accepted a moment ago to arrive. A block counts as not connected.
+    ``found``: the pair records already read."""
     deadline = time.monotonic() + wait_ms / 1000
     missing = others
     while True:
-        found = records(store, keys, member, missing)
+        found = found if found is not None else records(store, keys, member, missing)
         missing = [o for o in missing if not is_connected(found[o])]
         # A block is settled: waiting would not change it.
         waiting = [o for o in missing if not is_blocked(found[o])]
         if not waiting or time.monotonic() >= deadline:
             return missing
         time.sleep(POLL_SECONDS)
+        found = None
