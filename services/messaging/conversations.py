@@ -84,7 +84,8 @@ def seq_of(conversation_id: str, message: str) -> int | None:
     """The seq a message id names in this conversation, or None if it names none."""
     prefix = f"{conversation_id}-"
     tail = message[len(prefix):] if message.startswith(prefix) else ""
-    return int(tail) if tail.isascii() and tail.isdigit() and 0 < len(tail) <= 15 else None
+    # As the service writes them: 1, 2, 3... (no sign, no leading zero).
+    return int(tail) if tail.isascii() and tail.isdigit() and 0 < len(tail) <= 15 and tail[0] != "0" else None
 
 
 def direct_id(a: str, b: str) -> str:
