@@ -300,30 +300,36 @@ def events(hub: LiveHub, member: str, after: str, render: Render,
     listener = hub.open(member)
     try:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
-        key = hub.keys.stream(member)
-        ends = time.monotonic() + lifetime
-        next_beat = time.monotonic() + hub.keepalive
-        while time.monotonic() < ends and not listener.closed:
-            # The bell is cleared before reading, so an entry added during the read rings again.
-            listener.bell.clear()
-            reply = hub.store.xread({key: after}, count=READ_BATCH)
-            if reply:
-                entries = reply[0][1]
-                after = entries[-1][0]
-                chunk = render(hub.store, member, entries)
-                if chunk:
-                    yield chunk
-                if len(entries) == READ_BATCH:
-                    continue  # more waiting: read on before sleeping
-            rung = listener.bell.wait(max(0.0, next_beat - time.monotonic()))
-            if listener.closed:
-                break
-            if not rung or time.monotonic() >= next_beat:
-                if not hub.heartbeat(listener):
+        try:
+            key = hub.keys.stream(member)
+            ends = time.monotonic() + lifetime
+            next_beat = time.monotonic() + hub.keepalive
+            while time.monotonic() < ends and not listener.closed:
+                # The bell is cleared before reading, so an entry added during the read rings again.
+                listener.bell.clear()
+                reply = hub.store.xread({key: after}, count=READ_BATCH)
+                if reply:
+                    entries = reply[0][1]
+                    after = entries[-1][0]
+                    chunk = render(hub.store, member, entries)
+                    if chunk:
+                        yield chunk
+                    if len(entries) == READ_BATCH:
+                        continue  # more waiting: read on before sleeping
+                rung = listener.bell.wait(max(0.0, next_beat - time.monotonic()))
+                if listener.closed:
                     break
-                next_beat = time.monotonic() + hub.keepalive
-                yield ": keep-alive\n\n"
-        if listener.closed:
-            yield ": closed, a newer stream of this member replaced this one\n\n"
+                if not rung or time.monotonic() >= next_beat:
+                    if not hub.heartbeat(listener):
+                        break
+                    next_beat = time.monotonic() + hub.keepalive
+                    yield ": keep-alive\n\n"
+            if listener.closed:
+                yield ": closed, a newer stream of this member replaced this one\n\n"
+        except redis.RedisError as exc:
+            # The store is slow or away: end this stream, the client reconnects with Last-Event-ID
+            # and misses nothing.
+            log.warning("live stream ended by a store error", member=member, error=repr(exc))
+            yield ": the store is unavailable for a moment, reconnect\n\n"
     finally:
         hub.close(listener)
