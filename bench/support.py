@@ -29,7 +29,7 @@ from shared.stack.processes import PROCESSES
 
 RESULTS = REPO_ROOT / "bench" / "results"
 BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7,
-                  "messaging": 9}
+                  "messaging": 7}  # shares notifications' (see shared/settings.py)
 BENCH_CACHE_DB = 2
 
 
