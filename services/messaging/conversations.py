@@ -286,10 +286,26 @@ def hydrate(m: Messaging, viewer: str, conversation_ids: list[str]) -> dict[str,
     HGETALL each (each in its shard), then the pair records and closed accounts they need. A
     conversation ``viewer`` is not in, and a direct one a block hides, is left out; former
     members are left out of the participants and their messages' sender."""
+    return _hydrate(m, viewer, conversation_ids, {})[0]
+
+
+def visible_messages(m: Messaging, viewer: str, wanted: dict[str, list[int]]) \
+        -> tuple[dict[str, Conversation], dict[tuple[str, int], Message]]:
+    """``hydrate`` of the conversations of ``wanted`` (conversation → seqs), with those of their
+    messages ``viewer`` may see, in the same two round trips."""
+    return _hydrate(m, viewer, list(wanted), wanted)
+
+
+def _hydrate(m: Messaging, viewer: str, conversation_ids: list[str], wanted: dict[str, list[int]]):
     with m.store.pipeline(transaction=False) as pipe:
         for cid in conversation_ids:
             pipe.hgetall(m.keys.conversation(cid))
-        raws = pipe.execute()
+        asked = [(cid, seqs) for cid, seqs in wanted.items() if seqs]
+        for cid, seqs in asked:
+            pipe.hmget(m.keys.messages(cid), seqs)
+        replies = pipe.execute()
+    raws = replies[:len(conversation_ids)]
+    message_raws = dict(zip([cid for cid, _ in asked], replies[len(conversation_ids):]))
     found = {cid: c for cid, raw in zip(conversation_ids, raws)
              if (c := _parse(cid, raw)) is not None and viewer in c.participants}
     everyone = {p for c in found.values() for p in c.participants}
@@ -312,7 +328,16 @@ def hydrate(m: Messaging, viewer: str, conversation_ids: list[str]) -> dict[str,
             c = Conversation(**{**c.__dict__, "participants": [p for p in c.participants if p not in gone],
                                 "last_sender": None if c.last_sender in gone else c.last_sender})
         shown[cid] = c
-    return shown
+    messages = {}
+    for cid, seqs in asked:
+        if cid not in shown:
+            continue
+        for seq, raw in zip(seqs, message_raws[cid]):
+            if raw:  # senders are participants: ``gone`` knows the closed ones
+                d = json.loads(raw)
+                messages[(cid, seq)] = Message(cid, seq, None if d["sender"] in gone else d["sender"], d["text"],
+                                               int(d["sent_at"]))
+    return shown, messages
 
 
 def load(m: Messaging, conversation_id: str, viewer: str) -> Conversation:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import redis
 
-from services.messaging.conversations import Message, Messaging, hydrate, message_id, messages_by_seq
+from services.messaging.conversations import Message, Messaging, message_id, visible_messages
 from shared import live as sse
 from shared.clock import rfc3339
 
@@ -31,13 +31,13 @@ def events(hub: sse.LiveHub, m: Messaging, member: str, after: str,
 
 
 def _chunk(m: Messaging, member: str, entries) -> str:
-    visible = hydrate(m, member, list({fields["conversation_id"] for _, fields in entries}))
     wanted: dict[str, list[int]] = {}
     for _, fields in entries:
-        if fields["type"] == "message" and fields["conversation_id"] in visible:
-            wanted.setdefault(fields["conversation_id"], []).append(int(fields["seq"]))
-    messages = {(msg.conversation_id, msg.seq): msg
-                for cid, seqs in wanted.items() for msg in messages_by_seq(m, cid, seqs)}
+        seqs = wanted.setdefault(fields["conversation_id"], [])
+        if fields["type"] == "message":
+            seqs.append(int(fields["seq"]))
+    # Two round trips whatever the batch: the conversations and messages, then blocks and closed accounts.
+    visible, messages = visible_messages(m, member, wanted)
     out = []
     for entry_id, fields in entries:
         cid = fields["conversation_id"]
