@@ -9,6 +9,7 @@ import requests
 
 from bench.support import gunicorn
 from shared.auth import mint_token
+from tests.support.infra import eventually
 
 
 class EventStream:
@@ -168,3 +169,32 @@ def test_an_idle_stream_sends_keep_alives(server, token, unique):
         assert comments[:2] == [": connected", ": keep-alive"]
     finally:
         stream.close()
+
+
+
+def test_a_resumed_stream_leaves_out_a_conversation_a_block_has_hidden_since(server, token, connect, apps, auth,
+                                                                             unique):
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(ada, grace)
+    connect(linus, grace)
+    stream = EventStream(server, token(grace))
+    try:
+        cid = post(server, token(ada), "/v1/conversations", {"participants": [grace], "text": "m1"}).json()[
+            "conversation"]["id"]
+        seen = stream.next_event()
+        post(server, token(ada), f"/v1/conversations/{cid}/messages", {"text": "m2"})
+        assert stream.next_event()["text"] == "m2"  # on the stream before the block
+    finally:
+        stream.close()
+    assert apps("connections").put(f"/v1/blocks/{ada}", headers=auth(grace)).status_code == 204
+    eventually(lambda: requests.get(f"{server}/v1/conversations/{cid}", timeout=5, headers={
+        "Authorization": f"Bearer {token(grace)}"}).status_code == 404, message="hidden by the block")
+
+    again = EventStream(server, token(grace), last_event_id=seen["event_id"])
+    try:
+        post(server, token(linus), "/v1/conversations", {"participants": [grace], "text": "from linus"})
+        first = again.next_event()
+    finally:
+        again.close()
+
+    assert (first["sender"], first["text"]) == (linus, "from linus")
