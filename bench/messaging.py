@@ -27,7 +27,14 @@ import uuid
 import redis
 import requests
 
-from bench.support import bench_settings, gunicorn, percentiles, token_for, wrk, write_results
+from bench.support import (
+    bench_settings,
+    gunicorn,
+    percentiles,
+    token_for,
+    write_results,
+    wrk,
+)
 from services.messaging.store import PAIR, Keys
 from shared.bus.worker import Worker
 

@@ -8,10 +8,21 @@ from flask_smorest import Blueprint
 
 from services.messaging import conversations, inbox, live
 from services.messaging.conversations import Conversation, Messaging, message_id
-from services.messaging.schemas import (ConversationPageSchema, ConversationSchema, MessageListArgs,
-                                        MessagePageSchema, MessageSchema, ReadArgs, ReceiptSchema, SendArgs,
-                                        StartArgs, StartedSchema, StreamArgs, StreamTicketSchema,
-                                        UnreadCountSchema)
+from services.messaging.schemas import (
+    ConversationPageSchema,
+    ConversationSchema,
+    MessageListArgs,
+    MessagePageSchema,
+    MessageSchema,
+    ReadArgs,
+    ReceiptSchema,
+    SendArgs,
+    StartArgs,
+    StartedSchema,
+    StreamArgs,
+    StreamTicketSchema,
+    UnreadCountSchema,
+)
 from shared import live as sse
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store

@@ -6,11 +6,16 @@ and leaves out a conversation the member may no longer see (a block since)."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 
-from services.messaging.conversations import Message, Messaging, message_id, visible_messages
+from services.messaging.conversations import (
+    Message,
+    Messaging,
+    message_id,
+    visible_messages,
+)
 from shared import live as sse
 from shared.clock import rfc3339
 

@@ -14,7 +14,7 @@ pair just disconnected can still send.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import redis
 

@@ -37,7 +37,8 @@ Pub/sub channels are not keys: ``messaging:live-bell:<m>`` rings a member's open
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 

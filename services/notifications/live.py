@@ -12,7 +12,7 @@ that reconnects with ``Last-Event-ID`` gets what it missed, as far back as the s
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 
@@ -44,7 +44,7 @@ def redeem_ticket(store: redis.Redis, ticket: str) -> str:
     return sse.redeem_ticket(store, keys.LIVE, ticket, TICKET_ISSUER)
 
 
-def LiveHub(store: redis.Redis, streams_per_member: int, keepalive: float = KEEPALIVE_SECONDS) -> sse.LiveHub:  # noqa: N802
+def LiveHub(store: redis.Redis, streams_per_member: int, keepalive: float = KEEPALIVE_SECONDS) -> sse.LiveHub:
     """The process's hub of notification streams."""
     return sse.LiveHub(store, keys.LIVE, streams_per_member, keepalive)
 

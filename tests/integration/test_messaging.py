@@ -7,7 +7,12 @@ import pytest
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
 from tests.support.http import assert_problem
-from tests.support.infra import EventPublisher, eventually, next_millisecond, next_version
+from tests.support.infra import (
+    EventPublisher,
+    eventually,
+    next_millisecond,
+    next_version,
+)
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +293,7 @@ def test_read_receipts_move_only_forward_and_the_unread_count_follows(start, sen
     cid = start(ada, grace, text="one").get_json()["conversation"]["id"]
     second = send(ada, cid, text="two").get_json()["id"]
     third = send(ada, cid, text="three").get_json()["id"]
-    badge = lambda: api.get("/v1/conversations/unread-count", headers=auth(grace)).get_json()["count"]  # noqa: E731
+    badge = lambda: api.get("/v1/conversations/unread-count", headers=auth(grace)).get_json()["count"]
     eventually(lambda: badge() == 1, message="grace's badge counts the conversation")
 
     to_second = api.post(f"/v1/conversations/{cid}/read", json={"up_to": second}, headers=auth(grace)).get_json()
@@ -365,7 +370,7 @@ def test_the_messages_are_cursor_paged_newest_first_and_new_ones_do_not_shift_a_
     cid = start(ada, grace, text="m1").get_json()["conversation"]["id"]
     for i in range(2, 6):
         send(ada, cid, text=f"m{i}")
-    page = lambda **q: api.get(f"/v1/conversations/{cid}/messages", query_string=q,  # noqa: E731
+    page = lambda **q: api.get(f"/v1/conversations/{cid}/messages", query_string=q,
                                headers=auth(grace)).get_json()
 
     first = page(limit=2)

@@ -8,7 +8,17 @@ import uuid
 import pytest
 import redis
 
-from services.messaging.store import CLOSE_MEMBER, HIDE, PAIR, PROJECT, READ, SEND, Keys, bell, with_outbox
+from services.messaging.store import (
+    CLOSE_MEMBER,
+    HIDE,
+    PAIR,
+    PROJECT,
+    READ,
+    SEND,
+    Keys,
+    bell,
+    with_outbox,
+)
 from shared.slots import CrossSlot, slot
 
 keys = Keys(64)

@@ -1,8 +1,14 @@
 """The messaging rules that need no store: conversation ids, message ids, what a start refuses."""
 import pytest
 
-from services.messaging.conversations import (_check_participants, _check_text, direct_id, group_id, message_id,
-                                              seq_of)
+from services.messaging.conversations import (
+    _check_participants,
+    _check_text,
+    direct_id,
+    group_id,
+    message_id,
+    seq_of,
+)
 from shared.problems import Invalid
 
 
