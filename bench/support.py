@@ -36,7 +36,8 @@ from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack.processes import PROCESSES
 
 RESULTS = REPO_ROOT / "bench" / "results"
-BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7}
+BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7,
+                  "messaging": 7}  # shares notifications' (see shared/settings.py)
 BENCH_CACHE_DB = 2
 
 

@@ -10,17 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-SERVICES = ("connections", "follows", "feed", "notifications")
+SERVICES = ("connections", "follows", "feed", "notifications",
+            "messaging")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Published in the repository: accepted only where RAPPORT_ENV=local (see ``check_secrets``).
 DEVELOPMENT_JWT_SECRET = "rapport-local-development-secret-change-me"
 
-_DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3}
-_DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004}
+# The local server's 16 logical databases are all taken (the stack 0-3, benchmarks 4-7, tests
+# 10-13, e2e 8, 9, 14, 15): messaging shares the notifications database. Every key of its store
+# starts with ``messaging:`` and its bus keys name the service, so the two never meet; in compose
+# and on a cluster it has a store of its own.
+_DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3,
+                     "messaging": 3}
+_DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004,
+                  "messaging": 8006}
 # Where each service's worker serves its Prometheus metrics (0: not at all).
-_DEFAULT_WORKER_METRICS_PORTS = {"connections": 9101, "follows": 9102, "feed": 9103, "notifications": 9104}
+_DEFAULT_WORKER_METRICS_PORTS = {"connections": 9101, "follows": 9102, "feed": 9103, "notifications": 9104,
+                                 "messaging": 9106}
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,9 @@ class Settings:
     live_streams_per_member: int = 5
     # How long a stream ticket (POST /v1/notifications/stream-ticket) may wait to be used, once.
     stream_ticket_ttl_seconds: int = 60
+    # Messaging: a send the replica of connections does not (yet) allow waits up to this long for
+    # it to learn a connection just accepted, before answering 403 not_connected.
+    messaging_connection_wait_ms: int = 1_000
     # Product limits (PRODUCT.md)
     reinvite_cooldown_days: int = 21
     invitation_weekly_limit: int = 100

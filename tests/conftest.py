@@ -23,7 +23,8 @@ if not os.environ.get("RAPPORT_ENV"):
     os.environ["RAPPORT_ENV"] = "local"
 
 # Stores of the test run live on their own logical databases, apart from the local stack's.
-TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13}
+TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13,
+                 "messaging": 13}  # shares notifications' (see shared/settings.py)
 TEST_CACHE_DB = 1
 
 

@@ -1,96 +1,52 @@
 """The live stream of a member's notifications, as server-sent events.
 
+The machinery (the per-process hub, the per-member cap, Last-Event-ID, keep-alives, tickets) is
+``shared/live.py``, shared with the messaging stream; what is the notifications service's own
+is here: its keys (``store.LIVE``) and how stream entries become ``notification`` events.
+
 Each new (or grown) notification is appended to the member's capped Redis stream in the
-same script that stores it, which also rings the member's bell (a pub/sub channel). A client
-reads from a stream entry id on: the entry ids are the SSE event ids, so a client that
-reconnects with ``Last-Event-ID`` gets what it missed, as far back as the stream keeps
+same script that stores it (``store.NOTIFY``), which also rings the member's bell. A client
+that reconnects with ``Last-Event-ID`` gets what it missed, as far back as the stream keeps
 (``inbox.LIVE_CAP`` entries); older history is in the list.
-
-Open streams cost no store connection each: one ``LiveHub`` per API process holds one pub/sub
-connection for the bells of every member it serves and a small pool for short reads. A stream
-waits on its bell (or the keep-alive period), then reads what is new without blocking.
-
-A member has at most ``live_streams_per_member`` open streams across every process (a sorted
-set in the store, with each stream's heartbeat beside it); opening one more closes the oldest.
 """
 from __future__ import annotations
 
 import json
-import re
-import secrets
-import threading
-import time
-import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import redis
 
 from services.notifications import inbox
 from services.notifications import store as keys
-from shared.clock import now_ms, rfc3339
-from shared.logs import get_logger
-from shared.problems import Invalid, Unauthorized
+from shared import live as sse
+from shared.clock import rfc3339
 
-log = get_logger(__name__)
+STREAM_ID = sse.STREAM_ID
+KEEPALIVE_SECONDS = sse.KEEPALIVE_SECONDS
+MAX_STREAM_SECONDS = sse.MAX_STREAM_SECONDS
+is_stream_id = sse.is_stream_id
 
-STREAM_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
-_MAX_ID_PART = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
-
-# How long a stream waits for its bell before a keep-alive, and so its heartbeat period. Short,
-# because a client that went away is only noticed when something is written to it.
-KEEPALIVE_SECONDS = 5.0
-
-# A stream ends after this long and the client reconnects with Last-Event-ID (nothing is lost):
-# connections spread again over the API's workers, e.g. after a deploy.
-MAX_STREAM_SECONDS = 300.0
-
-# Tell EventSource clients how soon to reconnect (ms).
-RETRY_MS = 2000
-
-# A stream whose heartbeat is older than this many keep-alive periods belongs to a process
-# that is gone: the count forgets it.
-STALE_HEARTBEATS = 3
-
-
-def is_stream_id(value: str) -> bool:
-    """Whether ``value`` is an entry id Redis could have given (``<ms>-<seq>``, each below 2^64)."""
-    if not STREAM_ID.match(value):
-        return False
-    ms, seq = value.split("-")
-    return int(ms) <= _MAX_ID_PART and int(seq) <= _MAX_ID_PART
+TICKET_ISSUER = "POST /v1/notifications/stream-ticket"
 
 
 def start_after(store: redis.Redis, member: str, last_event_id: str | None) -> str:
     """The stream position to send from: after ``last_event_id``, else after the newest entry now."""
-    if last_event_id:
-        if not is_stream_id(last_event_id):
-            raise Invalid({"Last-Event-ID": ["Not an event id this stream sent."]}, code="invalid_last_event_id")
-        return last_event_id
-    newest = store.xrevrange(keys.live(member), count=1)
-    return newest[0][0] if newest else "0-0"
-
-
-# A ticket is 32 random bytes, URL-safe base64 without padding: unguessable, and plain in a URL.
-TICKET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+    return sse.start_after(store, keys.live(member), last_event_id)
 
 
 def issue_ticket(store: redis.Redis, member: str, ttl_seconds: int) -> tuple[str, int]:
-    """A stream ticket for ``member``: a browser's EventSource cannot send Authorization, so it
-    passes this in the URL instead of the long-lived token. Returns the ticket and when it
-    expires (epoch ms). It opens ``member``'s stream once, within ``ttl_seconds``."""
-    ticket = secrets.token_urlsafe(32)
-    store.set(keys.stream_ticket(ticket), member, ex=ttl_seconds)
-    return ticket, now_ms() + ttl_seconds * 1000
+    """A single-use stream ticket for ``member`` (see ``shared.live.issue_ticket``)."""
+    return sse.issue_ticket(store, keys.LIVE, member, ttl_seconds)
 
 
 def redeem_ticket(store: redis.Redis, ticket: str) -> str:
-    """The member ``ticket`` was issued to; the ticket is used up (GETDEL: of two requests racing
-    with one ticket, one gets the member). A 401 for a ticket unknown, expired or used."""
-    member = store.getdel(keys.stream_ticket(ticket)) if TICKET.fullmatch(ticket) else None
-    if member is None:
-        raise Unauthorized("The stream ticket is unknown, expired or already used: ask for a new one "
-                           "(POST /v1/notifications/stream-ticket).", code="invalid_stream_ticket")
-    return member
+    """The member ``ticket`` was issued to, using it up; a 401 ``invalid_stream_ticket`` otherwise."""
+    return sse.redeem_ticket(store, keys.LIVE, ticket, TICKET_ISSUER)
+
+
+def LiveHub(store: redis.Redis, streams_per_member: int, keepalive: float = KEEPALIVE_SECONDS) -> sse.LiveHub:
+    """The process's hub of notification streams."""
+    return sse.LiveHub(store, keys.LIVE, streams_per_member, keepalive)
 
 
 def body(n: inbox.Notification) -> dict:
@@ -99,174 +55,9 @@ def body(n: inbox.Notification) -> dict:
             "summary": n.summary, "text": n.text, "created_at": rfc3339(n.created_at_ms), "read": n.read}
 
 
-class _Listener:
-    """One open stream, as the hub sees it."""
-
-    def __init__(self, member: str):
-        self.id = uuid.uuid4().hex
-        self.member = member
-        self.bell = threading.Event()
-        self.closed = False
-
-
-class LiveHub:
-    """The open streams of one API process: one pub/sub connection for all their bells.
-
-    Made per process, used lazily (after gunicorn forks). Under gevent its thread is a greenlet.
-    """
-
-    def __init__(self, store: redis.Redis, streams_per_member: int, keepalive: float = KEEPALIVE_SECONDS):
-        self.store = store
-        self.streams_per_member = streams_per_member
-        self.keepalive = keepalive
-        self._listeners: dict[str, set[_Listener]] = {}  # member → this process's open streams
-        self._lock = threading.Lock()
-        self._pubsub: redis.client.PubSub | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- the count across processes -----------------------------------------------------
-
-    def _ttl(self) -> int:
-        return int(self.keepalive * STALE_HEARTBEATS) + 60
-
-    def open(self, member: str) -> _Listener:
-        """Register a stream of ``member``; the oldest beyond the cap, wherever they are, close."""
-        listener = _Listener(member)
-        with self._lock:
-            first = member not in self._listeners
-            self._listeners.setdefault(member, set()).add(listener)
-        if first:
-            self._subscribe(keys.live_bell(member))
-        now = int(time.time() * 1000)
-        stale = now - int(self.keepalive * STALE_HEARTBEATS * 1000)
-        evicted = self.store.eval(keys.OPEN_STREAM, 2, keys.live_streams(member), keys.live_beats(member),
-                                  listener.id, now, stale, self.streams_per_member, self._ttl())
-        for stream_id in evicted:
-            self.store.publish(keys.live_bell(member), f"close:{stream_id}")
-            self._close_local(member, stream_id)  # at once when it is ours
-        return listener
-
-    def heartbeat(self, listener: _Listener) -> bool:
-        """Refresh ``listener``'s place in the count; False when it was closed from elsewhere."""
-        alive = self.store.eval(keys.STREAM_HEARTBEAT, 2, keys.live_streams(listener.member),
-                                keys.live_beats(listener.member), listener.id, int(time.time() * 1000), self._ttl())
-        if not alive:
-            listener.closed = True
-        return bool(alive)
-
-    def close(self, listener: _Listener) -> None:
-        """The stream ended: leave the count, and the bell when it was this process's last one."""
-        listener.closed = True
-        with self._lock:
-            mine = self._listeners.get(listener.member, set())
-            mine.discard(listener)
-            last = not mine
-            if last:
-                self._listeners.pop(listener.member, None)
-        try:
-            with self.store.pipeline(transaction=True) as tx:
-                tx.zrem(keys.live_streams(listener.member), listener.id)
-                tx.zrem(keys.live_beats(listener.member), listener.id)
-                tx.execute()
-            if last:
-                self._unsubscribe(keys.live_bell(listener.member))
-        except redis.RedisError as exc:  # the heartbeat's expiry forgets it anyway
-            log.warning("stream close not recorded", member=listener.member, error=repr(exc))
-
-    def _close_local(self, member: str, stream_id: str) -> None:
-        with self._lock:
-            for listener in self._listeners.get(member, ()):
-                if listener.id == stream_id:
-                    listener.closed = True
-                    listener.bell.set()
-
-    # --- the bells --------------------------------------------------------------------
-
-    def _subscribe(self, channel: str) -> None:
-        with self._lock:
-            if self._pubsub is None:
-                self._pubsub = self.store.pubsub(ignore_subscribe_messages=True)
-                self._pubsub.subscribe(channel)
-                self._thread = threading.Thread(target=self._dispatch, name="live-hub", daemon=True)
-                self._thread.start()
-                return
-        self._pubsub.subscribe(channel)
-
-    def _unsubscribe(self, channel: str) -> None:
-        if self._pubsub is not None:
-            self._pubsub.unsubscribe(channel)
-
-    def _dispatch(self) -> None:
-        """Ring the bells of this process's streams as messages arrive."""
-        while True:
-            try:
-                message = self._pubsub.get_message(timeout=1.0)
-            except (redis.RedisError, OSError) as exc:
-                # Streams still read every keep-alive period: a lost bell only delays them.
-                log.warning("live hub lost its subscription; resubscribing", error=repr(exc))
-                time.sleep(1.0)
-                self._resubscribe()
-                continue
-            if not message or message.get("type") != "message":
-                continue
-            member = keys.bell_member(message["channel"])
-            data = message["data"]
-            if data.startswith("close:"):
-                self._close_local(member, data[len("close:"):])
-                continue
-            with self._lock:
-                for listener in self._listeners.get(member, ()):
-                    listener.bell.set()
-
-    def _resubscribe(self) -> None:
-        try:
-            self._pubsub.reset()
-            with self._lock:
-                channels = [keys.live_bell(m) for m in self._listeners]
-            if channels:
-                self._pubsub.subscribe(*channels)
-        except (redis.RedisError, OSError) as exc:
-            log.warning("live hub cannot resubscribe yet", error=repr(exc))
-
-    def open_channels(self) -> int:
-        """How many members this process serves streams to (tests, metrics)."""
-        with self._lock:
-            return len(self._listeners)
-
-
-def events(hub: LiveHub, member: str, after: str, lifetime: float = MAX_STREAM_SECONDS) -> Iterator[str]:
-    """Server-sent events for ``member`` from stream position ``after`` on, until the client goes,
-    a newer stream of theirs closes this one, or ``lifetime`` seconds have passed."""
-    listener = hub.open(member)
-    try:
-        yield f"retry: {RETRY_MS}\n: connected\n\n"
-        key = keys.live(member)
-        ends = time.monotonic() + lifetime
-        next_beat = time.monotonic() + hub.keepalive
-        while time.monotonic() < ends and not listener.closed:
-            # The bell is cleared before reading, so an entry added during the read rings again.
-            listener.bell.clear()
-            reply = hub.store.xread({key: after}, count=100)
-            if reply:
-                entries = reply[0][1]
-                after = entries[-1][0]
-                chunk = _chunk(hub.store, member, entries)
-                if chunk:
-                    yield chunk
-                if len(entries) == 100:
-                    continue  # more waiting: read on before sleeping
-            rung = listener.bell.wait(max(0.0, next_beat - time.monotonic()))
-            if listener.closed:
-                break
-            if not rung or time.monotonic() >= next_beat:
-                if not hub.heartbeat(listener):
-                    break
-                next_beat = time.monotonic() + hub.keepalive
-                yield ": keep-alive\n\n"
-        if listener.closed:
-            yield ": closed, a newer stream of this member replaced this one\n\n"
-    finally:
-        hub.close(listener)
+def events(hub: sse.LiveHub, member: str, after: str, lifetime: float = MAX_STREAM_SECONDS) -> Iterator[str]:
+    """Server-sent ``notification`` events for ``member`` from stream position ``after`` on."""
+    return sse.events(hub, member, after, _chunk, lifetime)
 
 
 def _chunk(store: redis.Redis, member: str, entries) -> str:

@@ -30,6 +30,8 @@ Replicas of the other services' facts, built from their events:
 """
 from __future__ import annotations
 
+from shared.live import LiveKeys
+
 
 def inbox(member: str) -> str:
     """Sorted set: ``member``'s notification ids, scored by last activity (ms)."""
@@ -97,6 +99,11 @@ def live_bell(member: str) -> str:
 def bell_member(channel: str) -> str:
     """The member whose bell ``channel`` is (the inverse of ``live_bell``)."""
     return channel[len("live-bell:{"):-1]
+
+
+# The keys of the live stream's machinery (shared/live.py).
+LIVE = LiveKeys(stream=live, streams=live_streams, beats=live_beats, bell=live_bell, bell_member=bell_member,
+                ticket=stream_ticket)
 
 
 def post_alerts(author: str) -> str:
@@ -192,43 +199,5 @@ if excess > 0 then
   if redis.call('EXISTS', nprefix .. nid) == 0 then return 0 end  -- older than everything kept
 end
 announce(nid)
-return 1
-"""
-
-
-# Registers an open stream of one member, forgets streams whose process stopped sending
-# heartbeats, and returns the ids of the oldest beyond the cap: their holders close them.
-# KEYS: live-streams (by opening), live-beats (by heartbeat), one member's, so one slot.
-# ARGV: stream id, now (ms), stale before (ms), cap, keys' TTL (s).
-OPEN_STREAM = """
-local opened, beats, id, now = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
-local stale, cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local dead = redis.call('ZRANGEBYSCORE', beats, '-inf', '(' .. stale)
-for _, old in ipairs(dead) do
-  redis.call('ZREM', opened, old)
-  redis.call('ZREM', beats, old)
-end
-redis.call('ZADD', opened, now, id)
-redis.call('ZADD', beats, now, id)
-redis.call('EXPIRE', opened, ttl)
-redis.call('EXPIRE', beats, ttl)
-local excess = redis.call('ZCARD', opened) - cap
-if excess <= 0 then return {} end
-local evicted = {}
-local gone = redis.call('ZPOPMIN', opened, excess)
-for i = 1, #gone, 2 do
-  evicted[#evicted + 1] = gone[i]
-  redis.call('ZREM', beats, gone[i])
-end
-return evicted
-"""
-
-# A stream's heartbeat: 1 while it is registered (its beat refreshed), 0 once it was closed
-# from elsewhere (evicted by a newer stream). KEYS as OPEN_STREAM's. ARGV: stream id, now (ms), TTL (s).
-STREAM_HEARTBEAT = """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """

@@ -10,7 +10,8 @@ from kafka.errors import TopicAlreadyExistsError
 
 from shared.settings import Settings
 
-EVENT_TOPICS = ("connections.events", "follows.events", "feed.events", "profiles.events")
+EVENT_TOPICS = ("connections.events", "follows.events", "feed.events", "profiles.events",
+                "messaging.events")
 WORK_TOPICS = ("feed.fanout",)
 DLQ_SUFFIX = ".dlq"
 

@@ -267,6 +267,38 @@ class RecommendationChanged(EventData):
     at = Time()
 
 
+# --- messaging.events ---------------------------------------------------------------
+
+PARTICIPANTS_MAX = 50  # a group: the sender and up to 49 others
+
+
+class MessageSent(EventData):
+    """A message was appended to a conversation (the first one starts it). ``version`` orders the
+    conversation's changes (messages and read receipts: one sequence per conversation); ``seq``
+    numbers its messages, 1, 2, 3..."""
+    conversation_id = Id(HEX_ID)
+    kind = fields.String(required=True, validate=validate.OneOf(["direct", "group"]))
+    participants = fields.List(Member(), required=True,
+                               validate=validate.Length(min=2, max=PARTICIPANTS_MAX))
+    sender = Member()
+    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=VERSION_MAX))
+    excerpt = Text(EXCERPT_MAX, load_default="")
+    sent_at = Time()
+    version = Version()
+
+
+class ConversationRead(EventData):
+    """A participant's read receipt moved forward to message ``up_to`` (a ``seq``)."""
+    conversation_id = Id(HEX_ID)
+    participants = fields.List(Member(), required=True,
+                               validate=validate.Length(min=2, max=PARTICIPANTS_MAX))
+    member = Member()
+    up_to = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=VERSION_MAX))
+    unread_count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=VERSION_MAX))
+    at = Time()
+    version = Version()
+
+
 # --- the registry -------------------------------------------------------------------
 
 def pair(a: str, b: str) -> str:
@@ -327,6 +359,8 @@ CATALOGUE: tuple[EventType, ...] = (
        lambda d: d["recommendation_id"]),
     _t("profiles", "recommendation.hidden", RecommendationChanged, lambda d: d["recipient"],
        lambda d: d["recommendation_id"]),
+    _t("messaging", "message.sent", MessageSent, lambda d: d["conversation_id"]),
+    _t("messaging", "conversation.read", ConversationRead, lambda d: d["conversation_id"]),
     _t("feed", "post.created", PostCreated, lambda d: d["author"], lambda d: d["post_id"]),
     _t("feed", "post.deleted", PostDeleted, lambda d: d["author"], lambda d: d["post_id"]),
     _t("feed", "post.liked", PostLiked, lambda d: d["author"], lambda d: d["post_id"]),

@@ -21,7 +21,7 @@ GUNICORN_CONF = "deploy/gunicorn.conf.py"
 
 # Server-sent event streams stay open for minutes; each would pin a thread of a gthread
 # worker, so the API that serves them runs gevent, where an idle stream costs a greenlet.
-_WORKER_CLASS = {"notifications": "gevent"}
+_WORKER_CLASS = {"notifications": "gevent", "messaging": "gevent"}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from tests.contract.contracts import CONSUMING_SERVICES, consumers_of, declared,
 from tests.support import members
 from tests.support.infra import read_topic
 
-TOPICS = ("connections.events", "follows.events", "feed.events")
+TOPICS = ("connections.events", "follows.events", "feed.events", "messaging.events")
 
 class Scenario:
     """A small day of the network, among members of this module only (their ids share a suffix)."""
@@ -63,6 +63,10 @@ class Scenario:
         c("post", f"/v1/introductions/{intro['id']}/decline", grace, (200,))
         self.expected |= {"connections.introduction.requested", "connections.introduction.forwarded",
                           "connections.introduction.declined"}
+        m = lambda *a, **kw: self.call("messaging", *a, **kw)  # noqa: E731
+        started = m("post", "/v1/conversations", ada, (201,), json={"participants": [grace], "text": "Hello"})
+        m("post", f"/v1/conversations/{started['conversation']['id']}/read", grace, (200,), json={})
+        self.expected |= {"messaging.message.sent", "messaging.conversation.read"}
         c("delete", f"/v1/connections/{grace}", ada, (204,))
         self.expected |= {"connections.connection.removed", "follows.follow.removed"}
         # between members the feed steps below do not involve
@@ -86,14 +90,17 @@ class Scenario:
         f("delete", f"/v1/following/{hopper}", linus, (204,))
 
     def ours(self, record) -> bool:
-        """Keys are member pairs or authors: ours carry the suffix."""
-        return self.suffix in (record.key or b"").decode()
+        """Keys are member pairs or authors, ours carry the suffix; a conversation's key is its
+        id: ours are those whose participants carry it."""
+        if self.suffix in (record.key or b"").decode():
+            return True
+        return any(self.suffix in p for p in json.loads(record.value).get("data", {}).get("participants", ()))
 
 
 @pytest.fixture(scope="module")
 def emitted(apps, settings, workers):
     """Every event the scenario caused, as the raw JSON read back from Kafka."""
-    for service in ("connections", "follows", "feed"):
+    for service in ("connections", "follows", "feed", "messaging"):
         workers(service)  # their outbox relays (and follows' automatic follows)
     scenario = Scenario(apps, settings)
     scenario.run()

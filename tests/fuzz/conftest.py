@@ -21,7 +21,9 @@ def service_app(settings):
             module = importlib.import_module(f"services.{service}.app")
             # One member makes every call of the session: under the write limits most writes would
             # be 429s after the first minute, and the fuzzer would stop reaching the views.
-            made[service] = module.create_app({"TESTING": True}, settings=settings.replace(write_rate_limits=""))
+            # The fuzzer is connected to no one: a refused send need not wait for a connection to arrive.
+            made[service] = module.create_app({"TESTING": True}, settings=settings.replace(
+                write_rate_limits="", messaging_connection_wait_ms=0))
         return made[service]
 
     return app

@@ -7,7 +7,8 @@ import pytest
 
 from shared.http.openapi import PROBLEM_JSON
 
-SERVICES = ("connections", "follows", "feed", "notifications")
+SERVICES = ("connections", "follows", "feed", "notifications",
+            "messaging")
 
 
 def _document(service: str) -> dict:

@@ -30,6 +30,8 @@ follows = document("follows")
 feed = document("feed")
 # The live stream holds its connection for minutes: tests/integration/test_notifications_stream.py covers it.
 notifications = document("notifications").exclude(path="/v1/notifications/stream")
+# The same for the conversations stream: tests/integration/test_messaging_stream.py covers it.
+messaging = document("messaging").exclude(path="/v1/conversations/stream")
 
 
 @connections.parametrize()
@@ -54,3 +56,9 @@ def test_feed_api(case, service_app, fuzzer):
 @FUZZ
 def test_notifications_api(case, service_app, fuzzer):
     case.call_and_validate(app=service_app("notifications"), headers=fuzzer, checks=CHECKS)
+
+
+@messaging.parametrize()
+@FUZZ
+def test_messaging_api(case, service_app, fuzzer):
+    case.call_and_validate(app=service_app("messaging"), headers=fuzzer, checks=CHECKS)

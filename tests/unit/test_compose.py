@@ -96,7 +96,8 @@ def test_the_gateway_routes_every_service_to_its_api_without_the_prefix(compose,
 
 def test_the_local_gateway_runs_the_same_rules_and_routes_as_compose(compose, tmp_path):
     settings = load_settings({}, run_dir=tmp_path, gateway_port=18080,
-                             ports={"connections": 18001, "follows": 18002, "feed": 18003, "notifications": 18004})
+                             ports={"connections": 18001, "follows": 18002, "feed": 18003, "notifications": 18004,
+                                    "messaging": 18006})
     local = gateway.render(settings)
     nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
     mounts = compose["services"]["gateway"]["volumes"]
@@ -128,6 +129,10 @@ def test_every_error_nginx_makes_itself_is_a_problem():
 
 def test_the_gateway_streams_notifications_unbuffered(gateway_routes):
     assert "proxy_buffering off;" in gateway_routes["/notifications/"]
+
+
+def test_the_gateway_streams_conversations_unbuffered(gateway_routes):
+    assert "proxy_buffering off;" in gateway_routes["/messaging/"]
 
 
 def test_apis_and_workers_start_after_kafka_and_the_topics(compose):

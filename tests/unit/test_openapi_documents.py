@@ -59,7 +59,9 @@ def test_operation_ids_name_what_the_operation_does():
 
 
 @pytest.mark.parametrize("service,path", [("connections", "/v1/invitations"), ("connections", "/v1/introductions"),
-                                          ("feed", "/v1/posts"), ("feed", "/v1/posts/{post_id}/comments")])
+                                          ("feed", "/v1/posts"), ("feed", "/v1/posts/{post_id}/comments"),
+                                          ("messaging", "/v1/conversations"),
+                                          ("messaging", "/v1/conversations/{conversation_id}/messages")])
 def test_the_creating_posts_that_honour_idempotency_key_document_it_and_its_409(service, path):
     operation = op(service, "post", path)
     names = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
@@ -69,7 +71,8 @@ def test_the_creating_posts_that_honour_idempotency_key_document_it_and_its_409(
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_other_operation_documents_idempotency_key(service):
-    honoured = {"/v1/invitations", "/v1/introductions", "/v1/posts", "/v1/posts/{post_id}/comments"}
+    honoured = {"/v1/invitations", "/v1/introductions", "/v1/posts", "/v1/posts/{post_id}/comments",
+                "/v1/conversations", "/v1/conversations/{conversation_id}/messages"}
     for path, method, operation in operations(document(service)):
         if "Idempotency-Key" in [p.get("name") for p in operation.get("parameters", [])]:
             assert method == "post" and path in honoured, path
@@ -98,6 +101,12 @@ def test_every_authenticated_write_documents_401_422_429_and_every_v1_operation_
     ("feed", "get", "/v1/posts/{post_id}", {"404"}),
     ("feed", "delete", "/v1/posts/{post_id}", {"403", "404"}),
     ("notifications", "post", "/v1/notifications/{notification_id}/read", {"404"}),
+    ("messaging", "post", "/v1/conversations", {"403", "404", "409"}),
+    ("messaging", "post", "/v1/conversations/{conversation_id}/messages", {"403", "404", "409"}),
+    ("messaging", "get", "/v1/conversations/{conversation_id}", {"404"}),
+    ("messaging", "get", "/v1/conversations/{conversation_id}/messages", {"404"}),
+    ("messaging", "post", "/v1/conversations/{conversation_id}/read", {"404"}),
+    ("messaging", "delete", "/v1/conversations/{conversation_id}", {"404"}),
 ])
 def test_an_operation_documents_the_problems_its_rules_answer(service, method, path, statuses):
     responses = op(service, method, path)["responses"]

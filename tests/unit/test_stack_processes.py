@@ -34,6 +34,11 @@ def test_the_notifications_api_serves_its_event_streams_with_gevent():
     assert api.argv[api.argv.index("--worker-class") + 1] == "gevent"
 
 
+def test_the_messaging_api_serves_its_event_streams_with_gevent():
+    api = next(p for p in PROCESSES if p.name == "messaging-api")
+    assert api.argv[api.argv.index("--worker-class") + 1] == "gevent"
+
+
 def test_locally_each_api_binds_its_own_port_on_loopback():
     settings = load_settings({}, ports={"feed": 9103})
     feed_api = next(p for p in PROCESSES if p.name == "feed-api")

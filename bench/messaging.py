@@ -1,0 +1,201 @@
+"""Benchmark of the messaging service.
+
+1. Send → recipient's stream latency: 200 open streams, 200 messages a second sent over HTTP
+   (each to a different recipient's conversation), from the start of the POST until the
+   recipient's stream has the message. The API runs under gunicorn (gevent), the worker
+   (relay + projection) in this process.
+2. Conversation list with 1,000 conversations: GET /v1/conversations (a page of 20) under wrk,
+   one connection (the latency of one read) and 16.
+3. Send throughput: POST /v1/conversations/{id}/messages under wrk, beside /healthz of the same
+   API in the same run, as a ratio.
+
+The connections the rules need are seeded into the messaging store's replica as
+connections.events would (the PAIR script), so the benchmark runs without the connections
+service.
+
+    .venv/bin/python -m bench.messaging [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+import uuid
+
+import redis
+import requests
+
+from bench.support import (
+    bench_settings,
+    gunicorn,
+    percentiles,
+    token_for,
+    write_results,
+    wrk,
+)
+from services.messaging.store import PAIR, Keys
+from shared.bus.worker import Worker
+
+
+def seed_connections(settings, member: str, others: list[str]) -> None:
+    store = redis.Redis.from_url(settings.store_url("messaging"), decode_responses=True)
+    keys = Keys(settings.shards)
+    with store.pipeline(transaction=False) as pipe:
+        for other in others:
+            PAIR(store, keys={"pair": keys.pair(member, other)}, pipe=pipe, version=1, connected="1", blocker="",
+                 block="")
+        pipe.execute()
+    store.close()
+
+
+def start(base: str, settings, sender: str, other: str, text: str = "hello") -> str:
+    response = requests.post(f"{base}/v1/conversations", json={"participants": [other], "text": text}, timeout=10,
+                             headers={"Authorization": f"Bearer {token_for(settings, sender)}"})
+    response.raise_for_status()
+    return response.json()["conversation"]["id"]
+
+
+def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -> dict:
+    run = uuid.uuid4().hex[:6]
+    recipients = [f"bench-r-{run}-{i}" for i in range(streams)]
+    senders = [f"bench-s-{run}-{i}" for i in range(streams)]
+    for sender, recipient in zip(senders, recipients):
+        seed_connections(settings, sender, [recipient])
+    conversations = [start(base, settings, s, r) for s, r in zip(senders, recipients)]
+
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+    opened = threading.Barrier(streams + 1)
+    stop = threading.Event()
+    responses: list = []
+
+    def listen(member: str):
+        response = requests.get(f"{base}/v1/conversations/stream", stream=True, timeout=(10, 30),
+                                headers={"Authorization": f"Bearer {token_for(settings, member)}"})
+        responses.append(response)
+        lines = response.iter_lines(chunk_size=None, decode_unicode=True)
+        next(lines)  # "retry:": the stream is open
+        opened.wait()
+        try:
+            for line in lines:
+                if stop.is_set():
+                    break
+                if line.startswith("data: "):
+                    got = time.monotonic()
+                    text = json.loads(line[6:]).get("text")
+                    with lock:
+                        if text in sent:
+                            latencies.append(got - sent[text])
+        except (requests.RequestException, AttributeError):
+            pass  # closed from the main thread at the end
+        finally:
+            response.close()
+
+    threads = [threading.Thread(target=listen, args=(m,), daemon=True) for m in recipients]
+    for thread in threads:
+        thread.start()
+    opened.wait(60)
+    time.sleep(1)  # the first messages' projections have passed
+
+    errors = []
+    total = rate * seconds
+    senders_n = 32  # enough that a slow answer does not hold the pace back
+    interval = senders_n / rate  # each sending thread's pace
+
+    def send_some(k: int):
+        session = requests.Session()
+        next_at = time.monotonic() + k * interval / senders_n
+        for i in range(k, total, senders_n):
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            next_at += interval
+            j = i % streams
+            text = f"m-{run}-{i}"
+            with lock:
+                sent[text] = time.monotonic()
+            r = session.post(f"{base}/v1/conversations/{conversations[j]}/messages", json={"text": text},
+                             headers={"Authorization": f"Bearer {token_for(settings, senders[j])}"}, timeout=10)
+            if r.status_code != 201:
+                errors.append(r.status_code)
+
+    started = time.monotonic()
+    pacers = [threading.Thread(target=send_some, args=(k,)) for k in range(senders_n)]
+    for p in pacers:
+        p.start()
+    for p in pacers:
+        p.join()
+    achieved = total / (time.monotonic() - started)
+    deadline = time.monotonic() + 10
+    while len(latencies) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    for response in responses:
+        response.close()
+    return {"open_streams": streams, "messages_per_s_aimed": rate, "messages_per_s_sent": round(achieved, 1),
+            "sent": len(sent), "delivered": len(latencies), "send_errors": len(errors), **percentiles(latencies)}
+
+
+def list_latency(base: str, settings, count: int, seconds: int) -> tuple[dict, str, list[str]]:
+    member = f"bench-list-{uuid.uuid4().hex[:6]}"
+    others = [f"{member}-o{i}" for i in range(count)]
+    seed_connections(settings, member, others)
+    conversations = [start(base, settings, other, member) for other in others]
+    store = redis.Redis.from_url(settings.store_url("messaging"), decode_responses=True)
+    inbox = Keys(settings.shards).inbox(member)
+    deadline = time.monotonic() + 60
+    while store.zcard(inbox) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    listed = store.zcard(inbox)
+    store.close()
+    url = f"{base}/v1/conversations"
+    one = wrk(url, token_for(settings, member), seconds=seconds, connections=1, threads=1)
+    many = wrk(url, token_for(settings, member), seconds=seconds, connections=16, threads=2)
+    return {"conversations": listed, "page": 20, "one_connection": one, "sixteen_connections": many}, member, \
+        conversations
+
+
+def send_throughput(base: str, settings, member: str, conversations: list[str], seconds: int) -> dict:
+    paths = [f"/v1/conversations/{c}/messages" for c in conversations[:200]]
+    body = json.dumps({"text": "A message of a few words, as most are."})
+    sends = wrk(f"{base}{paths[0]}", token_for(settings, member), seconds=seconds, connections=16, threads=2,
+                method="POST", body=body, paths=paths)
+    health = wrk(f"{base}/healthz", None, seconds=seconds, connections=16, threads=2)
+    # Only answered sends count: a 429 or a 5xx is cheaper than a stored message.
+    ok_rps = sends["rps"] * (sends["requests"] - sends["non_2xx"]) / max(sends["requests"], 1)
+    return {"send": sends, "healthz": health, "ratio": round(ok_rps / health["rps"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    args = parser.parse_args()
+    seconds, stream_seconds, conversations = (5, 5, 300) if args.quick else (10, 15, 1_000)
+
+    # Writes limits out of reach: one member sends every message of the throughput run. (An empty
+    # setting does not reach gunicorn's processes: the environment reads "" as unset.)
+    settings = bench_settings(write_rate_limits="1000000/second")
+    os.environ["GUNICORN_CMD_ARGS"] = "--graceful-timeout 5 --worker-connections 1000"
+    figures = {}
+    worker = Worker("messaging", settings).start()
+    worker.wait_ready(60)
+    try:
+        with gunicorn("messaging", settings, workers=2) as base:  # gevent, as deployed
+            figures["stream_latency"] = stream_latency(base, settings, 200, 200, stream_seconds)
+            print("send → stream:", figures["stream_latency"])
+            figures["conversation_list"], member, ids = list_latency(base, settings, conversations, seconds)
+            print("list:", figures["conversation_list"])
+            figures["send_throughput"] = send_throughput(base, settings, member, ids, seconds)
+            print("send throughput:", figures["send_throughput"])
+    finally:
+        worker.shutdown()
+    figures["aims"] = {"stream_latency_p99_ms": "<= 150", "conversation_list_p99_ms": "<= 10",
+                       "send_to_healthz_ratio": ">= 0.4"}
+    write_results("messaging", figures)
+
+
+if __name__ == "__main__":
+    main()

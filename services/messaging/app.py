@@ -1,0 +1,36 @@
+"""The messaging service's app factory."""
+from __future__ import annotations
+
+import redis
+from flask import Flask
+
+from shared.http import create_service_app
+from shared.http.app import accept_credential
+from shared.settings import Settings
+
+# Store connections the open streams of one API process share for their reads.
+LIVE_POOL_SIZE = 10
+
+
+def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
+    from services.messaging.api import blp, ticket_holder
+    from services.messaging.conversations import Messaging
+    from shared import live
+
+    app = create_service_app("messaging", [blp], settings=settings, test_config=test_config,
+                             description="Conversations between connections: messages, read receipts, live.")
+    settings = app.config["RAPPORT_SETTINGS"]
+    app.extensions["messaging"] = Messaging(app.extensions["rapport.store"], settings)
+    # As the notifications stream: one pub/sub connection per process and a small pool for the
+    # streams' short reads.
+    keepalive = app.config.setdefault("MESSAGING_KEEPALIVE_SECONDS", live.KEEPALIVE_SECONDS)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.store_url("messaging"), decode_responses=True, socket_timeout=10, timeout=10,
+        max_connections=app.config.get("MESSAGING_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
+    stream_store = redis.Redis(connection_pool=pool)
+    app.extensions["messaging.live"] = live.LiveHub(stream_store, app.extensions["messaging"].keys.live,
+                                                    settings.live_streams_per_member, keepalive)
+    # What the streams show is read through the same small pool.
+    app.extensions["messaging.stream"] = Messaging(stream_store, settings)
+    accept_credential(app, "conversations.Stream", ticket_holder)
+    return app
