@@ -257,7 +257,7 @@ class EventPath:
 
 
 # The services that keep a member replica (shared/members.py).
-REPLICAS = ("connections", "follows", "feed", "notifications")
+REPLICAS = ("connections", "follows", "feed", "notifications", "messaging")
 _registered: set[tuple[str, str]] = set()
 
 

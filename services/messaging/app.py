@@ -16,9 +16,11 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     from services.messaging.api import blp, ticket_holder
     from services.messaging.conversations import Messaging
     from shared import live
+    from shared.http import members
 
     app = create_service_app("messaging", [blp], settings=settings, test_config=test_config,
                              description="Conversations between connections: messages, read receipts, live.")
+    members.install(app)
     settings = app.config["RAPPORT_SETTINGS"]
     app.extensions["messaging"] = Messaging(app.extensions["rapport.store"], settings)
     # As the notifications stream: one pub/sub connection per process and a small pool for the

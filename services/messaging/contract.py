@@ -2,8 +2,10 @@
 
 tests/contract holds producers to it. Keep it in step with ``worker.consumers``.
 """
+from shared import members
 
 CONSUMES: dict[str, tuple[str, ...]] = {
+    **members.CONSUMES,
     "rapport.connections.invitation.accepted.v1": ("inviter", "invitee", "version"),
     "rapport.connections.connection.removed.v1": ("remover", "other", "version"),
     "rapport.connections.block.added.v1": ("blocker", "blocked", "version"),

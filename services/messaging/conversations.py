@@ -14,6 +14,10 @@ by milliseconds.
 """
 from __future__ import annotations
 
+from flask import request
+
+from shared.http import members as http_members
+
 import hashlib
 import json
 import uuid
@@ -108,11 +112,10 @@ def excerpt(text: str) -> str:
 
 
 def missing_members(m: Messaging, members: list[str]) -> list[str]:
-    """The members of ``members`` that do not exist.
-
-    The one place where a check of the members' existence plugs in (a replica of the profiles
-    service's members): until there is one, every well-formed member id counts as a member."""
-    return []
+    """The members of ``members`` that do not exist (never registered, or their account closed),
+    from the service's member replica (``shared.members``; on a miss the profiles API is asked
+    with the caller's own token)."""
+    return [member for member in members if not http_members.directory().exists(member, _authorization())]
 
 
 def _check_participants(sender: str, participants: list[str]) -> list[str]:
@@ -374,3 +377,7 @@ def messages_page(m: Messaging, viewer: str, conversation_id: str, limit: int,
     page = messages_by_seq(m, conversation_id, seqs)
     last = seqs[-1] if seqs else 0
     return page, (last if last > 1 else None)
+
+
+def _authorization() -> str:
+    return request.headers.get("Authorization", "")

@@ -3,6 +3,7 @@ the projection of its own events onto each member's list and live stream."""
 from __future__ import annotations
 
 from services.messaging.handlers import INBOX_HANDLERS, NETWORK_HANDLERS
+from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -15,4 +16,5 @@ def consumers(settings: Settings) -> list[Consumer]:
         # partition may share one transaction.
         Consumer(name="messaging.inbox", service="messaging", topics=("messaging.events",),
                  handlers=dict(INBOX_HANDLERS), batch_size=100),
+        members.consumer("messaging"),
     ]

@@ -16,7 +16,7 @@ from shared.clock import now_ms, rfc3339
 from shared.settings import Settings
 
 # The services that keep a member replica.
-REPLICAS = ("connections", "follows", "feed", "notifications")
+REPLICAS = ("connections", "follows", "feed", "notifications", "messaging")
 
 _clients: dict[str, redis.Redis] = {}
 

@@ -188,7 +188,7 @@ def test_health_readiness_and_metrics_are_documented_without_a_token(service):
     assert all(paths[p]["get"]["security"] == [] for p in ("/healthz", "/readyz", "/metrics"))
 
 
-@pytest.mark.parametrize("service", ("connections", "follows", "feed", "notifications"))
+@pytest.mark.parametrize("service", ("connections", "follows", "feed", "notifications", "messaging"))
 def test_every_write_documents_the_403_of_a_caller_without_a_profile(service):
     missing = [(method, path) for path, method, o in operations(document(service))
                if path.startswith("/v1/") and method in WRITES and "403" not in o["responses"]]
@@ -198,7 +198,7 @@ def test_every_write_documents_the_403_of_a_caller_without_a_profile(service):
 @pytest.mark.parametrize("service, method, path", [
     ("connections", "post", "/v1/invitations"), ("connections", "post", "/v1/introductions"),
     ("connections", "post", "/v1/members/{member_id}/endorsements"), ("connections", "put", "/v1/blocks/{member}"),
-    ("follows", "put", "/v1/following/{member}"),
+    ("follows", "put", "/v1/following/{member}"), ("messaging", "post", "/v1/conversations"),
 ])
 def test_every_operation_acting_towards_a_member_documents_404(service, method, path):
     assert "404" in op(service, method, path)["responses"]
