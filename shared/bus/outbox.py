@@ -27,6 +27,7 @@ from shared.events import Event, encode
 from shared.events.catalogue import BY_TYPE
 from shared.logs import get_logger
 from shared.settings import Settings
+from shared.slots import all_tags
 
 log = get_logger(__name__)
 
@@ -64,8 +65,12 @@ class Outbox:
 
     def key_for(self, tag: str) -> str:
         """The outbox stream for a write in the shard ``tag`` (``shared.slots``): pass it in the
-        KEYS of the write's script. For now every shard shares the service's one stream."""
-        return self.key
+        KEYS of the write's script. It carries the tag, so it shares the write's slot."""
+        return f"{self.key}:{tag}"
+
+    def streams(self) -> list[str]:
+        """Every stream of this outbox: the untagged one and one per shard."""
+        return [self.key, *(self.key_for(t) for t in all_tags(self.settings.shards))]
 
     def add(self, pipe: redis.client.Pipeline, *events: Event, tag: str | None = None) -> None:
         """Queue ``events`` on ``pipe`` (a MULTI/EXEC pipeline carrying the state change), on the
@@ -82,7 +87,10 @@ class Outbox:
         return [part for pair in self.fields(event).items() for part in pair]
 
     def pending(self, client: redis.Redis) -> int:
-        return client.xlen(self.key)
+        with client.pipeline(transaction=False) as pipe:
+            for key in self.streams():
+                pipe.xlen(key)
+            return sum(pipe.execute())
 
 
 CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
@@ -152,37 +160,47 @@ class OutboxRelay:
     def publish_batch(self, block_ms: int = 1000) -> int:
         """Publish up to ``batch_size`` entries; return how many Kafka acknowledged (and were deleted)."""
         # Every entry still in the stream is unpublished: read from the start, blocking when empty.
-        reply = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size, block=block_ms)
+        streams = {key: "0-0" for key in self.outbox.streams()}
+        reply = self.store.xread(streams, count=self.batch_size, block=block_ms)
         if not reply:
             return 0
-        entries = reply[0][1]
-        if self.linger_ms and len(entries) < self.batch_size:
+        if self.linger_ms and sum(len(e) for _, e in reply) < self.batch_size:
             # Under load the next writes are a few ms behind: one batch (one flush, one XDEL)
             # for all of them instead of one each.
             time.sleep(self.linger_ms / 1000)
-            more = self.store.xread({self.outbox.key: "0-0"}, count=self.batch_size)
-            entries = more[0][1] if more else entries
+            reply = self.store.xread(streams, count=self.batch_size) or reply
+        # Each stream in order; streams are independent (a stream holds one shard's writes).
+        entries = [(stream, entry_id, f) for stream, found in reply for entry_id, f in found]
         if self._producer is None:
             self._producer = self.producer_factory()
         futures = [
             self._producer.send(f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
                                 headers=structured_headers(f["value"]))
-            for _, f in entries
+            for _, _, f in entries
         ]
         self._await_acks()
-        acked = []
-        for (entry_id, _), future in zip(entries, futures):
-            # Delete only the acknowledged prefix: what failed is retried before what followed it.
+        acked: dict[str, list[str]] = {}
+        broken: set[str] = set()
+        failed = None
+        for (stream, entry_id, _), future in zip(entries, futures):
+            # Delete only each stream's acknowledged prefix: what failed is retried before what followed it.
+            if stream in broken:
+                continue
             if not future.succeeded():
-                break
-            acked.append(entry_id)
-        if acked:
-            self.store.xdel(self.outbox.key, *acked)
-            RELAYED.labels(self.outbox.service).inc(len(acked))
-        if len(acked) < len(entries):
-            failed = futures[len(acked)]
+                failed = failed or future
+                broken.add(stream)
+                continue
+            acked.setdefault(stream, []).append(entry_id)
+        done = 0
+        for stream, ids in acked.items():
+            if ids:
+                self.store.xdel(stream, *ids)
+                done += len(ids)
+        if done:
+            RELAYED.labels(self.outbox.service).inc(done)
+        if failed is not None:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
-        return len(acked)
+        return done
 
     def _await_acks(self) -> None:
         """Wait for Kafka to answer for every record sent, renewing the lease every third of it."""
