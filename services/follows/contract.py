@@ -9,4 +9,8 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "rapport.connections.connection.removed.v1": ("remover", "other", "reason", "at", "version"),
     "rapport.connections.block.added.v1": ("blocker", "blocked", "at", "version"),
     "rapport.connections.block.removed.v1": ("blocker", "blocked", "at", "version"),
+    # Its own: the followees' followers are projections of the follows.
+    "rapport.follows.follow.created.v1": ("follower", "followee"),
+    "rapport.follows.follow.updated.v1": ("follower", "followee"),
+    "rapport.follows.follow.removed.v1": ("follower", "followee"),
 }
