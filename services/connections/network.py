@@ -18,12 +18,12 @@ from shared.problems import Forbidden, Invalid, NotFound
 VISIBILITIES = ("everyone", "connections", "only_me")
 DEFAULT_VISIBILITY = "everyone"
 
-# How many connections of the smaller side the degree-3 check examines at most, and how many
-# lookups it makes in all (see ``_degree3``).
+# The degree-3 check's bounds (see ``_degree3``): connections of the smaller side examined,
+# connections of each member read at most, neighbours read per round trip.
 DEGREE3_SCAN_LIMIT = 2000
-DEGREE3_LOOKUPS = 200_000
+DEGREE3_FAR = 1000
+DEGREE3_PIPELINE = 100
 MSCORE_CHUNK = 1000
-DEGREE3_PIPELINE = 100  # neighbours looked up per round trip
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,11 @@ def shared_connections(store: redis.Redis, a: str, b: str) -> list[tuple[str, in
 
 
 def _degree3(store: redis.Redis, a: str, b: str) -> bool:
-    """Whether a connection of one is connected to a connection of the other: up to
-    DEGREE3_SCAN_LIMIT connections of the smaller side, each looked up against at most
-    MSCORE_CHUNK connections of the other, DEGREE3_LOOKUPS lookups in all (the bound keeps a
-    lookup between two huge networks cheap; such members share a connection, which the degree-2
-    check has found, almost always)."""
+    """Whether a connection of one is connected to a connection of the other: the other's
+    connections (at most DEGREE3_FAR) held as a set, against the connections of up to
+    DEGREE3_SCAN_LIMIT connections of the smaller side, each read whole up to DEGREE3_FAR, in
+    pipelines of DEGREE3_PIPELINE (the bounds keep a lookup between two huge networks cheap; such
+    members share a connection, which the degree-2 check has found, almost always)."""
     with store.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.connections(a))
         pipe.zcard(keys.connections(b))
@@ -146,15 +146,13 @@ def _degree3(store: redis.Redis, a: str, b: str) -> bool:
     if not count_a or not count_b:
         return False
     small, other = (a, b) if count_a <= count_b else (b, a)
-    far = store.zrange(keys.connections(other), 0, DEGREE3_LOOKUPS - 1)
-    per_neighbour = far[:MSCORE_CHUNK]  # one ZMSCORE each: at most a chunk of the far side
-    scan = min(DEGREE3_SCAN_LIMIT, max(1, DEGREE3_LOOKUPS // len(per_neighbour)))
-    neighbours = store.zrange(keys.connections(small), 0, scan - 1)
+    far = set(store.zrange(keys.connections(other), 0, DEGREE3_FAR - 1))
+    neighbours = store.zrange(keys.connections(small), 0, DEGREE3_SCAN_LIMIT - 1)
     for start in range(0, len(neighbours), DEGREE3_PIPELINE):
         with store.pipeline(transaction=False) as pipe:
             for neighbour in neighbours[start:start + DEGREE3_PIPELINE]:
-                pipe.zmscore(keys.connections(neighbour), per_neighbour)
-            if any(score is not None for reply in pipe.execute() for score in reply):
+                pipe.zrange(keys.connections(neighbour), 0, DEGREE3_FAR - 1)
+            if any(not far.isdisjoint(theirs) for theirs in pipe.execute()):
                 return True
     return False
 
