@@ -58,7 +58,7 @@ def send(store, p, inviter, invitee, *, id=None, reserved="1", lifts_at="", invi
 def decide(store, p, script, invitation_id, caller, **args):
     return script(store, keys={"relationship": p.rel, "invitation": keys.invitation(invitation_id),
                                "outbox": p.outbox, **args.pop("extra", {})}, caller=caller, now=NOW,
-                  **args, **({"event": event(version=script is keys.ACCEPT)}))
+                  **args, event=event(version=script is keys.ACCEPT))
 
 
 def accept(store, p, invitation_id, caller, inviter_full="0", invitee_full="0"):
