@@ -5,7 +5,8 @@ members have 5,000+), loads it straight into the bench store through
 ``services.connections.store`` (pipelined, no HTTP), and measures:
 
 - how loading time and memory (INFO used_memory delta) grow with the number of members;
-- relationship lookups (degree up to 3 + mutual count, one Lua script) and mutual-connection
+- relationship lookups (degree up to 3 + mutual count: the pair's record and single-key lookups of
+  the members' projected connections) and mutual-connection
   pages over random pairs, and over pairs of heavy members: p50/p99;
 - through gunicorn, GET /v1/relationships/{member} throughput as a ratio to /healthz on the
   same server in the same run (wrk).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import redis
 
+from services.connections import projections
 from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
@@ -26,36 +27,36 @@ def _not_self(blocker: str, member: str) -> None:
 
 
 def is_blocked_either_way(store: redis.Redis, a: str, b: str) -> bool:
-    with store.pipeline(transaction=False) as pipe:
-        pipe.zscore(keys.blocks(a), b)
-        pipe.zscore(keys.blocks(b), a)
-        return any(score is not None for score in pipe.execute())
+    """From the pair's record: a block by either member."""
+    return any(at is not None for at in store.hmget(keys.relationship(a, b), f"block:{a}", f"block:{b}"))
 
 
 def block(store: redis.Redis, outbox: Outbox, blocker: str, blocked: str) -> bool:
     """``blocker`` blocks ``blocked`` (idempotent). Returns whether the block is new."""
     _not_self(blocker, blocked)
+    rel = keys.relationship(blocker, blocked)
     while True:
         now = now_ms()
         at = rfc3339(now)
-        mine = store.hget(keys.open_invitations(blocker), blocked) or ""
-        theirs = store.hget(keys.open_invitations(blocked), blocker) or ""
+        open_id, open_by = store.hmget(rel, "open", "open_by")
         removed = outbox.xadd_args(new_event("connections", "connection.removed", {
             "remover": blocker, "other": blocked, "reason": "blocked", "at": at, "version": PENDING_VERSION}))
         added = outbox.xadd_args(new_event("connections", "block.added", {
             "blocker": blocker, "blocked": blocked, "at": at, "version": PENDING_VERSION}))
-        withdrawn = outbox.xadd_args(new_event("connections", "invitation.withdrawn", {
-            "invitation_id": mine, "inviter": blocker, "invitee": blocked, "at": at})) if mine else []
-        ignored = outbox.xadd_args(new_event("connections", "invitation.ignored", {
-            "invitation_id": theirs, "inviter": blocked, "invitee": blocker, "at": at})) if theirs else []
-        reply = keys.BLOCK(store, [
-            keys.blocks(blocker), keys.blocked_by(blocked), keys.connections(blocker), keys.connections(blocked),
-            keys.open_invitations(blocker), keys.open_invitations(blocked), keys.received(blocker),
-            keys.received(blocked), keys.sent(blocker), outbox.key,
-            keys.invitation(mine or "-"), keys.invitation(theirs or "-"), keys.pair_version(blocker, blocked),
-        ], [blocker, blocked, now, mine, theirs, len(removed), len(added), len(withdrawn),
-            *removed, *added, *withdrawn, *ignored])
+        decided: list[str] = []
+        if open_id:
+            # The blocker's own invitation is withdrawn; the blocked member's is ignored (silent).
+            name = "invitation.withdrawn" if open_by == blocker else "invitation.ignored"
+            decided = outbox.xadd_args(new_event("connections", name, {
+                "invitation_id": open_id, "inviter": open_by, "invitee": blocked if open_by == blocker else blocker,
+                "at": at}))
+        reply = keys.BLOCK(store, keys={"relationship": rel, "invitation": keys.invitation(open_id) if open_id else rel,
+                                        "outbox": outbox.key_for(keys.pair_tag(blocker, blocked))},
+                           blocker=blocker, blocked=blocked, now=now, expected_open=open_id or "",
+                           n1=len(removed), n2=len(added), events=[*removed, *added, *decided])
         if reply[0] != "retry":
+            if reply[0] == "blocked":
+                projections.project(store, blocker, blocked)
             return reply[0] == "blocked"
 
 
@@ -64,9 +65,11 @@ def unblock(store: redis.Redis, outbox: Outbox, blocker: str, blocked: str) -> b
     _not_self(blocker, blocked)
     event = new_event("connections", "block.removed", {"blocker": blocker, "blocked": blocked,
                                                         "at": rfc3339(now_ms()), "version": PENDING_VERSION})
-    reply = keys.UNBLOCK(store, [keys.blocks(blocker), keys.blocked_by(blocked), outbox.key,
-                                 keys.pair_version(blocker, blocked)],
-                         [blocker, blocked, *outbox.xadd_args(event)])
+    reply = keys.UNBLOCK(store, keys={"relationship": keys.relationship(blocker, blocked),
+                                      "outbox": outbox.key_for(keys.pair_tag(blocker, blocked))},
+                         blocker=blocker, event=outbox.xadd_args(event))
+    if reply[0] == "unblocked":
+        projections.project(store, blocker, blocked)
     return reply[0] == "unblocked"
 
 

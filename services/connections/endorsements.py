@@ -57,9 +57,12 @@ def endorse(store: redis.Redis, outbox: Outbox, endorser: str, endorsee: str, sk
     now = now_ms()
     event = new_event("connections", "endorsement.added", {"endorser": endorser, "endorsee": endorsee,
                                                            "skill": display, "at": rfc3339(now)})
-    reply = keys.ENDORSE(store, [keys.connections(endorser), keys.endorsers(endorsee, key),
-                                 keys.endorsement_skills(endorsee), keys.endorsement_names(endorsee), outbox.key],
-                         [endorser, endorsee, key, display, now, *outbox.xadd_args(event)])
+    # All in the endorsee's slot: their projected connections say whether the endorser is one.
+    reply = keys.ENDORSE(store, keys={
+        "connections": keys.connections(endorsee), "endorsers": keys.endorsers(endorsee, key),
+        "skills": keys.endorsement_skills(endorsee), "names": keys.endorsement_names(endorsee),
+        "outbox": outbox.key_for(keys.member_tag(endorsee)),
+    }, endorser=endorser, skill_key=key, skill=display, now=now, event=outbox.xadd_args(event))
     if reply[0] == "not_connected":
         raise Forbidden(f"Only {endorsee}'s connections can endorse them.", code="not_connected")
     return Endorsement(endorser, endorsee, reply[2], int(float(reply[1]))), reply[0] == "added"

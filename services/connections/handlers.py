@@ -1,8 +1,9 @@
-"""What the connections service does with its own connections.events: keep the people-you-may-know
-lists of the two members concerned precomputed, so their next read finds them ready."""
+"""What the connections service does with its own connections.events: bring both members' sides
+of the pair to the pair's record (``projections``), then keep the people-you-may-know lists of
+the two precomputed, so their next read finds them ready."""
 from __future__ import annotations
 
-from services.connections import suggestions
+from services.connections import projections, suggestions
 from shared.bus.consumer import Effects
 from shared.clock import parse_rfc3339
 from shared.events import Event
@@ -15,23 +16,34 @@ def _refresh_both(fx: Effects, a: str, b: str, at: str) -> None:
     suggestions.mark_network_stale(fx.store, fx.tx, (a, b))
 
 
+def on_invitation_changed(event: Event, fx: Effects) -> None:
+    """Sent, ignored or withdrawn: the two members' invitation lists follow the pair's record."""
+    projections.project(fx.store, event.data["inviter"], event.data["invitee"])
+
+
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     """Each now reaches the other's network at 2nd degree."""
+    projections.project(fx.store, event.data["inviter"], event.data["invitee"])
     _refresh_both(fx, event.data["inviter"], event.data["invitee"], event.data["at"])
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     """Each loses the other's network (unless shared through someone else)."""
+    projections.project(fx.store, event.data["remover"], event.data["other"])
     _refresh_both(fx, event.data["remover"], event.data["other"], event.data["at"])
 
 
 def on_block_changed(event: Event, fx: Effects) -> None:
     """A block takes each out of the other's list (reads re-check it meanwhile); an unblock lets
     them back in, which only a recomputation can do."""
+    projections.project(fx.store, event.data["blocker"], event.data["blocked"])
     _refresh_both(fx, event.data["blocker"], event.data["blocked"], event.data["at"])
 
 
 HANDLERS = {
+    "invitation.sent": on_invitation_changed,
+    "invitation.ignored": on_invitation_changed,
+    "invitation.withdrawn": on_invitation_changed,
     "invitation.accepted": on_invitation_accepted,
     "connection.removed": on_connection_removed,
     "block.added": on_block_changed,

@@ -52,7 +52,7 @@ def _not_found() -> NotFound:
 
 
 def load(store: redis.Redis, introduction_id: str) -> Introduction | None:
-    if not introduction_id or len(introduction_id) > MAX_ID_LENGTH:
+    if not introduction_id or len(introduction_id) > MAX_ID_LENGTH or keys.id_tag(introduction_id) is None:
         return None
     return _from_hash(store.hgetall(keys.introduction(introduction_id)))
 
@@ -81,16 +81,19 @@ def request(store: redis.Redis, outbox: Outbox, requester: str, target: str, via
         raise Invalid({"via": ["The introducer must be a third member, connected to both."]},
                       code="not_a_mutual_connection")
     note = note or None
-    introduction_id = uuid.uuid4().hex
+    introduction_id = keys.new_id(requester, target, uuid.uuid4().hex)
     now = now_ms()
     event = new_event("connections", "introduction.requested", {
         "introduction_id": introduction_id, "requester": requester, "target": target, "via": via, "note": note,
         "at": rfc3339(now)})
-    reply = keys.INTRODUCE(store, [
-        keys.connections(requester), keys.connections(target), keys.blocks(requester), keys.blocks(target),
-        keys.open_invitations(requester), keys.open_invitations(target), keys.open_introductions(requester),
-        keys.introduction(introduction_id), outbox.key,
-    ], [requester, target, via, introduction_id, now, note or "", *outbox.xadd_args(event)])
+    # The introducer's connections (their projection, one slot) say whether they know both; the
+    # introduction itself is decided in the requester and target's pair slot.
+    mutual = all(score is not None for score in store.zmscore(keys.connections(via), [requester, target]))
+    reply = keys.INTRODUCE(store, keys={
+        "relationship": keys.relationship(requester, target), "introduction": keys.introduction(introduction_id),
+        "outbox": outbox.key_for(keys.pair_tag(requester, target)),
+    }, requester=requester, target=target, via=via, id=introduction_id, now=now, note=note or "",
+        mutual="1" if mutual else "0", event=outbox.xadd_args(event))
     code = reply[0]
     if code == "requested":
         return Introduction(introduction_id, requester, target, via, note, "pending", now, None, None)
@@ -142,8 +145,10 @@ def decline(store: redis.Redis, outbox: Outbox, member: str, introduction_id: st
     found = _decidable(store, member, introduction_id)
     now = now_ms()
     event = new_event("connections", "introduction.declined", {**_decided_data(found), "at": rfc3339(now)})
-    reply = keys.DECLINE_INTRODUCTION(store, [keys.introduction(found.id), keys.open_introductions(found.requester),
-                                              outbox.key], [member, now, *outbox.xadd_args(event)])
+    reply = keys.DECLINE_INTRODUCTION(store, keys={
+        "relationship": keys.relationship(found.requester, found.target), "introduction": keys.introduction(found.id),
+        "outbox": outbox.key_for(keys.pair_tag(found.requester, found.target)),
+    }, caller=member, now=now, event=outbox.xadd_args(event))
     if reply[0] == "introduction_not_pending":
         raise Conflict(f"The introduction is {reply[1]}, no longer pending.", code="introduction_not_pending",
                        introduction_status=reply[1])

@@ -1,8 +1,9 @@
 """The rules of invitations (PRODUCT.md, Invitations), as plain functions over the store.
 
-Every transition is one Lua script in ``store`` that checks and changes the invitation,
-both members' indexes and the outbox together: an accept racing a withdrawal has exactly
-one winner, and two members inviting each other at once end up connected once.
+Every transition is one Lua script in ``store``, in the pair's slot, that checks and changes the
+invitation, the pair's relationship record and the outbox together: an accept racing a
+withdrawal has exactly one winner, and two members inviting each other at once end up
+connected once. The members' lists are projections of the record (``projections``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
+from services.connections import projections
 from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
@@ -54,7 +56,7 @@ def _from_hash(raw: dict) -> Invitation | None:
 
 
 def load(store: redis.Redis, invitation_id: str) -> Invitation | None:
-    if not invitation_id or len(invitation_id) > MAX_ID_LENGTH:
+    if not invitation_id or len(invitation_id) > MAX_ID_LENGTH or keys.id_tag(invitation_id) is None:
         return None
     return _from_hash(store.hgetall(keys.invitation(invitation_id)))
 
@@ -110,6 +112,14 @@ def _connection_limit(member: str, settings: Settings) -> Conflict:
                     limit=settings.max_connections)
 
 
+def _full(store: redis.Redis, settings: Settings, *members: str) -> list[str]:
+    """For each member, ``"1"`` when their projected connections reached the maximum."""
+    with store.pipeline(transaction=False) as pipe:
+        for member in members:
+            pipe.zcard(keys.connections(member))
+        return ["1" if count >= settings.max_connections else "0" for count in pipe.execute()]
+
+
 def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
          message: str | None = None, introduction: tuple[str, str, dict] | None = None) -> Invitation:
     """``inviter`` invites ``invitee``. When ``invitee`` had already invited ``inviter``, that
@@ -118,21 +128,26 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
     A block between the two refuses (403 ``invitation_refused``). ``introduction`` is
     ``(id, introducer, forwarded event data)`` when an introducer forwards an introduction: the
     invitation names them, and the introduction is marked forwarded in the same step, only if
-    it is still pending."""
+    it is still pending.
+
+    The weekly cap is a place in the inviter's rolling log, taken first (their slot) and given
+    back unless the pair's script creates the invitation."""
     if inviter == invitee:
         raise Invalid({"invitee": ["A member cannot invite themselves."]}, code="cannot_invite_self")
     message = message or None
-    invitation_id = uuid.uuid4().hex
+    invitation_id = keys.new_id(inviter, invitee, uuid.uuid4().hex)
+    tag = keys.pair_tag(inviter, invitee)
+    log = keys.invitation_log(inviter)
     while True:
         now = now_ms()
         # The invitee's open invitation to the inviter, if any, read ahead so the script gets
         # its accepted event ready-made; the script refuses (retry) if it changed meanwhile.
-        reverse = store.hget(keys.open_invitations(invitee), inviter) or ""
+        open_id, open_by = store.hmget(keys.relationship(inviter, invitee), "open", "open_by")
+        reverse = open_id if open_id and open_by == invitee else ""
         introduction_id, introducer, forwarded_data = introduction or ("", None, None)
-        sent_event = new_event("connections", "invitation.sent", {
+        sent_args = outbox.xadd_args(new_event("connections", "invitation.sent", {
             "invitation_id": invitation_id, "inviter": inviter, "invitee": invitee, "message": message,
-            "sent_at": rfc3339(now), "introduced_by": introducer})
-        sent_args = outbox.xadd_args(sent_event)
+            "sent_at": rfc3339(now), "introduced_by": introducer}))
         accepted_args: list[str] = []
         if reverse:
             accepted_args = outbox.xadd_args(new_event("connections", "invitation.accepted", {
@@ -142,18 +157,30 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         if introduction_id:
             forwarded_args = outbox.xadd_args(new_event("connections", "introduction.forwarded", {
                 **forwarded_data, "invitation_id": reverse or invitation_id, "at": rfc3339(now)}))
-        reply = keys.SEND(store, [
-            keys.connections(inviter), keys.connections(invitee), keys.open_invitations(inviter),
-            keys.open_invitations(invitee), keys.invitation(invitation_id), keys.received(invitee),
-            keys.sent(inviter), keys.invitation_log(inviter), keys.reinvite_cooldown(inviter, invitee),
-            outbox.key, keys.invitation(reverse or invitation_id), keys.received(inviter), keys.sent(invitee),
-            keys.blocks(inviter), keys.blocks(invitee), keys.introduction(introduction_id or invitation_id),
-            keys.open_introductions(inviter), keys.pair_version(inviter, invitee),
-        ], [inviter, invitee, invitation_id, now, message or "", WEEK_MS, settings.invitation_weekly_limit,
-            settings.max_connections, reverse, len(sent_args), len(accepted_args), introduction_id,
-            introducer or "", *sent_args, *accepted_args, *forwarded_args])
+        reservation = keys.RESERVE_INVITATION(store, keys={"log": log}, id=invitation_id, now=now,
+                                              window_ms=WEEK_MS, limit=settings.invitation_weekly_limit)
+        reserved = reservation[0] == "reserved"
+        inviter_full, invitee_full = _full(store, settings, inviter, invitee)
+        reply = None
+        try:
+            reply = keys.SEND(store, keys={
+                "relationship": keys.relationship(inviter, invitee), "invitation": keys.invitation(invitation_id),
+                "reverse": keys.invitation(reverse or invitation_id),
+                "cooldown": keys.reinvite_cooldown(inviter, invitee),
+                "introduction": keys.introduction(introduction_id) if introduction_id else keys.invitation(invitation_id),
+                "outbox": outbox.key_for(tag),
+            }, inviter=inviter, invitee=invitee, id=invitation_id, now=now, message=message or "",
+                reserved="1" if reserved else "0", lifts_at="" if reserved else reservation[1],
+                inviter_full=inviter_full, invitee_full=invitee_full, expected_reverse=reverse,
+                introduction_id=introduction_id, introducer=introducer or "", n=len(sent_args),
+                m=len(accepted_args), events=[*sent_args, *accepted_args, *forwarded_args])
+        finally:
+            if reserved and (reply is None or reply[0] != "sent"):
+                store.zrem(log, invitation_id)
         if reply[0] == "retry":
             continue
+        if reply[0] in ("sent", "accepted"):
+            projections.project(store, inviter, invitee)
         if reply[0] == "sent":
             return Invitation(invitation_id, inviter, invitee, message, "pending", now, None, introducer)
         if reply[0] == "accepted":
@@ -192,17 +219,24 @@ def _decided_event(outbox: Outbox, name: str, found: Invitation, now: int) -> li
     return outbox.xadd_args(new_event("connections", name, data))
 
 
+def _pair_keys(outbox: Outbox, found: Invitation) -> dict:
+    return {"relationship": keys.relationship(found.inviter, found.invitee), "invitation": keys.invitation(found.id),
+            "outbox": outbox.key_for(keys.pair_tag(found.inviter, found.invitee))}
+
+
 def accept(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, invitation_id: str) -> Invitation:
-    """The invitee accepts: the two become connected. The inviter gets 403, anyone else 404."""
+    """The invitee accepts: the two become connected. The inviter gets 403, anyone else 404.
+
+    The maximum of connections is checked against both members' projected counts, read just
+    before the pair's script (docs/architecture.md: what concurrency allows)."""
     found = _decide(store, member, invitation_id)
     now = now_ms()
-    reply = keys.ACCEPT(store, [
-        keys.invitation(found.id), keys.connections(found.inviter), keys.connections(found.invitee),
-        keys.open_invitations(found.inviter), keys.received(found.invitee), keys.sent(found.inviter), outbox.key,
-        keys.pair_version(found.inviter, found.invitee),
-    ], [member, now, settings.max_connections, *_decided_event(outbox, "invitation.accepted", found, now)])
+    inviter_full, invitee_full = _full(store, settings, found.inviter, found.invitee)
+    reply = keys.ACCEPT(store, keys=_pair_keys(outbox, found), caller=member, now=now, inviter_full=inviter_full,
+                        invitee_full=invitee_full, event=_decided_event(outbox, "invitation.accepted", found, now))
     if reply[0] != "accepted":
         raise _decision_refused(reply, found, member, settings)
+    projections.project(store, found.inviter, found.invitee)
     return get(store, member, found.id)
 
 
@@ -210,10 +244,11 @@ def ignore(store: redis.Redis, outbox: Outbox, settings: Settings, member: str, 
     """The invitee ignores: it leaves their list; the inviter still sees it pending."""
     found = _decide(store, member, invitation_id)
     now = now_ms()
-    reply = keys.IGNORE(store, [keys.invitation(found.id), keys.received(found.invitee), outbox.key],
-                        [member, now, *_decided_event(outbox, "invitation.ignored", found, now)])
+    reply = keys.IGNORE(store, keys=_pair_keys(outbox, found), caller=member, now=now,
+                        event=_decided_event(outbox, "invitation.ignored", found, now))
     if reply[0] != "ignored":
         raise _decision_refused(reply, found, member, settings)
+    projections.project(store, found.inviter, found.invitee)
     return get(store, member, found.id)
 
 
@@ -222,13 +257,13 @@ def withdraw(store: redis.Redis, outbox: Outbox, settings: Settings, member: str
     """The inviter withdraws; they may not invite the same member again for the cool-down."""
     found = _decide(store, member, invitation_id)
     now = now_ms()
-    reply = keys.WITHDRAW(store, [
-        keys.invitation(found.id), keys.received(found.invitee), keys.sent(found.inviter),
-        keys.open_invitations(found.inviter), keys.reinvite_cooldown(found.inviter, found.invitee), outbox.key,
-    ], [member, now, settings.reinvite_cooldown_days * DAY_MS,
-        *_decided_event(outbox, "invitation.withdrawn", found, now)])
+    reply = keys.WITHDRAW(store, keys={**_pair_keys(outbox, found),
+                                       "cooldown": keys.reinvite_cooldown(found.inviter, found.invitee)},
+                          caller=member, now=now, cooldown_ms=settings.reinvite_cooldown_days * DAY_MS,
+                          event=_decided_event(outbox, "invitation.withdrawn", found, now))
     if reply[0] != "withdrawn":
         raise _decision_refused(reply, found, member, settings)
+    projections.project(store, found.inviter, found.invitee)
     return get(store, member, found.id)
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from services.connections import projections
 from services.connections import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
@@ -18,8 +19,12 @@ from shared.problems import Forbidden, Invalid, NotFound
 VISIBILITIES = ("everyone", "connections", "only_me")
 DEFAULT_VISIBILITY = "everyone"
 
-# How many connections of the smaller side the degree-3 check examines at most (see store.RELATIONSHIP).
+# The degree-3 check's bounds (see ``_degree3``): connections of the smaller side examined,
+# connections of each member read at most, neighbours read per round trip.
 DEGREE3_SCAN_LIMIT = 2000
+DEGREE3_FAR = 1000
+DEGREE3_PIPELINE = 100
+MSCORE_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,12 @@ def _not_self(caller: str, member: str) -> None:
 
 
 def is_connected(store: redis.Redis, a: str, b: str) -> bool:
-    return store.zscore(keys.connections(a), b) is not None
+    """From the pair's record, which the accept or removal wrote: a member sees their own write."""
+    return store.hexists(keys.relationship(a, b), "connected_at")
 
 
 def count(store: redis.Redis, member: str) -> int:
-    """The number of ``member``'s connections: public, constant time."""
+    """The number of ``member``'s connections (their projection): public, constant time."""
     return store.zcard(keys.connections(member))
 
 
@@ -109,28 +115,90 @@ def remove(store: redis.Redis, outbox: Outbox, remover: str, other: str) -> None
     _not_self(remover, other)
     event = new_event("connections", "connection.removed", {
         "remover": remover, "other": other, "reason": "removed", "at": rfc3339(now_ms()), "version": PENDING_VERSION})
-    reply = keys.REMOVE(store, [keys.connections(remover), keys.connections(other), outbox.key,
-                                keys.pair_version(remover, other)],
-                        [remover, other, *outbox.xadd_args(event)])
+    reply = keys.REMOVE(store, keys={"relationship": keys.relationship(remover, other),
+                                     "outbox": outbox.key_for(keys.pair_tag(remover, other))},
+                        remover=remover, other=other, event=outbox.xadd_args(event))
     if reply[0] == "not_connected":
         raise NotFound(f"You are not connected to {other}.", code="not_connected")
+    projections.project(store, remover, other)
+
+
+def _scores(store: redis.Redis, key: str, members: list[str]) -> list:
+    """ZMSCORE of ``members`` in ``key``, in chunks (one key a command: any slot)."""
+    found: list = []
+    with store.pipeline(transaction=False) as pipe:
+        for i in range(0, len(members), MSCORE_CHUNK):
+            pipe.zmscore(key, members[i:i + MSCORE_CHUNK])
+        for reply in pipe.execute():
+            found.extend(reply)
+    return found
+
+
+def shared_connections(store: redis.Redis, a: str, b: str) -> list[tuple[str, int]]:
+    """The connections ``a`` and ``b`` share, each with when ``a`` connected to them: the smaller
+    list read whole, looked up in the other's set (two members' sets are two slots: no ZINTER)."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.connections(a))
+        pipe.zcard(keys.connections(b))
+        count_a, count_b = pipe.execute()
+    if not count_a or not count_b:
+        return []
+    if count_a <= count_b:
+        mine = store.zrange(keys.connections(a), 0, -1, withscores=True)
+        theirs = _scores(store, keys.connections(b), [m for m, _ in mine])
+        return [(m, int(s)) for (m, s), t in zip(mine, theirs) if t is not None]
+    others = store.zrange(keys.connections(b), 0, -1)
+    mine = _scores(store, keys.connections(a), others)
+    return [(m, int(s)) for m, s in zip(others, mine) if s is not None]
+
+
+def _degree3(store: redis.Redis, a: str, b: str) -> bool:
+    """Whether a connection of one is connected to a connection of the other: the other's
+    connections (at most DEGREE3_FAR) held as a set, against the connections of up to
+    DEGREE3_SCAN_LIMIT connections of the smaller side, each read whole up to DEGREE3_FAR, in
+    pipelines of DEGREE3_PIPELINE (the bounds keep a lookup between two huge networks cheap; such
+    members share a connection, which the degree-2 check has found, almost always)."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.connections(a))
+        pipe.zcard(keys.connections(b))
+        count_a, count_b = pipe.execute()
+    if not count_a or not count_b:
+        return False
+    small, other = (a, b) if count_a <= count_b else (b, a)
+    far = set(store.zrange(keys.connections(other), 0, DEGREE3_FAR - 1))
+    neighbours = store.zrange(keys.connections(small), 0, DEGREE3_SCAN_LIMIT - 1)
+    for start in range(0, len(neighbours), DEGREE3_PIPELINE):
+        with store.pipeline(transaction=False) as pipe:
+            for neighbour in neighbours[start:start + DEGREE3_PIPELINE]:
+                pipe.zrange(keys.connections(neighbour), 0, DEGREE3_FAR - 1)
+            if any(not far.isdisjoint(theirs) for theirs in pipe.execute()):
+                return True
+    return False
 
 
 def relationship(store: redis.Redis, caller: str, member: str) -> Relationship:
     """``caller``'s relationship to ``member``: degree up to 3 (None = out of network), the
-    invitation between them as the caller sees it, the number of mutual connections."""
+    invitation between them as the caller sees it, the number of mutual connections.
+
+    Connected or not, and the invitation, come from the pair's record (read-your-write); the
+    mutual connections and the degree beyond 1 from the members' projected connections."""
     _not_self(caller, member)
-    connected, mutual, degree, sent, received, received_status = keys.RELATIONSHIP(store, [
-        keys.connections(caller), keys.connections(member),
-        keys.open_invitations(caller), keys.open_invitations(member),
-    ], [caller, member, DEGREE3_SCAN_LIMIT, keys.CONNECTIONS_PREFIX, keys.CONNECTIONS_SUFFIX,
-        keys.INVITATION_PREFIX, keys.INVITATION_SUFFIX])
+    record = store.hgetall(keys.relationship(caller, member))
+    connected = "connected_at" in record
+    mutual = len(shared_connections(store, caller, member))
+    if connected:
+        degree = 1
+    elif mutual:
+        degree = 2
+    else:
+        degree = 3 if _degree3(store, caller, member) else None
     invitation = None
-    if sent:
-        invitation = {"id": sent, "direction": "sent"}
-    elif received and received_status == "pending":  # one the caller ignored is gone for them
-        invitation = {"id": received, "direction": "received"}
-    return Relationship(member, int(degree) or None, bool(int(connected)), invitation, int(mutual))
+    if record.get("open"):
+        if record.get("open_by") == caller:
+            invitation = {"id": record["open"], "direction": "sent"}
+        elif record.get("open_status") == "pending":  # one the caller ignored is gone for them
+            invitation = {"id": record["open"], "direction": "received"}
+    return Relationship(member, degree, connected, invitation, mutual)
 
 
 def mutual_connections(store: redis.Redis, caller: str, member: str, limit: int,
@@ -138,8 +206,8 @@ def mutual_connections(store: redis.Redis, caller: str, member: str, limit: int,
     """The connections ``caller`` and ``member`` share, newest (for the caller) first, and their total."""
     _not_self(caller, member)
     # Scored by when the caller connected to each: the caller's own view of their network.
-    shared_ = store.zinter({keys.connections(caller): 1, keys.connections(member): 0}, withscores=True)
-    ordered = sorted(((m, int(s)) for m, s in shared_), key=lambda item: (item[1], item[0]), reverse=True)
+    shared_ = shared_connections(store, caller, member)
+    ordered = sorted(shared_, key=lambda item: (item[1], item[0]), reverse=True)
     if cursor:
         after_score, after_member = decode_cursor(cursor)
         ordered = [(m, s) for m, s in ordered if (s, m) < (after_score, after_member)]

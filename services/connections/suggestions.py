@@ -2,7 +2,7 @@
 mutual connections, ties by member id; never the member, a connection, a member with an open
 invitation either way, or a member blocked either way.
 
-The work is bounded and precomputed (docs/suggestions.md): ``store.SUGGEST`` samples at most
+The work is bounded and precomputed (docs/suggestions.md): ``compute`` samples at most
 ``WALK_BUDGET`` two-step paths, counts mutual connections exactly for the best ``CANDIDATES``
 only, and keeps that ranked list. The connections worker recomputes the lists of the two
 members of every connection, removal and block as the event arrives (``refresh``), and the
@@ -21,6 +21,7 @@ import threading
 import redis
 
 from services.connections import store as keys
+from services.connections.network import shared_connections
 from shared.clock import now_ms
 from shared.logs import get_logger
 from shared.pages import decode_cursor, encode_cursor
@@ -47,8 +48,7 @@ def _raw(score: bytes | str) -> str:
 
 
 def _basis(count: int, newest: list, blocking: int, newest_block: list, blocked_by: int) -> str:
-    """The state of ``member``'s own relationships a list is computed from, as ``store.SUGGEST``
-    writes it: their connections (count, newest), and, when there are any, the blocks either way
+    """The state of ``member``'s own relationships a list is computed from: their connections (count, newest), and, when there are any, the blocks either way
     (an unblock lets a member back in, which a list from before it lacks). Without blocks either
     way the block part is left out, so such members' kept lists keep the basis they had."""
     basis = f"{count}:{newest[0][1] if newest else ''}"
@@ -57,18 +57,64 @@ def _basis(count: int, newest: list, blocking: int, newest_block: list, blocked_
     return basis
 
 
-def _suggest(member: str, at_ms: int) -> tuple[list[str], list]:
-    """KEYS and ARGV of ``store.SUGGEST`` for ``member``, computed at ``at_ms``."""
-    return ([keys.connections(member), keys.open_invitations(member), keys.blocks(member), keys.blocked_by(member),
-             keys.suggestions(member), keys.suggestions_state(member)],
-            [member, NEIGHBOURS, WALK_BUDGET, MIN_PER_NEIGHBOUR, CANDIDATES, KEEP_MS, at_ms,
-             keys.CONNECTIONS_PREFIX, keys.CONNECTIONS_SUFFIX, keys.OPEN_PREFIX, keys.OPEN_SUFFIX])
+def _choose(counts: dict[str, int], excluded: set[str], eligible, want: int) -> list[str]:
+    """The ``want`` best-counted candidates not ``excluded`` and ``eligible`` (ties: smallest ids)."""
+    ranked_ = sorted((c for c in counts if c not in excluded), key=lambda c: (-counts[c], c))
+    chosen: list[str] = []
+    for start in range(0, len(ranked_), want):
+        window = ranked_[start:start + want]
+        chosen.extend(c for c, ok in zip(window, eligible(window)) if ok)
+        if len(chosen) >= want:
+            break
+    return chosen[:want]
 
 
 def compute(store: redis.Redis, member: str) -> list[tuple[str, int]]:
-    """Compute and keep ``member``'s ranked list now; returns it as ``(member, mutual_connections)``."""
-    flat = keys.SUGGEST(store, *_suggest(member, now_ms()))
-    return [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
+    """Compute and keep ``member``'s ranked list now; returns it as ``(member, mutual_connections)``.
+
+    Reads outside any script (a walk touches many members' slots), then one MULTI/EXEC in the
+    member's slot keeps the list with the basis it was read from: a change of their own
+    relationships meanwhile changes the basis, so the next read recomputes.
+    1. walk: the member's NEIGHBOURS most recent connections, and of each its most recent ones,
+       at most WALK_BUDGET steps shared out (at least MIN_PER_NEIGHBOUR each), counting how
+       often each member is met (a sampled mutual count);
+    2. choose: the CANDIDATES best-counted that are not the member, a connection, across an open
+       invitation either way, or blocked either way;
+    3. count exactly, for the chosen ones only; 4. keep, ranked by exact count.
+    """
+    at_ms = now_ms()
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.connections(member))
+        pipe.zrevrange(keys.connections(member), 0, -1, withscores=True, score_cast_func=_raw)
+        pipe.hkeys(keys.open_invitations(member))
+        pipe.zrange(keys.blocks(member), 0, -1, withscores=True, score_cast_func=_raw)
+        pipe.smembers(keys.blocked_by(member))
+        count, mine, invited, blocking, blocked_by = pipe.execute()
+    recent = [m for m, _ in mine[:NEIGHBOURS]]
+    per = max(MIN_PER_NEIGHBOUR, WALK_BUDGET // max(1, min(count, NEIGHBOURS)))
+    counts: dict[str, int] = {}
+    with store.pipeline(transaction=False) as pipe:
+        for neighbour in recent:
+            pipe.zrevrange(keys.connections(neighbour), 0, per - 1)
+        for met in pipe.execute():
+            for c in met:
+                counts[c] = counts.get(c, 0) + 1
+    mine_set = {m for m, _ in mine}
+    excluded = {member, *mine_set, *invited, *(m for m, _ in blocking), *blocked_by}
+    chosen = _choose(counts, excluded, lambda window: [True] * len(window), CANDIDATES)
+    ranked_ = sorted(((c, len(shared_connections(store, member, c))) for c in chosen), key=lambda r: (-r[1], r[0]))
+    newest_block = sorted(blocking, key=lambda item: float(item[1]))[-1:] if blocking else []
+    basis = _basis(count, mine[:1], len(blocking), newest_block, len(blocked_by))
+    with store.pipeline(transaction=True) as tx:
+        tx.delete(keys.suggestions(member))
+        if ranked_:
+            tx.zadd(keys.suggestions(member), {c: n for c, n in ranked_})
+            tx.pexpire(keys.suggestions(member), KEEP_MS)
+        tx.hset(keys.suggestions_state(member), mapping={"basis": basis, "computed_at": at_ms})
+        tx.hdel(keys.suggestions_state(member), "stale")
+        tx.pexpire(keys.suggestions_state(member), KEEP_MS)
+        tx.execute()
+    return ranked_
 
 
 def computed_at(store: redis.Redis, member: str) -> int | None:
@@ -78,18 +124,14 @@ def computed_at(store: redis.Redis, member: str) -> int | None:
 
 
 def refresh(store: redis.Redis, tx: redis.client.Pipeline, member: str, changed_at_ms: int) -> bool:
-    """Queue the recomputation of ``member``'s list on ``tx`` (a consumer's MULTI/EXEC), unless
-    it was computed well after ``changed_at_ms`` and so already reflects that change.
-
-    The script runs at EXEC: it reads the graph as it is then, so a duplicate or out-of-order
-    event recomputes the same list, and the list is written with the basis it was computed from.
-    """
+    """Recompute ``member``'s list, unless it was computed well after ``changed_at_ms`` and so
+    already reflects that change. It reads the graph as it is now, so a duplicate or out-of-order
+    event recomputes the same list (``tx``, the consumer's transaction, is not needed: the list is
+    written in the member's own slot, with the basis it was computed from)."""
     at = computed_at(store, member)
     if at is not None and at >= changed_at_ms + ALREADY_IN_LIST_MARGIN_MS:
         return False
-    # EVAL (not EVALSHA) inside MULTI: a server that forgot the script cannot fail the transaction.
-    script_keys, args = _suggest(member, now_ms())
-    tx.eval(keys.SUGGEST.source, len(script_keys), *script_keys, *args)
+    compute(store, member)
     return True
 
 

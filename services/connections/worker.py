@@ -1,6 +1,6 @@
-"""The connections worker: its outbox relay, the consumer that keeps people-you-may-know lists
-precomputed from connections.events, its member replica (profiles.events), and the loop that
-recomputes the lists reads found old."""
+"""The connections worker: its outbox relay, the consumer of connections.events that projects
+each pair's record onto both members and keeps people-you-may-know lists precomputed, its member
+replica (profiles.events), and the loop that recomputes the lists reads found old."""
 from __future__ import annotations
 
 from services.connections import suggestions

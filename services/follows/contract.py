@@ -12,4 +12,8 @@ CONSUMES: dict[str, tuple[str, ...]] = {
     "rapport.connections.block.added.v1": ("blocker", "blocked", "at", "version"),
     "rapport.connections.block.removed.v1": ("blocker", "blocked", "at", "version"),
     **members.CONSUMES,
+    # Its own: the followees' followers are projections of the follows.
+    "rapport.follows.follow.created.v1": ("follower", "followee"),
+    "rapport.follows.follow.updated.v1": ("follower", "followee"),
+    "rapport.follows.follow.removed.v1": ("follower", "followee"),
 }

@@ -23,6 +23,7 @@ def change_follow_setting(store: redis.Redis, outbox: Outbox, member: str, follo
     """Set who may follow ``member``; ``settings.updated`` is emitted only when it changes."""
     event = new_event("follows", "settings.updated",
                       {"member": member, "followers": followers, "at": rfc3339(now_ms())})
-    keys.script(store, keys.SET_FOLLOW_SETTING)(
-        keys=[keys.follow_setting(member), outbox.key], args=[followers, *outbox.xadd_args(event)], client=store)
+    keys.SET_FOLLOW_SETTING(store, keys={"setting": keys.follow_setting(member),
+                                         "outbox": outbox.key_for(keys.member_tag(member))},
+                            value=followers, event=outbox.xadd_args(event))
     return followers

@@ -1,7 +1,9 @@
 """The rules of following, as plain functions over the follows store.
 
-Every change and the event it causes are written by one Lua script (``store.FOLLOW``,
-``store.UNFOLLOW``), so a follow is never half-written and never slips past a refusal.
+Every change and the event it causes are written by one Lua script in the follower's slot
+(``store.FOLLOW``, ``store.UNFOLLOW``), so a follow is never half-written and never slips past a
+block. The followee's followers are a projection of the edges (``project_follower``), brought up
+to date by the request at once and by the follows worker from follows.events.
 The same functions serve the HTTP views and the connections-event handlers: those pass
 their consumer transaction as ``client``.
 """
@@ -52,14 +54,15 @@ def _not_self(follower: str, followee: str) -> None:
         raise Invalid({"member": ["A member cannot follow themselves."]}, code="cannot_follow_self")
 
 
-def _follow_keys(outbox: Outbox, follower: str, followee: str) -> list[str]:
-    return [keys.following(follower), keys.followers(followee), keys.alerts(follower),
-            keys.blocks(follower), keys.blocks(followee), keys.follow_setting(followee),
-            keys.connections(followee), outbox.key, keys.follow_version(follower, followee)]
+def _follow_keys(outbox: Outbox, follower: str, followee: str) -> dict:
+    return {"following": keys.following(follower), "alerts": keys.alerts(follower),
+            "blocks": keys.blocks(follower), "blocked_by": keys.blocked_by(follower),
+            "connections": keys.connections(follower), "outbox": outbox.key_for(keys.member_tag(follower)),
+            "version": keys.follow_version(follower, followee)}
 
 
 def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bool | None,
-                reason: str, at: int) -> list:
+                reason: str, at: int, restricted: bool = False) -> dict:
     """The FOLLOW script's arguments, with the events it may emit built (and validated) up front."""
     created = new_event("follows", "follow.created", {
         "follower": follower, "followee": followee, "reason": reason,
@@ -68,7 +71,29 @@ def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bo
         "follower": follower, "followee": followee, "notify_on_post": notify_on_post, "at": rfc3339(at),
         "version": PENDING_VERSION}))
     notify = "" if notify_on_post is None else ("1" if notify_on_post else "0")
-    return [follower, followee, at, notify, *outbox.xadd_args(created), *updated]
+    return {"follower": follower, "followee": followee, "now": at, "notify": notify,
+            "restricted": "1" if restricted else "0", "events": [*outbox.xadd_args(created), *updated]}
+
+
+def _restricted(store: Client, followee: str) -> bool:
+    """Whether only connections may follow ``followee`` (their setting, in their slot)."""
+    return store.hget(keys.follow_setting(followee), "followers") == "connections"
+
+
+def project_follower(store: redis.Redis, follower: str, followee: str) -> bool:
+    """Bring ``followee``'s followers to the edge ``follower`` → ``followee`` as it is now: read in
+    the follower's slot (one MULTI), written in the followee's, only when the edge's version is
+    newer than the one projected. Returns whether it changed anything."""
+    with store.pipeline(transaction=True) as tx:
+        tx.zscore(keys.following(follower), followee)
+        tx.get(keys.follow_version(follower, followee))
+        since, version = tx.execute()
+    if version is None:
+        return False
+    return bool(keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(followee),
+                                                   "versions": keys.followers_version(followee)},
+                                      follower=follower, version=version,
+                                      since="" if since is None else int(since)))
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
@@ -81,45 +106,51 @@ def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
     for non-connections of a member whose follow setting is ``connections``.
     """
     _not_self(follower, followee)
-    args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms())
-    outcome, since, alert = keys.script(store, keys.FOLLOW)(
-        keys=_follow_keys(outbox, follower, followee), args=args, client=store)
+    args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms(),
+                       restricted=_restricted(store, followee))
+    outcome, since, alert, _ = keys.FOLLOW(store, keys=_follow_keys(outbox, follower, followee), **args)
     if outcome == "refused":
         # Says nothing about who blocked whom: the blocked member learns nothing more.
         raise Forbidden("You cannot follow this member.", code="follow_refused")
     if outcome == "restricted":
         raise Forbidden("This member can be followed only by their connections.", code="followers_restricted")
+    if outcome in ("created", "updated"):
+        project_follower(store, follower, followee)
     return Follow(follower, followee, int(float(since)), bool(int(alert))), outcome == "created"
 
 
-def follow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
+def follow_quietly(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
                    reason: str, at: int) -> None:
     """Queue on ``tx`` a follow caused by something else (a new connection): created unless it
-    exists or is refused, and then ``follow.created`` with ``reason`` is emitted."""
-    keys.script(tx, keys.FOLLOW)(keys=_follow_keys(outbox, follower, followee),
-                                 args=follow_args(outbox, follower, followee, None, reason, at), client=tx)
+    exists or is refused, and then ``follow.created`` with ``reason`` is emitted. The followee's
+    followers follow from that event (the follows worker)."""
+    keys.FOLLOW(tx, keys=_follow_keys(outbox, follower, followee), pipe=tx,
+                **follow_args(outbox, follower, followee, None, reason, at, restricted=_restricted(store, followee)))
 
 
-def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reason: str, at: int):
+def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reason: str, at: int, pipe=None):
     removed = new_event("follows", "follow.removed", {
         "follower": follower, "followee": followee, "reason": reason, "at": rfc3339(at), "version": PENDING_VERSION})
-    return keys.script(client, keys.UNFOLLOW)(
-        keys=[keys.following(follower), keys.followers(followee), keys.alerts(follower), outbox.key,
-              keys.follow_version(follower, followee)],
-        args=[follower, followee, *outbox.xadd_args(removed)], client=client)
+    return keys.UNFOLLOW(client, keys={"following": keys.following(follower), "alerts": keys.alerts(follower),
+                                       "outbox": outbox.key_for(keys.member_tag(follower)),
+                                       "version": keys.follow_version(follower, followee)},
+                         follower=follower, followee=followee, event=outbox.xadd_args(removed), pipe=pipe)
 
 
 def unfollow(store: redis.Redis, outbox: Outbox, follower: str, followee: str) -> bool:
     """Unfollow (idempotent): ``follow.removed`` (reason explicit) only when there was a follow.
     Returns whether one was removed."""
     _not_self(follower, followee)
-    return bool(_unfollow(store, outbox, follower, followee, "explicit", now_ms()))
+    removed = bool(_unfollow(store, outbox, follower, followee, "explicit", now_ms()))
+    if removed:
+        project_follower(store, follower, followee)
+    return removed
 
 
 def unfollow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
                      reason: str, at: int) -> None:
     """Queue on ``tx`` the end of a follow caused by something else (connection removed, block)."""
-    _unfollow(tx, outbox, follower, followee, reason, at)
+    _unfollow(tx, outbox, follower, followee, reason, at, pipe=tx)
 
 
 def follow_status(store: redis.Redis, follower: str, followee: str) -> Follow:
@@ -134,7 +165,8 @@ def follow_status(store: redis.Redis, follower: str, followee: str) -> Follow:
 
 
 def stats(store: redis.Redis, member: str) -> FollowStats:
-    """Follower and following counts: two ZCARDs, constant time at any size."""
+    """Follower and following counts: two ZCARDs, constant time at any size (the followers' one
+    counts the projection, which may lag a follow made elsewhere by moments)."""
     with store.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.followers(member))
         pipe.zcard(keys.following(member))

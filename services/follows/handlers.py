@@ -1,7 +1,9 @@
-"""What the follows service does with connections.events: keep its replica, adjust follows."""
+"""What the follows service does with connections.events (keep its replica, adjust follows) and
+with its own follows.events (keep each followee's followers, a projection of the edges)."""
 from __future__ import annotations
 
 from services.follows import network
+from services.follows.following import project_follower
 from shared.bus.consumer import Effects
 from shared.clock import parse_rfc3339
 from shared.events import Event
@@ -33,4 +35,17 @@ HANDLERS = {
     "connection.removed": on_connection_removed,
     "block.added": on_block_added,
     "block.removed": on_block_removed,
+}
+
+
+def on_follow_changed(event: Event, fx: Effects) -> None:
+    """Created, updated or removed: the followee's followers follow the edge as it is now (its
+    version decides; a late or repeated event changes nothing)."""
+    project_follower(fx.store, event.data["follower"], event.data["followee"])
+
+
+FOLLOWERS_HANDLERS = {
+    "follow.created": on_follow_changed,
+    "follow.updated": on_follow_changed,
+    "follow.removed": on_follow_changed,
 }

@@ -1,132 +1,178 @@
 """Every Redis key of the follows service, and its Lua scripts; nothing else touches them.
 
-Member ids sit in hash tags (``{ada}``) so a member's keys can share a cluster slot. A follow
-touches two members' keys (and the outbox) in one script: the follows store is one Redis
-primary (ARCHITECTURE.md), so that is atomic; only the timeline cache must be cluster-ready.
+Every key starts with ``follows:`` and carries its member's shard tag (``shared.slots``), so each
+script and transaction touches one hash slot and the store can be a Redis Cluster:
+
+- a follow edge is authoritative in the **follower's** slot (``following``, ``alerts``, the
+  edge's ``follow_version``), written by one script together with its event on the outbox
+  stream of that slot;
+- the followee's ``followers`` (and so their count) are a projection in the **followee's**
+  slot, brought to the edge's version by ``PROJECT_FOLLOWER`` (the request at once, the follows
+  worker again from follows.events);
+- the replica of connections.events is kept per member, in the member's slot: their
+  connections, whom they blocked, who blocked them, and the last pair version applied.
 """
 from __future__ import annotations
 
-import redis
-from redis.commands.core import Script
+import functools
 
 from shared.events.envelope import STAMP_VERSION
+from shared.lua import LuaScript
+from shared.settings import load_settings
+from shared.slots import shard_of, shard_tag
+
+SERVICE = "follows"
 
 
-# --- follow edges ---------------------------------------------------------------------
+@functools.cache
+def shards() -> int:
+    """The number of shards (``RAPPORT_SHARDS``), read once per process: fixed for a deployment."""
+    return load_settings().shards
+
+
+def member_tag(member: str) -> str:
+    return shard_tag(shard_of(member, shards()))
+
+
+def _m(kind: str, member: str) -> str:
+    return f"{SERVICE}:{member_tag(member)}:{kind}:{member}"
+
+
+# --- follow edges (the follower's slot) --------------------------------------------------
 
 def following(member: str) -> str:
-    """Sorted set: whom ``member`` follows, scored by when (ms)."""
-    return f"following:{{{member}}}"
-
-
-def followers(member: str) -> str:
-    """Sorted set: who follows ``member``, scored by when (ms)."""
-    return f"followers:{{{member}}}"
+    """Sorted set: whom ``member`` follows, scored by when (ms). Authoritative."""
+    return _m("following", member)
 
 
 def alerts(member: str) -> str:
     """Set: the followees ``member`` gets post alerts for."""
-    return f"alerts:{{{member}}}"
+    return _m("alerts", member)
 
 
 def follow_version(follower: str, followee: str) -> str:
     """Counter: the version of the edge ``follower`` → ``followee``, incremented by the script
     that changes the edge (created, updated, removed) and emits its event."""
-    return f"follow-version:{{{follower}|{followee}}}"
+    return f"{SERVICE}:{member_tag(follower)}:follow-version:{follower}:{followee}"
 
 
 def follow_setting(member: str) -> str:
     """Hash: ``member``'s follow setting (field ``followers``: everyone | connections)."""
-    return f"follow-setting:{{{member}}}"
+    return _m("follow-setting", member)
 
 
-# --- the replica of connections.events ------------------------------------------------
+# --- the followee's slot (projection) -------------------------------------------------------
+
+def followers(member: str) -> str:
+    """Sorted set (projection of the followers' edges): who follows ``member``, scored by when (ms)."""
+    return _m("followers", member)
+
+
+def followers_version(member: str) -> str:
+    """Hash: follower → the edge version ``followers(member)`` was last brought to."""
+    return _m("followers-version", member)
+
+
+# --- the replica of connections.events (each member's slot) ---------------------------------
 
 def connections(member: str) -> str:
     """Set: ``member``'s 1st-degree connections, as learnt from connections.events."""
-    return f"connections:{{{member}}}"
+    return _m("connections", member)
 
 
 def blocks(member: str) -> str:
     """Set: the members ``member`` has blocked."""
-    return f"blocks:{{{member}}}"
+    return _m("blocks", member)
 
 
-def pair_version(a: str, b: str) -> str:
-    """String: the version of the last connections event applied to the pair (either order)."""
-    first, second = sorted((a, b))
-    return f"pair-version:{{{first}|{second}}}"
+def blocked_by(member: str) -> str:
+    """Set: the members who have blocked ``member``."""
+    return _m("blocked-by", member)
+
+
+def pair_version(member: str, other: str) -> str:
+    """String: the version of the last connections event of the pair applied to ``member``'s side."""
+    return f"{SERVICE}:{member_tag(member)}:pair-version:{member}:{other}"
 
 
 # --- scripts --------------------------------------------------------------------------
 
-# KEYS: following:{a} followers:{b} alerts:{a} blocks:{a} blocks:{b} follow-setting:{b}
-#       connections:{b} outbox follow-version:{a|b}
-# ARGV: a b now_ms notify('1'|'0'|'' = keep) created-event(6 fields) updated-event(6 fields)
-# The refusal checks, the edge and its event happen at once: no follow slips past a block or
-# a setting that changed a moment before.
-FOLLOW = STAMP_VERSION + """
-if redis.call('SISMEMBER', KEYS[4], ARGV[2]) == 1 or redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then
-  return {'refused', '', 0}
+# In the follower's slot. The refusal checks, the edge and its event happen at once: no follow
+# slips past a block (the follower's replica holds blocks either way). The followee's follow
+# setting lives in their slot: it is read before and passed as ``restricted`` (a follow racing a
+# change of the setting is one made just before it, which the change would not have removed).
+FOLLOW = LuaScript("follow", keys=("following", "alerts", "blocks", "blocked_by", "connections", "outbox", "version"),
+                   args=("follower", "followee", "now", "notify", "restricted", "*events"), source=STAMP_VERSION + """
+-- events: created (6 fields), then updated (6 fields); stamped() counts ARGV from 1.
+local base = 5
+if redis.call('SISMEMBER', K.blocks, A.followee) == 1 or redis.call('SISMEMBER', K.blocked_by, A.followee) == 1 then
+  return {'refused', '', 0, 0}
 end
-local since = redis.call('ZSCORE', KEYS[1], ARGV[2])
+local since = redis.call('ZSCORE', K.following, A.followee)
 if since then
-  local alert = redis.call('SISMEMBER', KEYS[3], ARGV[2])
-  if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= alert then
-    if ARGV[4] == '1' then
-      redis.call('SADD', KEYS[3], ARGV[2])
+  local alert = redis.call('SISMEMBER', K.alerts, A.followee)
+  if A.notify ~= '' and tonumber(A.notify) ~= alert then
+    if A.notify == '1' then
+      redis.call('SADD', K.alerts, A.followee)
     else
-      redis.call('SREM', KEYS[3], ARGV[2])
+      redis.call('SREM', K.alerts, A.followee)
     end
-    redis.call('XADD', KEYS[8], '*', unpack(stamped(11, 16, redis.call('INCR', KEYS[9]))))
-    return {'updated', since, tonumber(ARGV[4])}
+    local v = redis.call('INCR', K.version)
+    redis.call('XADD', K.outbox, '*', unpack(stamped(base + 7, base + 12, v)))
+    return {'updated', since, tonumber(A.notify), v}
   end
-  return {'existing', since, alert}
+  return {'existing', since, alert, 0}
 end
-if redis.call('HGET', KEYS[6], 'followers') == 'connections'
-   and redis.call('SISMEMBER', KEYS[7], ARGV[1]) == 0 then
-  return {'restricted', '', 0}
+if A.restricted == '1' and redis.call('SISMEMBER', K.connections, A.followee) == 0 then
+  return {'restricted', '', 0, 0}
 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', K.following, A.now, A.followee)
 local alert = 0
-if ARGV[4] == '1' then
-  redis.call('SADD', KEYS[3], ARGV[2])
+if A.notify == '1' then
+  redis.call('SADD', K.alerts, A.followee)
   alert = 1
 end
-redis.call('XADD', KEYS[8], '*', unpack(stamped(5, 10, redis.call('INCR', KEYS[9]))))
-return {'created', ARGV[3], alert}
-"""
+local v = redis.call('INCR', K.version)
+redis.call('XADD', K.outbox, '*', unpack(stamped(base + 1, base + 6, v)))
+return {'created', A.now, alert, v}
+""")
 
-# KEYS: following:{a} followers:{b} alerts:{a} outbox follow-version:{a|b}
-# ARGV: a b removed-event(6 fields)
-UNFOLLOW = STAMP_VERSION + """
-if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
+# In the follower's slot.
+UNFOLLOW = LuaScript("unfollow", keys=("following", "alerts", "outbox", "version"),
+                     args=("follower", "followee", "*event"), source=STAMP_VERSION + """
+if redis.call('ZREM', K.following, A.followee) == 0 then
   return 0
 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[3], ARGV[2])
-redis.call('XADD', KEYS[4], '*', unpack(stamped(3, 8, redis.call('INCR', KEYS[5]))))
+redis.call('SREM', K.alerts, A.followee)
+redis.call('XADD', K.outbox, '*', unpack(stamped(3, 8, redis.call('INCR', K.version))))
 return 1
-"""
+""")
 
-# KEYS: follow-setting:{m} outbox   ARGV: value event(6 fields). Emits only on a change.
-SET_FOLLOW_SETTING = """
-local old = redis.call('HGET', KEYS[1], 'followers') or 'everyone'
-if old == ARGV[1] then
+# In the followee's slot: their followers brought to the edge as it stood at ``version``
+# (``since`` '' = not following); a version not newer than the one applied changes nothing.
+PROJECT_FOLLOWER = LuaScript("project_follower", keys=("followers", "versions"),
+                             args=("follower", "version", "since"), source="""
+local last = tonumber(redis.call('HGET', K.versions, A.follower) or '0')
+if tonumber(A.version) <= last then return 0 end
+redis.call('HSET', K.versions, A.follower, A.version)
+if A.since ~= '' then
+  redis.call('ZADD', K.followers, A.since, A.follower)
+else
+  redis.call('ZREM', K.followers, A.follower)
+end
+return 1
+""")
+
+# In the member's slot. Emits only on a change.
+SET_FOLLOW_SETTING = LuaScript("set_follow_setting", keys=("setting", "outbox"), args=("value", "*event"), source="""
+local old = redis.call('HGET', K.setting, 'followers') or 'everyone'
+if old == A.value then
   return 0
 end
-redis.call('HSET', KEYS[1], 'followers', ARGV[1])
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2, 7))
+redis.call('HSET', K.setting, 'followers', A.value)
+redis.call('XADD', K.outbox, '*', unpack(A.event))
 return 1
-"""
+""")
 
-_scripts: dict[str, Script] = {}
-
-
-def script(client: redis.Redis | redis.client.Pipeline, text: str) -> Script:
-    """The script ``text``, callable on ``client`` or on any pipeline (``client=tx``)."""
-    found = _scripts.get(text)
-    if found is None:
-        found = _scripts[text] = Script(client, text)
-    return found
+# Every script of the service, for the tests that check the convention.
+SCRIPTS = (FOLLOW, UNFOLLOW, PROJECT_FOLLOWER, SET_FOLLOW_SETTING)

@@ -1,7 +1,8 @@
-"""The follows worker: its outbox relay, the replica of connections.events, its member replica."""
+"""The follows worker: its outbox relay, the replica of connections.events, and the followees'
+followers projected from follows.events, its member replica."""
 from __future__ import annotations
 
-from services.follows.handlers import HANDLERS
+from services.follows.handlers import FOLLOWERS_HANDLERS, HANDLERS
 from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
@@ -12,4 +13,6 @@ def consumers(settings: Settings) -> list[Consumer]:
     # of what it does runs in scripts, in order, inside the batch's one MULTI/EXEC.
     return [Consumer(name="follows.connections", service="follows", topics=("connections.events",),
                      handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
+            Consumer(name="follows.followers", service="follows", topics=("follows.events",),
+                     handlers=dict(FOLLOWERS_HANDLERS)),
             members.consumer("follows")]

@@ -255,6 +255,20 @@ def test_at_most_so_many_invitations_in_any_rolling_7_days(settings, auth, uniqu
     assert len(pending(api, auth, ada, "sent")) == 2
 
 
+def test_a_refused_invitation_or_a_crossing_accept_leaves_the_weekly_allowance_as_it_was(settings, auth, unique):
+    api = create_app({"TESTING": True}, settings=settings.replace(invitation_weekly_limit=2)).test_client()
+    ada, grace, linus, alan, troll = unique("ada"), unique("grace"), unique("linus"), unique("alan"), unique("troll")
+    assert invite(api, auth, ada, grace).status_code == 201
+    assert_problem(invite(api, auth, ada, grace), 409, "invitation_pending")
+    api.put(f"/v1/blocks/{ada}", headers=auth(troll))
+    assert_problem(invite(api, auth, ada, troll), 403, "invitation_refused")
+    invite(api, auth, linus, ada)
+    assert invite(api, auth, ada, linus).json["status"] == "accepted"  # a yes, not an invitation sent
+
+    assert invite(api, auth, ada, alan).status_code == 201  # the second of two: none of the above took a place
+    assert_problem(invite(api, auth, ada, unique("erin")), 429, "invitation_limit_reached")
+
+
 def test_a_member_has_at_most_so_many_connections(settings, auth, unique):
     api = create_app({"TESTING": True}, settings=settings.replace(max_connections=1)).test_client()
     ada, grace, linus, alan = unique("ada"), unique("grace"), unique("linus"), unique("alan")

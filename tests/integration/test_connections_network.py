@@ -157,3 +157,30 @@ def test_asking_about_oneself_is_refused(api, auth, unique):
     ada = unique("ada")
     assert_problem(api.get(f"/v1/relationships/{ada}", headers=auth(ada)), 422, "same_member")
     assert_problem(api.get(f"/v1/members/{ada}/mutual-connections", headers=auth(ada)), 422, "same_member")
+
+
+# --- projections -----------------------------------------------------------------------
+
+def test_a_change_whose_request_stopped_before_projecting_reaches_both_members_lists_through_the_worker(
+        api, auth, unique, workers, monkeypatch):
+    from types import SimpleNamespace
+
+    from services.connections import invitations
+    from tests.support.infra import eventually
+
+    workers("connections")
+    ada, grace = unique("ada"), unique("grace")
+    with monkeypatch.context() as patched:
+        # As if each request died right after its pair's script: only the worker projects.
+        patched.setattr(invitations, "projections", SimpleNamespace(project=lambda store, a, b: None))
+        invitation = api.post("/v1/invitations", json={"invitee": grace}, headers=auth(ada)).json
+        assert relationship(api, auth, grace, ada)["invitation"] == {"id": invitation["id"], "direction": "received"}
+        eventually(lambda: [i["id"] for i in api.get("/v1/invitations", headers=auth(grace)).json["items"]]
+                   == [invitation["id"]], message="the invitee's received list")
+        assert api.post(f"/v1/invitations/{invitation['id']}/accept", headers=auth(grace)).status_code == 200
+        assert relationship(api, auth, ada, grace)["connected"]  # the pair's record: at once
+        eventually(lambda: members(api.get(f"/v1/members/{ada}/connections", headers=auth(ada)).json) == [grace]
+                   and members(api.get(f"/v1/members/{grace}/connections", headers=auth(grace)).json) == [ada],
+                   message="both members' connections")
+    assert api.get("/v1/invitations", headers=auth(grace)).json["items"] == []
+    assert api.get("/v1/invitations?direction=sent", headers=auth(ada)).json["items"] == []

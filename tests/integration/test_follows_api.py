@@ -179,3 +179,21 @@ def test_bad_input_gets_a_problem_and_changes_nothing(follows, auth, settings, u
     events = read_topic(settings, "follows.events", lambda evs: events_of(evs, "follow.created", follower=ada))
     about_ada = [e for e in events if ada in (e.data.get("follower"), e.data.get("followee"), e.data.get("member"))]
     assert [(e.name, e.data["followee"]) for e in about_ada] == [("follow.created", grace)]
+
+
+def test_a_follow_whose_request_stopped_before_projecting_reaches_the_followees_followers_through_the_worker(
+        follows, auth, unique, monkeypatch):
+    from services.follows import following
+    from tests.support.infra import eventually
+
+    ada, grace = unique("ada"), unique("grace")
+    with monkeypatch.context() as patched:
+        # As if the request died right after the follower's script: only the worker projects.
+        patched.setattr(following, "project_follower", lambda store, follower, followee: False)
+        assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
+        assert status(follows, auth, ada, grace)["following"]  # the follower's side: at once
+        eventually(lambda: names(follows.get(f"/v1/members/{grace}/followers", headers=auth(grace)).json) == [ada],
+                   message="the followee's followers")
+        assert follows.delete(f"/v1/following/{grace}", headers=auth(ada)).status_code == 204
+        eventually(lambda: follows.get(f"/v1/members/{grace}/follow-stats", headers=auth(grace)).json["followers"] == 0,
+                   message="the follower gone from the count")

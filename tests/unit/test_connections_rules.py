@@ -2,6 +2,8 @@
 how refusals are worded, what the HTTP schemas accept, how keys are built."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from marshmallow import ValidationError
 
@@ -12,6 +14,7 @@ from services.connections.schemas import InvitationArgs, SettingsPatchSchema
 from shared.clock import rfc3339
 from shared.members import ACTIVE, CLOSED, Member, Remote
 from shared.settings import Settings
+from shared.slots import check_one_slot
 
 NOW = 1_800_000_000_000
 
@@ -89,12 +92,30 @@ def test_settings_accept_only_the_three_visibilities():
         SettingsPatchSchema().load({"connections_visibility": "public"})
 
 
-def test_member_keys_carry_the_member_in_a_hash_tag():
-    for key in (keys.connections("ada"), keys.received("ada"), keys.sent("ada"), keys.open_invitations("ada"),
-                keys.invitation_log("ada"), keys.reinvite_cooldown("ada", "grace"), keys.member_settings("ada")):
-        assert "{ada}" in key
-    assert keys.connections("ada") == keys.CONNECTIONS_PREFIX + "ada" + keys.CONNECTIONS_SUFFIX
-    assert keys.invitation("i1") == keys.INVITATION_PREFIX + "i1" + keys.INVITATION_SUFFIX
+def test_a_members_keys_share_the_slot_of_the_members_shard():
+    member_keys = (keys.connections("ada"), keys.received("ada"), keys.sent("ada"), keys.open_invitations("ada"),
+                   keys.blocks("ada"), keys.blocked_by("ada"), keys.projected("ada"), keys.invitation_log("ada"),
+                   keys.member_settings("ada"), keys.endorsers("ada", "go"), keys.suggestions("ada"),
+                   keys.suggestions_state("ada"))
+    for key in member_keys:
+        assert key.startswith("connections:" + keys.member_tag("ada") + ":")
+    check_one_slot(member_keys)
+
+
+def test_a_pairs_records_share_the_slot_of_the_pairs_shard_whichever_member_comes_first():
+    invitation_id = keys.new_id("grace", "ada", uuid.uuid4().hex)
+    pair_keys = (keys.relationship("ada", "grace"), keys.relationship("grace", "ada"), keys.invitation(invitation_id),
+                 keys.introduction(keys.new_id("ada", "grace", uuid.uuid4().hex)),
+                 keys.reinvite_cooldown("ada", "grace"), keys.reinvite_cooldown("grace", "ada"))
+    assert keys.relationship("ada", "grace") == keys.relationship("grace", "ada")
+    assert all(key.startswith("connections:" + keys.pair_tag("ada", "grace") + ":") for key in pair_keys)
+    check_one_slot(pair_keys)
+
+
+def test_an_id_this_service_did_not_mint_names_no_shard():
+    assert keys.id_tag("i1") is None
+    assert keys.id_tag("f" * 32) is None  # shard 0xffff: past the number of shards
+    assert keys.id_tag(keys.new_id("ada", "grace", "0" * 32)) == keys.pair_tag("ada", "grace")
 
 
 def test_a_verified_token_is_refused_once_it_expires():

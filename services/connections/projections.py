@@ -1,0 +1,37 @@
+"""Each member's side of a pair: projections of the pair's authoritative record.
+
+The record (``store.relationship``) lives in the pair's slot and changes with every transition;
+the members' connections, invitation lists and blocks live in each member's own slot. ``project``
+brings both sides to the record as it is now: the HTTP request that made the change calls it at
+once (so a member reads their own lists as they wrote them), and the connections worker calls it
+again for every event of the pair (so a request that died in between is made good). Each side
+is written only when the record's version is newer than the one it was projected from: late,
+repeated or concurrent calls change nothing.
+"""
+from __future__ import annotations
+
+import redis
+
+from services.connections import store as keys
+
+
+def project_member(store: redis.Redis, member: str, other: str, record: dict) -> bool:
+    """Bring ``member``'s side to ``record`` (the pair's relationship hash); whether it changed."""
+    reply = keys.PROJECT(store, keys={
+        "connections": keys.connections(member), "sent": keys.sent(member), "received": keys.received(member),
+        "open": keys.open_invitations(member), "blocks": keys.blocks(member), "blocked_by": keys.blocked_by(member),
+        "projected": keys.projected(member),
+    }, member=member, other=other, version=record["version"], connected_at=record.get("connected_at", ""),
+        open_id=record.get("open", ""), open_by=record.get("open_by", ""), open_at=record.get("open_at", ""),
+        open_status=record.get("open_status", ""), blocks_at=record.get(f"block:{member}", ""),
+        blocked="1" if f"block:{other}" in record else "0")
+    return reply[0] == "projected"
+
+
+def project(store: redis.Redis, a: str, b: str) -> None:
+    """Bring both members' sides to the pair's record as it is now."""
+    record = store.hgetall(keys.relationship(a, b))
+    if "version" not in record:
+        return
+    project_member(store, a, b, record)
+    project_member(store, b, a, record)
