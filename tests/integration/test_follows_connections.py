@@ -238,9 +238,9 @@ def test_replaying_connections_events_under_a_new_group_rebuilds_the_same_replic
         thread.join(15)
 
     assert _snapshot(store, members) == before
-    emitted = [fields["value"] for stream in replay_outbox.streams() for _, fields in store.xrange(stream)]
+    emitted = [fields["value"] for stream in replay_outbox.streams() for _, fields in store.xrange(stream.key)]
     assert not [v for v in emitted if any(m in v for m in members)]
-    store.delete(*replay_outbox.streams())
+    store.delete(*(s.key for s in replay_outbox.streams()))
 
 
 def test_a_removal_stamped_before_the_connection_it_ends_still_ends_it(follows, auth, settings, store, publish,
