@@ -1,12 +1,14 @@
 """The notifications worker: the inbox consumer of every topic."""
 from __future__ import annotations
 
+from services.notifications import store as keys
 from services.notifications.handlers import HANDLERS
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
+    keys.use_shards(settings.shards)
     return [
         Consumer(
             name="notifications.inbox",
