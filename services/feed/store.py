@@ -18,6 +18,8 @@ Each script touches the keys of one slot, all passed in KEYS (``shared.lua``).
 """
 from __future__ import annotations
 
+import zlib
+
 import redis
 
 from shared import slots
@@ -169,6 +171,17 @@ def timeline(member: str) -> str:
     lost (cache flushed) is skipped and rebuilt on their next read.
     """
     return _member_key("timeline", member)
+
+
+def timelines_by_shard(members: list[str]) -> dict[str, list[str]]:
+    """The timelines of ``members`` grouped by shard tag (each group one slot), as ``timeline()``
+    names them: the fan-out's hot loop, one crc32 per member."""
+    grouped: dict[str, list[str]] = {}
+    shards, crc32 = _shards, zlib.crc32
+    for member in members:
+        tag = "{s%d}" % (crc32(member.encode()) % shards)
+        grouped.setdefault(tag, []).append(f"feed:{tag}:timeline:{member}")
+    return grouped
 
 
 LIVE = "~live"

@@ -15,7 +15,6 @@ import redis
 
 from services.feed import store as keys
 from services.feed.posts import Post, feed_window, is_post_id
-from shared import slots
 from shared.pages import decode_cursor, encode_cursor
 from shared.logs import get_logger
 from shared.settings import Settings
@@ -29,16 +28,18 @@ log = get_logger(__name__)
 SCRIPT_BATCH = 2_000
 
 
-def by_node(cache, timeline_keys: list[str]) -> dict:
-    """``timeline_keys`` grouped by the cluster node serving them, then by slot: {node: {slot: keys}}.
+def by_node(cache, members: list[str]) -> dict:
+    """The timelines of ``members`` grouped by the cluster node serving them, then by shard (one
+    slot): {node: {shard tag: timeline keys}}. On one Redis node the only node is ``None``.
 
-    On one Redis node everything is one group (``None``), still split by slot.
+    Grouped by shard tag (a crc32 per member), the node looked up once per shard.
     """
+    per_shard = keys.timelines_by_shard(members)
+    if not hasattr(cache, "get_node_from_key"):  # not a RedisCluster client
+        return {None: per_shard}
     groups: dict = {}
-    clustered = hasattr(cache, "get_node_from_key")  # a RedisCluster client
-    for key in timeline_keys:
-        node = cache.get_node_from_key(key) if clustered else None
-        groups.setdefault(node, {}).setdefault(slots.slot(key), []).append(key)
+    for tag, timeline_keys in per_shard.items():
+        groups.setdefault(cache.get_node_from_key(timeline_keys[0]), {})[tag] = timeline_keys
     return groups
 
 
@@ -73,13 +74,32 @@ class Timelines:
             tail += [score, post_id]
         written = 0
         for start in range(0, len(members), SCRIPT_BATCH):
-            batch = [keys.timeline(m) for m in members[start:start + SCRIPT_BATCH]]
-            for node, per_slot in by_node(self.cache, batch).items():
-                pipe = _pipeline(self.cache, node)
-                for timeline_keys in per_slot.values():
-                    keys.FAN_OUT(self.cache, keys={"timelines": timeline_keys}, pipe=pipe,
-                                 cap=self.settings.timeline_cap, entries=tail)
-                written += sum(pipe.execute())
+            for node, per_shard in by_node(self.cache, members[start:start + SCRIPT_BATCH]).items():
+                written += self._fan_out_to(node, list(per_shard.values()), tail)
+        return written
+
+    def _fan_out_to(self, node, groups: list[list[str]], tail: list) -> int:
+        """FAN_OUT once per group of timelines (each of one shard), in one pipeline to ``node``.
+
+        By SHA (a batch makes one call per shard: the script's text each time would be a third
+        of the bytes sent), loaded where the node does not know it yet; without re-checking
+        each key's slot, as a group's keys carry one shard tag by construction (``by_node``).
+        """
+        cap = self.settings.timeline_cap
+        pipe = _pipeline(self.cache, node)
+        for timeline_keys in groups:
+            pipe.evalsha(keys.FAN_OUT.sha, len(timeline_keys), *timeline_keys, cap, *tail)
+        replies = pipe.execute(raise_on_error=False)
+        unknown = [g for g, r in zip(groups, replies) if isinstance(r, redis.exceptions.NoScriptError)]
+        failed = [r for r in replies if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
+        if failed:
+            raise failed[0]
+        written = sum(r for r in replies if not isinstance(r, Exception))
+        if unknown:  # a node that restarted, or never ran it: the text once, by EVAL
+            pipe = _pipeline(self.cache, node)
+            for timeline_keys in unknown:
+                pipe.eval(keys.FAN_OUT.source, len(timeline_keys), *timeline_keys, cap, *tail)
+            written += sum(pipe.execute())
         return written
 
     def window(self, member: str, max_score: float | str, count: int, touch: bool = False) -> list[str] | None:

@@ -13,11 +13,11 @@ class FakePipeline:
         self.node = node
         self.calls: list[list[str]] = []
 
-    def eval(self, source, numkeys, *keys_and_args):
+    def evalsha(self, sha, numkeys, *keys_and_args):
         self.calls.append(list(keys_and_args[:numkeys]))
         return self
 
-    def execute(self):
+    def execute(self, raise_on_error=True):
         self.node.pipelines.append(self.calls)
         return [len(call) for call in self.calls]  # every timeline live
 
@@ -52,11 +52,12 @@ def members(n: int) -> list[str]:
 def test_a_batch_is_grouped_by_node_then_slot():
     cluster = FakeCluster()
     timeline_keys = [keys.timeline(m) for m in members(600)]
-    groups = by_node(cluster, timeline_keys)
+    groups = by_node(cluster, members(600))
     assert set(groups) == set(cluster.nodes)
-    for node, per_slot in groups.items():
-        for slot, grouped in per_slot.items():
-            assert all(cluster.get_node_from_key(k) is node and slots.slot(k) == slot for k in grouped)
+    for node, per_shard in groups.items():
+        for grouped in per_shard.values():
+            assert all(cluster.get_node_from_key(k) is node for k in grouped)
+            slots.check_one_slot(grouped)
     assert sorted(k for per_slot in groups.values() for grouped in per_slot.values() for k in grouped) \
         == sorted(timeline_keys)
 
