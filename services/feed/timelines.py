@@ -172,8 +172,9 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
 
     Merges the timeline with the recent posts of the high-follower authors the reader
     follows and keeps what the reader may see: per window, one cache round trip (the
-    timeline, with the expiry pushed back on the first) and one store round trip (the
-    authors' posts and the hydration of all of them, see ``posts.feed_window``).
+    timeline, with the expiry pushed back on the first) and one store pipeline (the posts'
+    hydration, and which high-follower authors the reader follows), two more when they follow
+    any (see ``posts.feed_window``).
     """
     after = decode_cursor(cursor) if cursor else None
     window = limit + 1  # a short page after filtering asks for the next window
