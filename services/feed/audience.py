@@ -29,14 +29,16 @@ def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followe
     """Both sides of the edge ``follower`` → ``followee``; the follower's side's word (they
     read their own follows) and the high-follower ranking of the followee kept current."""
     flag = "1" if present else "0"
-    word, _ = keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
-                                            "version": keys.follow_version(follower, followee)},
-                               member=followee, score=since_ms, version=version, present=flag)
-    their_word, followers = keys.FOLLOW_SIDE(store, keys={"edges": keys.followers(followee),
-                                                          "version": keys.follower_version(followee, follower)},
-                                             member=follower, score=since_ms, version=version, present=flag)
+    with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
+        keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
+                                      "version": keys.follow_version(follower, followee)}, pipe=pipe,
+                         member=followee, score=since_ms, version=version, present=flag)
+        keys.FOLLOW_SIDE(store, keys={"edges": keys.followers(followee),
+                                      "version": keys.follower_version(followee, follower)}, pipe=pipe,
+                         member=follower, score=since_ms, version=version, present=flag)
+        (word, _), (their_word, followers) = pipe.execute()
     if their_word == APPLIED:
-        _rank_author(store, settings, followee, followers)
+        _rank_author(store, settings, followee, followers, present)
     return word
 
 
@@ -51,10 +53,12 @@ def unfollow(store: redis.Redis, settings: Settings, follower: str, followee: st
     return _follow_sides(store, settings, follower, followee, 0, version, False)
 
 
-def _rank_author(store: redis.Redis, settings: Settings, author: str, followers: int) -> None:
+def _rank_author(store: redis.Redis, settings: Settings, author: str, followers: int, gained: bool) -> None:
     """Keep the high-follower authors (not fanned out, merged at read time) current: every
     shard's copy changes when ``author`` crosses the threshold, one key per command."""
     high = followers > settings.fanout_threshold
+    if high != gained:
+        return  # a follower gained cannot make an author low, nor one lost make them high
     listed = store.zscore(keys.high_follower_authors(keys.shard(author)), author) is not None
     if high == listed:
         return
