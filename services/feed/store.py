@@ -179,7 +179,7 @@ def timelines_by_shard(members: list[str]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     shards, crc32 = _shards, zlib.crc32
     for member in members:
-        tag = "{s%d}" % (crc32(member.encode()) % shards)
+        tag = f"{{s{crc32(member.encode()) % shards}}}"
         grouped.setdefault(tag, []).append(f"feed:{tag}:timeline:{member}")
     return grouped
 

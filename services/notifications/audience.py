@@ -15,7 +15,6 @@ import redis
 from services.notifications import store as keys
 
 
-
 def _side(tx: redis.client.Pipeline, set_key: str, version_key: str, member: str, present: bool,
           version: int) -> None:
     keys.SET_SIDE(None, keys={"set": set_key, "version": version_key}, pipe=tx, member=member,

@@ -9,7 +9,7 @@ from shared.settings import Settings
 
 
 class FakePipeline:
-    def __init__(self, node: "FakeNode"):
+    def __init__(self, node: FakeNode):
         self.node = node
         self.calls: list[list[str]] = []
 

@@ -8,9 +8,9 @@ import pytest
 from marshmallow import ValidationError
 
 from services.feed import store as keys
-from shared import slots
 from services.feed.posts import Post, is_post_id, new_post_id, page_json
 from services.feed.schemas import CommentArgs, PostArgs
+from shared import slots
 
 
 def test_a_post_id_names_its_author_and_is_never_a_member_id():
