@@ -62,3 +62,11 @@ def test_a_feed_page_is_the_json_of_its_posts_bodies_and_counters_stay_live():
                                                                "next_cursor": "next"}
     liked_more = dataclasses.replace(first, likes=7, liked_by_me=False)  # the text part is cached, not the counts
     assert json.loads(page_json([liked_more], None)) == {"items": [liked_more.body()], "next_cursor": None}
+
+
+def test_a_feed_script_with_the_one_stream_outbox_still_refuses_keys_of_two_post_slots():
+    first = new_post_id("ada", 1)
+    second = next(new_post_id(m, 1) for m in (f"m{i}" for i in range(200)) if keys.shard(m) != keys.shard("ada"))
+    with pytest.raises(slots.CrossSlot):
+        keys.run(keys.LIKE, None, keys={"post": keys.post(first), "likers": keys.likers(second),
+                                        "outbox": "outbox:feed"}, member="grace", delta=1, event=[])
