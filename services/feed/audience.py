@@ -2,9 +2,12 @@
 
 Built from follows.events (follow edges) and connections.events (connections, blocks);
 never from the other services' stores. Each change carries its aggregate's version (a
-follow edge's, a member pair's), numbered by the producing store with the change: a change
-is applied only when its version is newer than the one the replica holds, so a redelivered
-or stale event changes nothing, whatever the times the producers stamped.
+follow edge's, a member pair's), numbered by the producing store with the change. An edge
+or a pair has a side in each member's shard (a following entry and a followers entry; each
+member's connections), and each side is applied on its own, in its member's slot, only when
+the event's version is newer than the version kept beside that side: a redelivered or stale
+event changes nothing, whatever the times the producers stamped, and a side applied before
+a crash is not applied twice.
 
 A follow edge changes only with follows events: a connection's removal or a block ends the
 follows in the follows service, whose ``follow.removed`` events come in the edge's order.
@@ -18,101 +21,80 @@ from services.feed import store as keys
 from shared.events.catalogue import DISCONNECTED_MAX
 from shared.settings import Settings
 
-
-def _newer(store: redis.Redis, tx: redis.client.Pipeline, key: str, version: int) -> bool:
-    """Whether ``version`` is newer than the one held at ``key``; if so, queue it as the one held.
-
-    One aggregate's events share a partition, read by one consumer of the group at a time:
-    nothing else writes ``key`` between this read and the transaction."""
-    held = store.get(key)
-    if held is not None and version <= int(held):
-        return False
-    tx.set(key, version)
-    return True
+APPLIED, CURRENT, STALE = "applied", "current", "stale"
 
 
-def follow(tx: redis.client.Pipeline, store: redis.Redis, settings: Settings, follower: str, followee: str,
-           since_ms: int, version: int) -> bool:
-    """Record ``follower`` → ``followee`` on ``tx``. Returns False when the event is stale."""
-    version_key = keys.follow_version(follower, followee)
-    with store.pipeline(transaction=False) as pipe:  # what it reads, in one round trip
-        pipe.get(version_key)
-        pipe.zscore(keys.followers(followee), follower)
-        pipe.zcard(keys.followers(followee))
-        held, score, followers = pipe.execute()
-    if held is not None and version <= int(held):
-        return False
-    tx.set(version_key, version)
-    tx.zadd(keys.following(follower), {followee: since_ms})
-    tx.zadd(keys.followers(followee), {follower: since_ms})
-    _rank_author(tx, settings, followee, followers + (0 if score is not None else 1))
-    return True
+def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
+                  version: int, present: bool) -> str:
+    """Both sides of the edge ``follower`` → ``followee``; the follower's side's word (they
+    read their own follows) and the high-follower ranking of the followee kept current."""
+    flag = "1" if present else "0"
+    with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
+        keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
+                                      "version": keys.follow_version(follower, followee)}, pipe=pipe,
+                         member=followee, score=since_ms, version=version, present=flag)
+        keys.FOLLOW_SIDE(store, keys={"edges": keys.followers(followee),
+                                      "version": keys.follower_version(followee, follower)}, pipe=pipe,
+                         member=follower, score=since_ms, version=version, present=flag)
+        (word, _), (their_word, followers) = pipe.execute()
+    if their_word == APPLIED:
+        _rank_author(store, settings, followee, followers, present)
+    return word
 
 
-def unfollow(tx: redis.client.Pipeline, store: redis.Redis, settings: Settings, follower: str, followee: str,
-             version: int) -> bool:
-    """Remove the edge on ``tx``. Returns False when the event is stale."""
-    if not _newer(store, tx, keys.follow_version(follower, followee), version):
-        return False
-    if store.zscore(keys.followers(followee), follower) is not None:
-        tx.zrem(keys.following(follower), followee)
-        tx.zrem(keys.followers(followee), follower)
-        _rank_author(tx, settings, followee, store.zcard(keys.followers(followee)) - 1)
-    return True
+def follow(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
+           version: int) -> str:
+    """Record ``follower`` → ``followee``: 'applied', 'current' (applied already) or 'stale'."""
+    return _follow_sides(store, settings, follower, followee, since_ms, version, True)
 
 
-def _rank_author(tx: redis.client.Pipeline, settings: Settings, author: str, followers: int) -> None:
-    """Keep the set of high-follower authors (not fanned out, merged at read time) current."""
-    if followers > settings.fanout_threshold:
-        tx.zadd(keys.HIGH_FOLLOWER_AUTHORS, {author: followers})
-    else:
-        tx.zrem(keys.HIGH_FOLLOWER_AUTHORS, author)
+def unfollow(store: redis.Redis, settings: Settings, follower: str, followee: str, version: int) -> str:
+    """Remove the edge: 'applied', 'current' (applied already) or 'stale'."""
+    return _follow_sides(store, settings, follower, followee, 0, version, False)
 
 
-def connect(tx: redis.client.Pipeline, store: redis.Redis, a: str, b: str, version: int) -> bool:
-    """A new connection, unless stale. Returns whether it was applied."""
-    if not _newer(store, tx, keys.pair_version(a, b), version):
-        return False
-    tx.sadd(keys.connections(a), b)
-    tx.sadd(keys.connections(b), a)
-    tx.zrem(keys.disconnections(a), b)
-    tx.zrem(keys.disconnections(b), a)
-    return True
+def _rank_author(store: redis.Redis, settings: Settings, author: str, followers: int, gained: bool) -> None:
+    """Keep the high-follower authors (not fanned out, merged at read time) current: every
+    shard's copy changes when ``author`` crosses the threshold, one key per command."""
+    high = followers > settings.fanout_threshold
+    if high != gained:
+        return  # a follower gained cannot make an author low, nor one lost make them high
+    listed = store.zscore(keys.high_follower_authors(keys.shard(author)), author) is not None
+    if high == listed:
+        return
+    with store.pipeline(transaction=False) as pipe:
+        for key in keys.all_high_follower_authors():
+            if high:
+                pipe.zadd(key, {author: followers})
+            else:
+                pipe.zrem(key, author)
+        pipe.execute()
 
 
-def _forget_connection(tx: redis.client.Pipeline, a: str, b: str, at_ms: int) -> None:
-    tx.srem(keys.connections(a), b)
-    tx.srem(keys.connections(b), a)
-    for member, other in ((a, b), (b, a)):
-        tx.zadd(keys.disconnections(member), {other: at_ms})
-        tx.zremrangebyrank(keys.disconnections(member), 0, -(DISCONNECTED_MAX + 1))
+def _pair_side(store: redis.Redis, member: str, other: str, change: str, version: int, at_ms: int = 0) -> str:
+    return keys.PAIR_SIDE(store, keys={"connections": keys.connections(member), "hidden": keys.hidden(member),
+                                       "disconnections": keys.disconnections(member),
+                                       "version": keys.pair_version(member, other)},
+                          other=other, change=change, version=version, at=at_ms, keep=DISCONNECTED_MAX)
 
 
-def disconnect(tx: redis.client.Pipeline, store: redis.Redis, a: str, b: str, version: int, at_ms: int) -> bool:
-    """A removed connection, unless stale: no longer connected. Returns whether it was applied."""
-    if not _newer(store, tx, keys.pair_version(a, b), version):
-        return False
-    _forget_connection(tx, a, b, at_ms)
-    return True
+def change_pair(store: redis.Redis, a: str, b: str, change: str, version: int, at_ms: int = 0) -> list[str]:
+    """Apply a connections event to both members' sides: ``change`` is 'connect', 'disconnect',
+    'block' (disconnected, each hidden from the other) or 'unblock'. Returns the members whose
+    side it changed (not stale, not applied already)."""
+    return [member for member, other in ((a, b), (b, a))
+            if _pair_side(store, member, other, change, version, at_ms) == APPLIED]
 
 
-def block(tx: redis.client.Pipeline, store: redis.Redis, blocker: str, blocked: str, version: int,
-          at_ms: int) -> bool:
-    """A block, unless stale: no connection, and each hidden from the other."""
-    if not _newer(store, tx, keys.pair_version(blocker, blocked), version):
-        return False
-    _forget_connection(tx, blocker, blocked, at_ms)
-    tx.sadd(keys.hidden(blocker), blocked)
-    tx.sadd(keys.hidden(blocked), blocker)
-    return True
-
-
-def unblock(tx: redis.client.Pipeline, store: redis.Redis, blocker: str, blocked: str, version: int) -> bool:
-    if not _newer(store, tx, keys.pair_version(blocker, blocked), version):
-        return False
-    tx.srem(keys.hidden(blocker), blocked)
-    tx.srem(keys.hidden(blocked), blocker)
-    return True
+def unstale_sides(store: redis.Redis, a: str, b: str, version: int) -> list[str]:
+    """The members whose side of the pair a connections event of ``version`` is not stale for
+    (not applied yet, or applied already): read before applying it, for the work that must
+    precede it."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.get(keys.pair_version(a, b))
+        pipe.get(keys.pair_version(b, a))
+        held = pipe.execute()
+    return [member for member, h in zip((a, b), held) if h is None or int(h) <= version]
 
 
 def disconnected(store: redis.Redis, author: str) -> list[dict]:
@@ -122,7 +104,7 @@ def disconnected(store: redis.Redis, author: str) -> list[dict]:
     members = store.zrevrange(keys.disconnections(author), 0, DISCONNECTED_MAX - 1)
     if not members:
         return []
-    with store.pipeline(transaction=False) as pipe:  # one GET per pair: each key its own slot
+    with store.pipeline(transaction=False) as pipe:  # the author's side of each pair: the author's slot
         for m in members:
             pipe.get(keys.pair_version(author, m))
         versions = pipe.execute()
@@ -133,7 +115,7 @@ def audience(store: redis.Redis, author: str, visibility: str) -> list[str]:
     """Who a post reaches besides its author: followers, or followers who are connections."""
     if visibility == "public":
         return store.zrange(keys.followers(author), 0, -1)
-    # Both keys carry the author's hash tag: one command, one slot.
+    # Both keys are in the author's slot: one command.
     return store.zinter([keys.followers(author), keys.connections(author)])
 
 

@@ -2,8 +2,8 @@
 
 A post reaches its author and its audience (see ``audience.audience``). An author above
 ``fanout_threshold`` followers is not fanned out: readers merge their posts at read time.
-The fan-out handler writes up to ``fanout_inline_limit`` members itself (the cache takes
-them in large server-side batches, see ``Timelines.fan_out``); the rest of a bigger
+The fan-out handler writes up to ``fanout_inline_limit`` members itself (one script call
+per shard and one pipeline per cache node, see ``Timelines.fan_out``); the rest of a bigger
 audience is cut into ``fanout.batch`` events of ``fanout_batch_size`` members on the
 partitioned ``feed.fanout`` topic, so several worker processes share one big post (worth
 it when the cache is a cluster whose nodes take writes in parallel).

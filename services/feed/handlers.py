@@ -2,11 +2,14 @@
 
 Handlers are idempotent (sets and sorted sets; a timeline ZADD twice is one entry) and
 skip stale events (by the aggregate's version, see ``audience``); the consumer runner
-deduplicates and commits after the effects.
+deduplicates and commits after the effects. Every effect goes through the keys of one
+member's (or one post's) slot: the replica's sides are single-slot scripts run at once
+(their words decide the timeline work), the timelines are written per slot and node.
 """
 from __future__ import annotations
 
-from services.feed import audience, fanout
+from services.feed import audience, fanout, posts
+from services.feed import store as keys
 from services.feed.timelines import Timelines
 from shared.bus.consumer import Effects
 from shared.clock import parse_rfc3339
@@ -22,57 +25,58 @@ def _timelines(fx: Effects) -> Timelines:
 def on_follow_created(event: Event, fx: Effects) -> None:
     """Record the follow, then backfill the followee's recent visible posts.
 
-    The edge is written before the backfill reads the posts (its own transaction, not the
-    runner's): a post stored meanwhile is then either read here or fanned out to the new
-    follower, never neither. Re-applying the edge on redelivery changes nothing.
+    The edge is written before the backfill reads the posts: a post stored meanwhile is then
+    either read here or fanned out to the new follower, never neither. A redelivery finds the
+    edge applied ('current') and backfills again, which changes nothing.
     """
     d = event.data
-    with fx.store.pipeline(transaction=True) as tx:
-        applied = audience.follow(tx, fx.store, fx.settings, d["follower"], d["followee"],
-                                  parse_rfc3339(d["since"]), d["version"])
-        tx.execute()
-    if applied:
+    applied = audience.follow(fx.store, fx.settings, d["follower"], d["followee"], parse_rfc3339(d["since"]),
+                              d["version"])
+    if applied != audience.STALE:
         _timelines(fx).backfill(fx.store, d["follower"], d["followee"])
 
 
 def on_follow_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    if audience.unfollow(fx.tx, fx.store, fx.settings, d["follower"], d["followee"], d["version"]):
+    if audience.unfollow(fx.store, fx.settings, d["follower"], d["followee"], d["version"]) != audience.STALE:
         _timelines(fx).take_out(fx.store, d["follower"], d["followee"])
 
 
 # --- connections.events -----------------------------------------------------------------
+# Each member's side of a pair is applied in that member's slot; the timeline work follows
+# for the sides that changed.
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    if not audience.connect(fx.tx, fx.store, d["inviter"], d["invitee"], d["version"]):
-        return
+    changed = audience.change_pair(fx.store, d["inviter"], d["invitee"], "connect", d["version"])
     # The mutual follows arrive from follows.events (reason "connection") with their backfill;
     # an author followed already has connections-only posts to bring in now.
     for member, other in ((d["inviter"], d["invitee"]), (d["invitee"], d["inviter"])):
-        if audience.follows(fx.store, member, other):
+        if member in changed and audience.follows(fx.store, member, other):
             _timelines(fx).backfill(fx.store, member, other, connected=True)
+
+
+def _end_connection(fx: Effects, a: str, b: str, change: str, version: int, at: str) -> None:
+    """Take each member's side out of the other's timeline, then record the end in the replica:
+    once a read sees the end (a post now hidden), the timeline no longer shows the other's posts."""
+    for member in audience.unstale_sides(fx.store, a, b, version):
+        _timelines(fx).take_out(fx.store, member, b if member == a else a)
+    audience.change_pair(fx.store, a, b, change, version, parse_rfc3339(at))
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    if not audience.disconnect(fx.tx, fx.store, d["remover"], d["other"], d["version"], parse_rfc3339(d["at"])):
-        return
-    _timelines(fx).take_out(fx.store, d["remover"], d["other"])
-    _timelines(fx).take_out(fx.store, d["other"], d["remover"])
+    _end_connection(fx, d["remover"], d["other"], "disconnect", d["version"], d["at"])
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
     d = event.data
-    if not audience.block(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"], parse_rfc3339(d["at"])):
-        return
-    _timelines(fx).take_out(fx.store, d["blocker"], d["blocked"])
-    _timelines(fx).take_out(fx.store, d["blocked"], d["blocker"])
+    _end_connection(fx, d["blocker"], d["blocked"], "block", d["version"], d["at"])
 
 
 def on_block_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.unblock(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"])
+    audience.change_pair(fx.store, d["blocker"], d["blocked"], "unblock", d["version"])
 
 
 # --- feed.events and feed.fanout --------------------------------------------------------
@@ -83,6 +87,9 @@ def on_post_created(event: Event, fx: Effects) -> None:
     d = event.data
     if not fanout.post_exists(fx.store, d["post_id"]):
         return  # deleted before its fan-out
+    if d.get("reshare_of"):
+        # Counted by the request already, unless it died in between: by the reshare's id, once.
+        posts.count_reshare(fx.store, d["reshare_of"], d["post_id"], 1)
     created_ms = parse_rfc3339(d["created_at"])
     members = fanout.plan(fx.store, fx.settings, d["author"], d["visibility"])
     inline = fx.settings.fanout_inline_limit
@@ -90,7 +97,7 @@ def on_post_created(event: Event, fx: Effects) -> None:
         # Stored with the dedup marker when this handler returns, then relayed to the workers.
         rest = members[inline:]
         fx.outbox.add(fx.tx, *fanout.batches(dict(d, created_ms=created_ms), rest, fx.settings.fanout_batch_size,
-                                             first=1))
+                                             first=1), tag=keys.post_shard(d["post_id"]))
         members = members[:inline]
     _timelines(fx).fan_out([d["author"], *(members or ())], [(d["post_id"], created_ms)])
 

@@ -6,7 +6,6 @@ Where a post's existence would leak, a reader who may not see it gets 404.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import os
@@ -101,20 +100,12 @@ def _missing(post_id: str) -> NotFound:
 # --- reading ----------------------------------------------------------------------------
 
 
-_ROW = len(keys.POST_FIELDS) + 4  # a post's values in a HYDRATE / FEED_WINDOW reply
-
-
-@functools.lru_cache(maxsize=64)
-def script(client: redis.Redis, source: str):
-    """``source`` registered on ``client`` once (EVALSHA: the arguments, not the script, on the wire)."""
-    return client.register_script(source)
-
-
-def _as_seen_by(reader: str, post_id: str, row: list, in_feed: bool) -> Post | None:
-    """A post from its HYDRATE row, or ``None`` when ``reader`` may not see it (or it is deleted)."""
-    created, text, visibility, reshare_of, likes, comments, reshares, liked, connected, hidden, followed = row
+def _as_seen_by(reader: str, post_id: str, fields: list, liked: int, relation: tuple, in_feed: bool) -> Post | None:
+    """A post from its hash's fields, or ``None`` when ``reader`` may not see it (or it is deleted)."""
+    created, text, visibility, reshare_of, likes, comments, reshares = fields
     if created is None:
         return None  # deleted, or never was
+    connected, hidden, followed = relation
     author = keys.author_of(post_id)
     if author != reader and (hidden or (visibility != "public" and not connected) or (in_feed and not followed)):
         return None
@@ -122,38 +113,72 @@ def _as_seen_by(reader: str, post_id: str, row: list, in_feed: bool) -> Post | N
                 int(comments or 0), int(reshares or 0), bool(liked))
 
 
+def _queue_posts(pipe, reader: str, post_ids: list[str]) -> list[str]:
+    """Queue the reads of ``post_ids`` as ``reader`` sees them; returns their distinct authors.
+
+    Every command touches one key: a post's (its author's slot) or the reader's (the reader's
+    slot). On a Redis Cluster the pipeline sends each node its commands."""
+    authors = list(dict.fromkeys(keys.author_of(p) for p in post_ids))
+    for post_id in post_ids:
+        pipe.hmget(keys.post(post_id), keys.POST_FIELDS)
+        pipe.sismember(keys.likers(post_id), reader)
+    pipe.smismember(keys.connections(reader), authors)
+    pipe.smismember(keys.hidden(reader), authors)
+    pipe.zmscore(keys.following(reader), authors)
+    return authors
+
+
+def _read_posts(replies: list, reader: str, post_ids: list[str], authors: list[str],
+                in_feed: bool) -> list[Post | None]:
+    """The posts of ``_queue_posts``'s replies (``replies`` starts with them)."""
+    n = len(post_ids)
+    connected, hidden, followed = replies[2 * n:2 * n + 3]
+    relation = {a: (connected[i], hidden[i], followed[i] is not None) for i, a in enumerate(authors)}
+    return [_as_seen_by(reader, post_id, replies[2 * i], replies[2 * i + 1], relation[keys.author_of(post_id)],
+                        in_feed) for i, post_id in enumerate(post_ids)]
+
+
 def hydrate(store: redis.Redis, reader: str, post_ids: list[str], in_feed: bool = False) -> list[Post | None]:
     """The posts ``post_ids`` as ``reader`` sees them, ``None`` where they may not (or deleted).
 
-    One round trip (a script): the posts, the reader's likes and the reader's relationships
-    to their authors. ``in_feed`` also requires that the reader follows the author (or is it).
+    One pipeline: the posts, the reader's likes (each post's likers set: the like's own
+    record) and the reader's relationships to their authors. ``in_feed`` also requires that
+    the reader follows the author (or is it).
     """
     if not post_ids:
         return []
-    authors = [keys.author_of(p) for p in post_ids]
-    reply = script(store, keys.HYDRATE)(
-        keys=[keys.connections(reader), keys.hidden(reader), keys.following(reader),
-              *[keys.post(p) for p in post_ids], *[keys.likers(p) for p in post_ids]],
-        args=[reader, *authors])
-    return [_as_seen_by(reader, post_id, reply[i * _ROW:(i + 1) * _ROW], in_feed)
-            for i, post_id in enumerate(post_ids)]
+    with store.pipeline(transaction=False) as pipe:
+        authors = _queue_posts(pipe, reader, post_ids)
+        replies = pipe.execute()
+    return _read_posts(replies, reader, post_ids, authors, in_feed)
 
 
 def feed_window(store: redis.Redis, reader: str, max_score: float | str, size: int,
                 timeline_ids: list[str]) -> tuple[list[list[tuple[str, float]]], dict[str, Post | None]]:
-    """One window of ``reader``'s home feed in one round trip (the FEED_WINDOW script).
+    """One window of ``reader``'s home feed.
 
     Returns the ``size`` newest posts up to ``max_score`` of each high-follower author the
     reader follows (as (post id, score) lists), and every post of the window, from the
     timeline and from those authors, as the reader sees it in their feed (``None`` if not).
+    One pipeline for the timeline's posts and which high-follower authors the reader
+    follows (the copy of that set in the reader's shard); two more only when they follow
+    any: those authors' posts, then those posts.
     """
-    sources, rows = script(store, keys.FEED_WINDOW)(
-        keys=[keys.connections(reader), keys.hidden(reader), keys.following(reader), keys.HIGH_FOLLOWER_AUTHORS],
-        args=[reader, max_score, size, "\n".join(timeline_ids)])
-    high = [[(flat[j], float(flat[j + 1])) for j in range(0, len(flat), 2)] for flat in sources]
-    ids = [*timeline_ids, *(post_id for source in high for post_id, _ in source)]
-    posts = {post_id: _as_seen_by(reader, post_id, rows[i * _ROW:(i + 1) * _ROW], True)
-             for i, post_id in enumerate(ids)}
+    with store.pipeline(transaction=False) as pipe:
+        pipe.zinter([keys.following(reader), keys.high_follower_authors(keys.shard(reader))])
+        authors = _queue_posts(pipe, reader, timeline_ids) if timeline_ids else []
+        replies = pipe.execute()
+    followed_high = replies[0]
+    posts = dict(zip(timeline_ids, _read_posts(replies[1:], reader, timeline_ids, authors, True)
+                     if timeline_ids else []))
+    if not followed_high:
+        return [], posts
+    with store.pipeline(transaction=False) as pipe:
+        for author in followed_high:
+            pipe.zrevrangebyscore(keys.posts(author), max_score, "-inf", start=0, num=size, withscores=True)
+        high = pipe.execute()
+    more = [post_id for source in high for post_id, _ in source if post_id not in posts]
+    posts.update(zip(more, hydrate(store, reader, more, in_feed=True)))
     return high, posts
 
 
@@ -208,28 +233,27 @@ def publish(store: redis.Redis, outbox: Outbox, author: str, text: str, visibili
         "disconnected": audience.disconnected(store, author) if visibility == "connections" else []})
     fields = {"author": author, "text": text, "visibility": visibility, "created_ms": at,
               "reshare_of": reshare_of or "", "likes": 0, "comments": 0, "reshares": 0}
+    # The post and its author's lists share the author's slot, with the outbox entry: one
+    # MULTI/EXEC (a transaction, not a script, so that an idempotent request's mark joins it).
     with store.pipeline(transaction=True) as tx:
-        while True:
-            try:
-                if reshare_of is not None:
-                    # The original must still exist when the reshare is written.
-                    tx.watch(keys.post(reshare_of))
-                    if not tx.exists(keys.post(reshare_of)):
-                        raise Invalid({"reshare_of": ["No post with this id that you may see."]},
-                                      code="reshared_post_not_found")
-                tx.multi()
-                tx.hset(keys.post(post_id), mapping=fields)
-                tx.zadd(keys.posts(author), {post_id: at})
-                if visibility == "public":
-                    tx.zadd(keys.public_posts(author), {post_id: at})
-                if reshare_of is not None:
-                    tx.hincrby(keys.post(reshare_of), "reshares", 1)
-                outbox.add(tx, event)
-                tx.execute()
-                break
-            except redis.WatchError:
-                continue
+        tx.hset(keys.post(post_id), mapping=fields)
+        tx.zadd(keys.posts(author), {post_id: at})
+        if visibility == "public":
+            tx.zadd(keys.public_posts(author), {post_id: at})
+        outbox.add(tx, event, tag=keys.post_shard(post_id))
+        tx.execute()
+    if reshare_of is not None:
+        # The original's count, in the original's slot: counted now for the author's next read,
+        # and again (idempotently, by the reshare's id) by the consumer of post.created.
+        count_reshare(store, reshare_of, post_id, 1)
     return Post(post_id, author, text, visibility, at, reshare_of, 0, 0, 0, False)
+
+
+def count_reshare(store: redis.Redis, original: str, reshare_id: str, delta: int) -> str:
+    """Count (``delta`` 1) or uncount (-1) the reshare ``reshare_id`` of ``original`` once; a
+    deleted original is left deleted. Returns the RESHARED script's word."""
+    return keys.RESHARED(store, keys={"post": keys.post(original), "resharers": keys.resharers(original)},
+                         reshare_id=reshare_id, delta=delta)
 
 
 def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> None:
@@ -238,32 +262,15 @@ def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> Non
     if post.author != reader:
         raise Forbidden("Only the author may delete a post.", code="not_post_author")
     event = new_event("feed", "post.deleted", {"post_id": post_id, "author": reader, "at": rfc3339(now_ms())})
-    with store.pipeline(transaction=True) as tx:
-        while True:
-            try:
-                tx.watch(keys.post(post_id))
-                if not tx.exists(keys.post(post_id)):
-                    raise _missing(post_id)  # deleted meanwhile
-                tx.multi()
-                tx.delete(keys.post(post_id), keys.likers(post_id), keys.comments(post_id),
-                          keys.comment_bodies(post_id))
-                tx.zrem(keys.posts(reader), post_id)
-                tx.zrem(keys.public_posts(reader), post_id)
-                outbox.add(tx, event)
-                tx.execute()
-                break
-            except redis.WatchError:
-                continue
+    result = keys.run(keys.DELETE_POST, store, keys={
+        "post": keys.post(post_id), "likers": keys.likers(post_id), "comments": keys.comments(post_id),
+        "comment_bodies": keys.comment_bodies(post_id), "resharers": keys.resharers(post_id),
+        "posts": keys.posts(reader), "public_posts": keys.public_posts(reader),
+        "outbox": outbox.key_for(keys.post_shard(post_id))}, post_id=post_id, event=outbox.xadd_args(event))
+    if result == "not_found":
+        raise _missing(post_id)  # deleted meanwhile
     if post.reshare_of:
-        # Best effort: the original may be gone already, and HINCRBY would recreate it.
-        _decrement_if_exists(store, keys.post(post.reshare_of), "reshares")
-
-
-_DECREMENT = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end"
-
-
-def _decrement_if_exists(store: redis.Redis, key: str, field: str) -> None:
-    store.eval(_DECREMENT, 1, key, field)
+        count_reshare(store, post.reshare_of, post_id, -1)
 
 
 def set_like(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, like: bool) -> None:
@@ -272,9 +279,10 @@ def set_like(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, like
     name = "post.liked" if like else "post.unliked"
     event = new_event("feed", name, {"post_id": post_id, "author": post.author, "actor": reader,
                                      "at": rfc3339(now_ms())})
-    result = store.eval(keys.LIKE, 3, keys.post(post_id), keys.likers(post_id), outbox.key,
-                        reader, "1" if like else "-1", *outbox.xadd_args(event))
-    if result == -1:
+    result = keys.run(keys.LIKE, store, keys={"post": keys.post(post_id), "likers": keys.likers(post_id),
+                                              "outbox": outbox.key_for(keys.post_shard(post_id))},
+                      member=reader, delta=1 if like else -1, event=outbox.xadd_args(event))
+    if result == "not_found":
         raise _missing(post_id)
 
 
@@ -299,6 +307,8 @@ def add_comment(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, t
     event = new_event("feed", "comment.added", {"comment_id": comment.id, "post_id": post_id,
                                                 "author": post.author, "commenter": reader,
                                                 "excerpt": text[:EXCERPT], "at": rfc3339(at)})
+    # Every key in the post's slot, with the outbox entry; a transaction (not a script) so that
+    # an idempotent request's mark joins it.
     with store.pipeline(transaction=True) as tx:
         while True:
             try:
@@ -309,7 +319,7 @@ def add_comment(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, t
                 tx.hset(keys.comment_bodies(post_id), comment.id, json.dumps(comment.body()))
                 tx.zadd(keys.comments(post_id), {comment.id: at})
                 tx.hincrby(keys.post(post_id), "comments", 1)
-                outbox.add(tx, event)
+                outbox.add(tx, event, tag=keys.post_shard(post_id))
                 tx.execute()
                 return comment
             except redis.WatchError:

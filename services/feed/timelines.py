@@ -22,21 +22,39 @@ from shared.settings import Settings
 log = get_logger(__name__)
 
 
-# Members per fan-out script call. One call holds the cache for its duration (about 2 µs a
-# member): 2,000 keep that near 4 ms, so feed reads interleave, while the per-call cost
-# (a round trip, building one string) stays a few percent of it.
+# Members per fan-out batch. A batch goes out as one script call per slot (a script touches one
+# slot), all the calls of a node in one pipeline: with 64 shards a batch of 2,000 makes calls
+# of about 30 timelines, each holding its node for some 60 µs, so feed reads interleave.
 SCRIPT_BATCH = 2_000
 
 
+def by_node(cache, members: list[str]) -> dict:
+    """The timelines of ``members`` grouped by the cluster node serving them, then by shard (one
+    slot): {node: {shard tag: timeline keys}}. On one Redis node the only node is ``None``.
+
+    Grouped by shard tag (a crc32 per member), the node looked up once per shard.
+    """
+    per_shard = keys.timelines_by_shard(members)
+    if not hasattr(cache, "get_node_from_key"):  # not a RedisCluster client
+        return {None: per_shard}
+    groups: dict = {}
+    for tag, timeline_keys in per_shard.items():
+        groups.setdefault(cache.get_node_from_key(timeline_keys[0]), {})[tag] = timeline_keys
+    return groups
+
+
+def _pipeline(cache, node):
+    """A non-transactional pipeline to ``node`` (``None``: the one node ``cache`` is)."""
+    client = cache if node is None else node.redis_connection
+    return client.pipeline(transaction=False)
+
+
 class Timelines:
-    """The cache's timeline scripts, registered once per cache client."""
+    """The cache's timelines: fan-out, windows, rebuilds."""
 
     def __init__(self, cache: redis.Redis, settings: Settings):
         self.cache = cache
         self.settings = settings
-        self._fan_out = cache.register_script(keys.FAN_OUT)
-        self._build = cache.register_script(keys.BUILD)
-        self._window = cache.register_script(keys.TIMELINE_WINDOW)
 
     @property
     def ttl_ms(self) -> int:
@@ -45,26 +63,50 @@ class Timelines:
     def fan_out(self, members: list[str], entries: list[tuple[str, float]]) -> int:
         """Write ``entries`` (post id, score) into the live timelines of ``members``; returns how many.
 
-        Members go to the cache ``SCRIPT_BATCH`` at a time, every script call of one fan-out
-        in one pipelined round trip.
+        Members go ``SCRIPT_BATCH`` at a time; each batch's timelines are grouped by the node
+        serving them and, within a node, by slot: one FAN_OUT call per slot, one pipeline per
+        node (not a transaction: each timeline insert stands alone and is idempotent).
         """
         if not members or not entries:
             return 0
         tail: list = []
         for post_id, score in entries:
             tail += [score, post_id]
-        if len(members) <= SCRIPT_BATCH:
-            return self._fan_out(args=[self.settings.timeline_cap, "\n".join(members), *tail])
-        pipe = self.cache.pipeline(transaction=False)
+        written = 0
         for start in range(0, len(members), SCRIPT_BATCH):
-            self._fan_out(args=[self.settings.timeline_cap, "\n".join(members[start:start + SCRIPT_BATCH]), *tail],
-                          client=pipe)
-        return sum(pipe.execute())
+            for node, per_shard in by_node(self.cache, members[start:start + SCRIPT_BATCH]).items():
+                written += self._fan_out_to(node, list(per_shard.values()), tail)
+        return written
+
+    def _fan_out_to(self, node, groups: list[list[str]], tail: list) -> int:
+        """FAN_OUT once per group of timelines (each of one shard), in one pipeline to ``node``.
+
+        By SHA (a batch makes one call per shard: the script's text each time would be a third
+        of the bytes sent), loaded where the node does not know it yet; without re-checking
+        each key's slot, as a group's keys carry one shard tag by construction (``by_node``).
+        """
+        cap = self.settings.timeline_cap
+        pipe = _pipeline(self.cache, node)
+        for timeline_keys in groups:
+            pipe.evalsha(keys.FAN_OUT.sha, len(timeline_keys), *timeline_keys, cap, *tail)
+        replies = pipe.execute(raise_on_error=False)
+        unknown = [g for g, r in zip(groups, replies) if isinstance(r, redis.exceptions.NoScriptError)]
+        failed = [r for r in replies if isinstance(r, Exception) and not isinstance(r, redis.exceptions.NoScriptError)]
+        if failed:
+            raise failed[0]
+        written = sum(r for r in replies if not isinstance(r, Exception))
+        if unknown:  # a node that restarted, or never ran it: the text once, by EVAL
+            pipe = _pipeline(self.cache, node)
+            for timeline_keys in unknown:
+                pipe.eval(keys.FAN_OUT.source, len(timeline_keys), *timeline_keys, cap, *tail)
+            written += sum(pipe.execute())
+        return written
 
     def window(self, member: str, max_score: float | str, count: int, touch: bool = False) -> list[str] | None:
         """The ``count`` newest entries of ``member``'s timeline up to ``max_score``, flat (post id,
         score); ``touch`` pushes its expiry back. ``None`` when the timeline does not exist."""
-        return self._window(keys=[keys.timeline(member)], args=[self.ttl_ms if touch else "", max_score, count])
+        return keys.TIMELINE_WINDOW(self.cache, keys={"timeline": keys.timeline(member)},
+                                    ttl_ms=self.ttl_ms if touch else "", max_score=max_score, count=count)
 
     def show_own_post(self, post: Post) -> None:
         """Put a new post in its author's own timeline at once: authors read their writes.
@@ -81,13 +123,14 @@ class Timelines:
         """Build ``member``'s timeline from the store: own posts and followees' visible posts."""
         # Mark the timeline live first: a post stored after the reads below is then fanned
         # out to it, and one stored before is in them. Nothing falls in between.
-        self._build(keys=[keys.timeline(member)], args=[self.settings.timeline_cap, self.ttl_ms, keys.LIVE])
+        self._build(member, [])
         entries = rebuild_entries(store, member, self.settings)
         for start in range(0, len(entries), 500):
-            args: list = [self.settings.timeline_cap, self.ttl_ms, keys.LIVE]
-            for post_id, score in entries[start:start + 500]:
-                args += [score, post_id]
-            self._build(keys=[keys.timeline(member)], args=args)
+            self._build(member, [part for post_id, score in entries[start:start + 500] for part in (score, post_id)])
+
+    def _build(self, member: str, flat: list) -> None:
+        keys.BUILD(self.cache, keys={"timeline": keys.timeline(member)}, cap=self.settings.timeline_cap,
+                   ttl_ms=self.ttl_ms, live=keys.LIVE, entries=flat)
 
     def backfill(self, store: redis.Redis, follower: str, followee: str, connected: bool | None = None) -> int:
         """Bring ``followee``'s recent posts visible to ``follower`` into their live timeline."""
@@ -136,8 +179,9 @@ def read_feed(store: redis.Redis, timelines: Timelines, reader: str, limit: int,
 
     Merges the timeline with the recent posts of the high-follower authors the reader
     follows and keeps what the reader may see: per window, one cache round trip (the
-    timeline, with the expiry pushed back on the first) and one store round trip (the
-    authors' posts and the hydration of all of them, see ``posts.feed_window``).
+    timeline, with the expiry pushed back on the first) and one store pipeline (the posts'
+    hydration, and which high-follower authors the reader follows), two more when they follow
+    any (see ``posts.feed_window``).
     """
     after = decode_cursor(cursor) if cursor else None
     window = limit + 1  # a short page after filtering asks for the next window

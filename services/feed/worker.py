@@ -1,22 +1,24 @@
 """The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches, member replica."""
 from __future__ import annotations
 
-import redis
-
 from services.feed import handlers
+from services.feed import store as keys
 from services.feed.timelines import Timelines
 from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
+from shared.store_client import connect
 
 
 def resources(settings: Settings) -> dict:
     """The timeline cache (a second Redis), handed to handlers as ``fx.extra``."""
-    cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    keys.use_shards(settings.shards)
+    cache = connect(settings.cache_url)
     return {"cache": cache, "timelines": Timelines(cache, settings)}
 
 
 def consumers(settings: Settings) -> list[Consumer]:
+    keys.use_shards(settings.shards)
     return [
         Consumer(
             name="feed.audience",

@@ -15,6 +15,7 @@ LIVE_POOL_SIZE = 10
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
     from services.notifications import live
+    from services.notifications import store as keys
     from services.notifications.api import blp, ticket_holder
 
     app = create_service_app("notifications", [blp], settings=settings, test_config=test_config,
@@ -24,6 +25,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     # read timeout is past the pub/sub wait (1 s).
     keepalive = app.config.setdefault("NOTIFICATIONS_KEEPALIVE_SECONDS", live.KEEPALIVE_SECONDS)
     settings = app.config["RAPPORT_SETTINGS"]
+    keys.use_shards(settings.shards)
     pool = redis.BlockingConnectionPool.from_url(
         settings.store_url("notifications"), decode_responses=True, socket_timeout=10, timeout=10,
         max_connections=app.config.get("NOTIFICATIONS_LIVE_POOL_SIZE", LIVE_POOL_SIZE))

@@ -2,61 +2,40 @@
 
 Both are built from the other services' events (never read from their stores). Each change
 carries its aggregate's version (a follow edge's, a member pair's), numbered by the producing
-store with the change; a replica applies it only when it is newer than the version it holds,
-so a stale or repeated event changes nothing whatever the times the producers stamped.
+store with the change. Each member's side (an author's post alerts, each member's
+connections) is applied by one script in that member's slot, only when the version is newer
+than the one kept beside it, so a stale or repeated event changes nothing whatever the times
+the producers stamped. The check is in the script, at EXEC: events batched in one
+transaction see the versions the events before them wrote.
 """
 from __future__ import annotations
-
-import weakref
 
 import redis
 
 from services.notifications import store as keys
 
-# The versions queued on a transaction not yet executed. The inbox consumer handles up to a
-# batch of one partition's events in one transaction: an event must see the versions the
-# events before it in the batch queued, which the store does not show until EXEC.
-_queued: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+def _side(tx: redis.client.Pipeline, set_key: str, version_key: str, member: str, present: bool,
+          version: int) -> None:
+    keys.SET_SIDE(None, keys={"set": set_key, "version": version_key}, pipe=tx, member=member,
+                  present="1" if present else "0", version=version)
 
 
-def _newer(store: redis.Redis, tx: redis.client.Pipeline, key: str, version: int) -> bool:
-    """Whether ``version`` is newer than the one held at ``key``; if so, queue it as the one held.
-
-    One aggregate's events share a partition, read by one consumer of the group at a time:
-    nothing else writes ``key`` between this read and the transaction."""
-    queued = _queued.setdefault(tx, {})
-    held = queued.get(key)
-    if held is None:
-        stored = store.get(key)
-        held = int(stored) if stored is not None else None
-    if held is not None and version <= held:
-        return False
-    queued[key] = version
-    tx.set(key, version)
-    return True
+def set_post_alerts(tx: redis.client.Pipeline, follower: str, author: str, on: bool, version: int) -> None:
+    """Queue, unless stale: ``follower`` does (or no longer does) want an alert for each post of
+    ``author``. The author's side of the edge, in the author's slot (whose posts it alerts of)."""
+    _side(tx, keys.post_alerts(author), keys.alert_version(author, follower), follower, on, version)
 
 
-def set_post_alerts(tx: redis.client.Pipeline, store: redis.Redis, follower: str, author: str, on: bool,
-                    version: int) -> None:
-    """Queue, unless stale: ``follower`` does (or no longer does) want an alert for each post of ``author``."""
-    if not _newer(store, tx, keys.follow_version(follower, author), version):
-        return
-    if on:
-        tx.sadd(keys.post_alerts(author), follower)
-    else:
-        tx.srem(keys.post_alerts(author), follower)
+def connect(tx: redis.client.Pipeline, a: str, b: str, version: int) -> None:
+    """Queue each member's side of a new connection, each in its member's slot, unless stale."""
+    for member, other in ((a, b), (b, a)):
+        _side(tx, keys.connections(member), keys.pair_version(member, other), other, True, version)
 
 
-def connect(tx: redis.client.Pipeline, store: redis.Redis, a: str, b: str, version: int) -> None:
-    if _newer(store, tx, keys.pair_version(a, b), version):
-        tx.sadd(keys.connections(a), b)
-        tx.sadd(keys.connections(b), a)
-
-
-def disconnect(tx: redis.client.Pipeline, store: redis.Redis, a: str, b: str, version: int) -> None:
-    if _newer(store, tx, keys.pair_version(a, b), version):
-        tx.srem(keys.connections(a), b)
-        tx.srem(keys.connections(b), a)
+def disconnect(tx: redis.client.Pipeline, a: str, b: str, version: int) -> None:
+    for member, other in ((a, b), (b, a)):
+        _side(tx, keys.connections(member), keys.pair_version(member, other), other, False, version)
 
 
 def post_audience(store: redis.Redis, author: str, visibility: str,

@@ -1,8 +1,10 @@
 """What the notifications service does with incoming events.
 
 Every write goes on ``fx.tx``, the transaction that also carries the consumer's dedup
-marker: an event delivered twice is stored once. The grouping decision is taken inside the
-inbox's Lua script, in the same transaction, so it cannot race with another event.
+marker: an event delivered twice is stored once. Each write is one script in one member's
+slot: a notification for N recipients is N scripts, one per recipient's inbox; a replicated
+fact is one per member's side. The grouping decision is taken inside the inbox's script,
+so it cannot race with another event.
 """
 from __future__ import annotations
 
@@ -29,21 +31,21 @@ def on_invitation_sent(event: Event, fx: Effects) -> None:
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.connect(fx.tx, fx.store, d["inviter"], d["invitee"], d["version"])
+    audience.connect(fx.tx, d["inviter"], d["invitee"], d["version"])
     _notify(fx, event, d["inviter"], "invitation_accepted", d["invitee"], d["invitation_id"], d["at"])
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     """The other side is not notified; the replica forgets the connection."""
     d = event.data
-    audience.disconnect(fx.tx, fx.store, d["remover"], d["other"], d["version"])
+    audience.disconnect(fx.tx, d["remover"], d["other"], d["version"])
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
     """No longer connected. The post alerts end with the follows: the follows service removes
     them both ways and says so in ``follow.removed``, in each edge's own order."""
     d = event.data
-    audience.disconnect(fx.tx, fx.store, d["blocker"], d["blocked"], d["version"])
+    audience.disconnect(fx.tx, d["blocker"], d["blocked"], d["version"])
 
 
 def on_introduction_requested(event: Event, fx: Effects) -> None:
@@ -79,19 +81,19 @@ def on_endorsement_added(event: Event, fx: Effects) -> None:
 def on_follow_created(event: Event, fx: Effects) -> None:
     """A new follower, for explicit follows only: the automatic follow of a connection is silent."""
     d = event.data
-    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], d["notify_on_post"], d["version"])
+    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], d["notify_on_post"], d["version"])
     if d["reason"] == "explicit":
         _notify(fx, event, d["followee"], "new_follower", d["follower"], None, d["since"])
 
 
 def on_follow_updated(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], d["notify_on_post"], d["version"])
+    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], d["notify_on_post"], d["version"])
 
 
 def on_follow_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    audience.set_post_alerts(fx.tx, fx.store, d["follower"], d["followee"], False, d["version"])
+    audience.set_post_alerts(fx.tx, d["follower"], d["followee"], False, d["version"])
 
 
 # --- feed.events ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The rules of a member's inbox, as plain functions over the notifications store."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import redis
@@ -85,7 +86,8 @@ def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type
     stored). Grouped types join the recipient's open group of the same type and object when
     it was opened less than ``window_hours`` before; the group then moves to the top and is
     unread again. Idempotent: the same ``notification_id`` and actor twice change nothing.
-    At most ``cap`` notifications are kept, the least recently active dropped.
+    At most ``cap`` notifications are kept, the least recently active dropped. One script in
+    the recipient's slot (see ``store.NOTIFY`` for its replies).
     """
     if actor == recipient:
         return
@@ -94,12 +96,17 @@ def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type
         group = type_
     elif type_ in GROUPED:
         group = f"{type_}|{obj}"
-    recipient_keys = [keys.inbox(recipient), keys.unread(recipient), keys.groups(recipient),
-                      keys.muted(recipient), keys.live(recipient)]
-    tx.eval(keys.NOTIFY, len(recipient_keys), *recipient_keys,
-            keys.notification_prefix(recipient), keys.actors_prefix(recipient), notification_id, type_, actor,
-            obj or "", text or "", about or "", at_ms, group, window_hours * 3600 * 1000, cap, LIVE_CAP,
-            keys.live_bell(recipient))
+    keys.NOTIFY(None, keys=recipient_keys(recipient), pipe=tx, id=notification_id, type=type_, actor=actor,
+                object=obj or "", text=text or "", about=about or "", at=at_ms, group=group,
+                window=window_hours * 3600 * 1000, cap=cap, shown=SHOWN_ACTORS, live_cap=LIVE_CAP,
+                bell=keys.live_bell(recipient))
+
+
+def recipient_keys(recipient: str) -> dict[str, str]:
+    """NOTIFY's keys for ``recipient``: their inbox's, all of their slot."""
+    return {"inbox": keys.inbox(recipient), "unread": keys.unread(recipient), "notes": keys.notes(recipient),
+            "actors": keys.actors(recipient), "groups": keys.groups(recipient), "muted": keys.muted(recipient),
+            "live": keys.live(recipient)}
 
 
 def load(store: redis.Redis, member: str, ids: list[str]) -> list[Notification]:
@@ -107,21 +114,19 @@ def load(store: redis.Redis, member: str, ids: list[str]) -> list[Notification]:
     if not ids:
         return []
     with store.pipeline(transaction=False) as pipe:
-        for nid in ids:
-            pipe.hgetall(keys.notification(member, nid))
-            pipe.zrevrange(keys.actors(member, nid), 0, SHOWN_ACTORS - 1)
-            pipe.zcard(keys.actors(member, nid))
-            pipe.zscore(keys.unread(member), nid)
-        replies = pipe.execute()
+        pipe.hmget(keys.notes(member), ids)
+        pipe.zmscore(keys.unread(member), ids)
+        rows, unread = pipe.execute()
     items = []
-    for i in range(0, len(replies), 4):
-        row, actors, count, unread = replies[i:i + 4]
-        if not row:
+    for raw, score in zip(rows, unread):
+        if raw is None:
             continue  # dropped by the cap meanwhile
+        row = json.loads(raw)
         items.append(Notification(
-            id=row["id"], type=row["type"], actors=actors, actor_count=count, object=row.get("object") or None,
-            text=row.get("text") or None, about=row.get("about") or None,
-            created_at_ms=int(row.get("updated_at_ms") or row["created_at_ms"]), read=unread is None))
+            id=row["id"], type=row["type"], actors=[actor for actor, _ in row["recent"]],
+            actor_count=row["actor_count"], object=row.get("object") or None, text=row.get("text") or None,
+            about=row.get("about") or None, created_at_ms=int(row.get("updated_at_ms") or row["created_at_ms"]),
+            read=score is None))
     return items
 
 

@@ -1,79 +1,99 @@
-"""Every Redis key of the notifications service, and its Lua script. Member ids sit in hash tags.
+"""Every Redis key of the notifications service, and its Lua scripts.
 
-A member's inbox is a handful of keys that share the hash tag ``{member}``, so one script can
-change them together (and they would sit on one slot of a cluster):
+Every key starts with ``notifications:`` and carries the shard tag of its member
+(``shared.slots``), so a member's inbox is a handful of keys of one slot that one script
+changes together (``{s}`` below is the member's shard tag):
 
-- ``inbox:{m}``              sorted set: notification ids scored by last activity (ms)
-- ``inbox-unread:{m}``       sorted set: the unread ones, same scores (ZCARD = unread count)
-- ``notification:{m}:<id>``  hash: one notification's fields
-- ``actors:{m}:<id>``        sorted set: a notification's distinct actors, scored by when they acted
-- ``groups:{m}``             hash: group field (``post_liked|<post>``) → ``<id>|<opened_at_ms>``
-- ``muted:{m}``              set: notification types the member muted
-- ``live:{m}``               stream (capped): one entry per new or grown notification, for SSE
-- ``live-streams:{m}``       sorted set: the member's open SSE streams (any API process), scored
-                             by when they opened (ms); at most ``live_streams_per_member``
-- ``live-beats:{m}``         sorted set: the same streams, scored by their last heartbeat (ms)
+- ``notifications:{s}:inbox:m``      sorted set: notification ids scored by last activity (ms)
+- ``notifications:{s}:unread:m``     sorted set: the unread ones, same scores (ZCARD = unread count)
+- ``notifications:{s}:notes:m``      hash: notification id → the notification as JSON (its fields,
+                                     ``actor_count`` and its newest ``SHOWN_ACTORS`` actors)
+- ``notifications:{s}:actors:m``     sorted set, every score 0: ``<id>|<actor>`` for each distinct
+                                     actor of each notification (how a group knows an actor
+                                     joined already); a notification's range goes with it
+- ``notifications:{s}:groups:m``     hash: group field (``post_liked|<post>``) → ``<id>|<opened_at_ms>``
+- ``notifications:{s}:muted:m``      set: notification types the member muted
+- ``notifications:{s}:live:m``       stream (capped): one entry per new or grown notification, for
+                                     SSE; appended by the script that stores the notification, so in
+                                     the inbox's slot
+- ``live-streams:{m}``               sorted set: the member's open SSE streams (any API process), scored
+                                     by when they opened (ms); at most ``live_streams_per_member``
+- ``live-beats:{m}``                 sorted set: the same streams, scored by their last heartbeat (ms)
 
 - ``stream-ticket:{t}``      string: the member a stream ticket ``t`` was issued to, until it is
                              used or expires (its own hash tag: the member is what it answers)
 
-and one pub/sub channel per member, ``live-bell:{m}``: ``new`` when ``live:{m}`` grew, ``close:<id>``
+and one pub/sub channel per member, ``live-bell:{m}``: ``new`` when the live stream grew, ``close:<id>``
 when a stream must end. Pub/sub channels are not keys (and not per database): a stray ``new`` only
 makes a stream read early.
 
-Replicas of the other services' facts, built from their events:
+Replicas of the other services' facts, built from their events, one side per member in
+that member's slot, each with the version of the last event applied beside it:
 
-- ``post-alerts:{author}``   set: followers who switched post alerts on for ``author``
-- ``connections:{m}``        set: ``m``'s 1st-degree connections
-- ``pair-version:{a|b}``     the version of the last connections event applied to a pair
-- ``follow-version:{a|b}``   the version of the last follows event applied to the edge a → b
+- ``notifications:{s}:post-alerts:author``                  set: followers who switched post alerts on
+- ``notifications:{s}:alert-version:author|follower``       the version applied to that entry
+- ``notifications:{s}:connections:m``                       set: ``m``'s 1st-degree connections
+- ``notifications:{s}:pair-version:m|other``                the version applied to ``m``'s side of the pair
 """
 from __future__ import annotations
 
+from shared import slots
 from shared.live import LiveKeys
+from shared.lua import LuaScript
+
+# The shard count of this process (``Settings.shards``), set once at start-up by the app
+# factory and the worker (``use_shards``).
+_shards = slots.DEFAULT_SHARDS
+
+
+def use_shards(shards: int) -> None:
+    global _shards
+    _shards = shards
+
+
+def shard(member: str) -> str:
+    """The hash tag of ``member``'s shard: of every key of their inbox and replicas."""
+    return slots.tag(member, _shards)
+
+
+def _key(name: str, member: str) -> str:
+    return f"notifications:{shard(member)}:{name}:{member}"
 
 
 def inbox(member: str) -> str:
     """Sorted set: ``member``'s notification ids, scored by last activity (ms)."""
-    return f"inbox:{{{member}}}"
+    return _key("inbox", member)
 
 
 def unread(member: str) -> str:
     """Sorted set: ``member``'s unread notification ids (ZCARD is the unread count, O(1))."""
-    return f"inbox-unread:{{{member}}}"
+    return _key("unread", member)
 
 
-def notification_prefix(member: str) -> str:
-    return f"notification:{{{member}}}:"
+def notes(member: str) -> str:
+    """Hash: notification id → the notification as JSON."""
+    return _key("notes", member)
 
 
-def notification(member: str, notification_id: str) -> str:
-    """Hash: one notification's fields."""
-    return notification_prefix(member) + notification_id
-
-
-def actors_prefix(member: str) -> str:
-    return f"actors:{{{member}}}:"
-
-
-def actors(member: str, notification_id: str) -> str:
-    """Sorted set: the distinct actors of one notification, scored by when they acted."""
-    return actors_prefix(member) + notification_id
+def actors(member: str) -> str:
+    """Sorted set (scores 0): ``<notification id>|<actor>`` for every distinct actor of each notification."""
+    return _key("actors", member)
 
 
 def groups(member: str) -> str:
     """Hash: open group (``type|object``) → ``<notification id>|<opened at ms>``."""
-    return f"groups:{{{member}}}"
+    return _key("groups", member)
 
 
 def muted(member: str) -> str:
     """Set: the notification types ``member`` muted."""
-    return f"muted:{{{member}}}"
+    return _key("muted", member)
 
 
 def live(member: str) -> str:
-    """Stream: ``member``'s new notifications as they happen, capped; read by the SSE view."""
-    return f"live:{{{member}}}"
+    """Stream: ``member``'s new notifications as they happen, capped; read by the SSE view.
+    In the inbox's slot: the script that stores a notification appends to it."""
+    return _key("live", member)
 
 
 def live_streams(member: str) -> str:
@@ -108,96 +128,172 @@ LIVE = LiveKeys(stream=live, streams=live_streams, beats=live_beats, bell=live_b
 
 def post_alerts(author: str) -> str:
     """Set: followers of ``author`` who switched post alerts on (replica of follows.events)."""
-    return f"post-alerts:{{{author}}}"
+    return _key("post-alerts", author)
+
+
+def alert_version(author: str, follower: str) -> str:
+    """String, beside ``post_alerts(author)``: the version of the last follows event of the edge
+    ``follower`` → ``author`` applied there."""
+    return f"notifications:{shard(author)}:alert-version:{author}|{follower}"
 
 
 def connections(member: str) -> str:
     """Set: ``member``'s connections (replica of connections.events)."""
-    return f"connections:{{{member}}}"
+    return _key("connections", member)
 
 
-def pair_version(a: str, b: str) -> str:
-    """String: the version of the last connections event applied to the pair (either order)."""
-    first, second = sorted((a, b))
-    return f"pair-version:{{{first}|{second}}}"
+def pair_version(member: str, other: str) -> str:
+    """String, in ``member``'s slot: the version of the last connections event of the pair applied
+    to ``member``'s side."""
+    return f"notifications:{shard(member)}:pair-version:{member}|{other}"
 
 
-def follow_version(follower: str, followee: str) -> str:
-    """String: the version of the last follows event applied to the edge ``follower`` → ``followee``."""
-    return f"follow-version:{{{follower}|{followee}}}"
-
-
-# Stores or grows one notification, all or nothing. Every key it touches carries the
-# recipient's hash tag (the per-notification keys are built from the prefixes passed in).
+# Stores or grows one notification of one member, all or nothing; every key is of the
+# member's slot. Replies 'stored' (a new notification), 'grown' (an open group gained an
+# actor), 'unchanged' (the actor was in the group already), 'duplicate' (this notification
+# id is stored already), 'muted' (a muted type is not stored at all: muting is a filter at
+# the door, not a hidden flag, so unmuting later does not resurface what happened
+# meanwhile) or 'dropped' (older than every notification the cap keeps).
 #
-# A muted type is not stored at all: muting is a filter at the door, not a hidden flag, so
-# unmuting later does not resurface what happened meanwhile.
-#
-# Sent with EVAL, not EVALSHA: inside a consumer's MULTI a missing script would only show at
-# EXEC, and redis-py's pipeline would check SCRIPT EXISTS first, a round trip per event.
-#
-# Returns 1 when the inbox changed (new notification, or a group that gained an actor), else 0.
-NOTIFY = """
-local inbox, unread, groups, muted, live = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local nprefix, aprefix, nid, ntype, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local object, text, about = ARGV[6], ARGV[7], ARGV[8]
-local at, group = tonumber(ARGV[9]), ARGV[10]
-local window, cap, live_cap = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
-local bell = ARGV[14]
-
-if redis.call('SISMEMBER', muted, ntype) == 1 then return 0 end
+# A grouped type joins the member's open group of the same ``group`` opened less than
+# ``window`` ms before; a group that grows moves up and is unread again. At most ``cap``
+# notifications are kept, the least recently active dropped with their actors. A stored or
+# grown one is appended to the live stream (capped at ``live_cap``) and rings ``bell``.
+NOTIFY = LuaScript("notify", keys=("inbox", "unread", "notes", "actors", "groups", "muted", "live"),
+                   args=("id", "type", "actor", "object", "text", "about", "at", "group", "window", "cap",
+                         "shown", "live_cap", "bell"), source="""
+if redis.call('SISMEMBER', K.muted, A.type) == 1 then return 'muted' end
+local at, shown = tonumber(A.at), tonumber(A.shown)
 
 local function announce(id)
-  redis.call('XADD', live, 'MAXLEN', '~', live_cap, '*', 'id', id)
-  redis.call('PUBLISH', bell, 'new')  -- wakes the member's open streams, whichever process holds them
+  redis.call('XADD', K.live, 'MAXLEN', '~', A.live_cap, '*', 'id', id)
+  redis.call('PUBLISH', A.bell, 'new')  -- wakes the member's open streams, whichever process holds them
 end
 
-if group ~= '' then
-  local open = redis.call('HGET', groups, group)
+-- A notification keeps its newest `shown` actors (newest first) and counts them all.
+local function add_actor(note, actor)
+  local recent, place = note.recent, #note.recent + 1
+  for j, entry in ipairs(recent) do
+    if at > entry[2] then place = j; break end
+  end
+  table.insert(recent, place, {actor, at})
+  while #recent > shown do table.remove(recent) end
+  note.actor_count = note.actor_count + 1
+end
+
+if A.group ~= '' then
+  local open = redis.call('HGET', K.groups, A.group)
   if open then
     local sep = string.find(open, '|', 1, true)
     local gid, opened = string.sub(open, 1, sep - 1), tonumber(string.sub(open, sep + 1))
-    if math.abs(at - opened) < window and redis.call('EXISTS', nprefix .. gid) == 1 then
+    local raw = redis.call('HGET', K.notes, gid)
+    if raw and math.abs(at - opened) < tonumber(A.window) then
       -- Join the open group. An actor already in it (a duplicate, a like after an unlike)
       -- changes nothing: the group only moves up when it grows.
-      if redis.call('ZADD', aprefix .. gid, 'NX', at, actor) == 0 then return 0 end
-      local score = tonumber(redis.call('ZSCORE', inbox, gid))
+      if redis.call('ZADD', K.actors, 'NX', 0, gid .. '|' .. A.actor) == 0 then return 'unchanged' end
+      local note = cjson.decode(raw)
+      add_actor(note, A.actor)
+      local score = tonumber(redis.call('ZSCORE', K.inbox, gid))
       if at > score then score = at end
-      redis.call('HSET', nprefix .. gid, 'updated_at_ms', score)
-      if text ~= '' then redis.call('HSET', nprefix .. gid, 'text', text) end
-      redis.call('ZADD', inbox, score, gid)
-      redis.call('ZADD', unread, score, gid)  -- grown: news again
+      note.updated_at_ms = score
+      if A.text ~= '' then note.text = A.text end
+      redis.call('HSET', K.notes, gid, cjson.encode(note))
+      redis.call('ZADD', K.inbox, score, gid)
+      redis.call('ZADD', K.unread, score, gid)  -- grown: news again
       announce(gid)
-      return 1
+      return 'grown'
     end
   end
 end
 
-if redis.call('ZSCORE', inbox, nid) then return 0 end  -- this event was already stored
+if redis.call('ZSCORE', K.inbox, A.id) then return 'duplicate' end
 
-redis.call('HSET', nprefix .. nid, 'id', nid, 'type', ntype, 'object', object, 'text', text,
-           'about', about, 'group', group, 'created_at_ms', at, 'updated_at_ms', at)
-redis.call('ZADD', aprefix .. nid, at, actor)
-redis.call('ZADD', inbox, at, nid)
-redis.call('ZADD', unread, at, nid)
-if group ~= '' then redis.call('HSET', groups, group, nid .. '|' .. at) end
+local note = {id = A.id, type = A.type, object = A.object, text = A.text, about = A.about, group = A.group,
+              created_at_ms = at, updated_at_ms = at, actor_count = 0, recent = {}}
+add_actor(note, A.actor)
+redis.call('HSET', K.notes, A.id, cjson.encode(note))
+redis.call('ZADD', K.actors, 'NX', 0, A.id .. '|' .. A.actor)
+redis.call('ZADD', K.inbox, at, A.id)
+redis.call('ZADD', K.unread, at, A.id)
+if A.group ~= '' then redis.call('HSET', K.groups, A.group, A.id .. '|' .. at) end
 
 -- At most `cap` notifications: the least recently active go, with everything they own.
-local excess = redis.call('ZCARD', inbox) - cap
+local excess = redis.call('ZCARD', K.inbox) - tonumber(A.cap)
 if excess > 0 then
-  local gone = redis.call('ZPOPMIN', inbox, excess)
+  local gone = redis.call('ZPOPMIN', K.inbox, excess)
   for i = 1, #gone, 2 do
     local old = gone[i]
-    redis.call('ZREM', unread, old)
-    local g = redis.call('HGET', nprefix .. old, 'group')
-    if g and g ~= '' then
-      local cur = redis.call('HGET', groups, g)
-      if cur and string.sub(cur, 1, #old + 1) == old .. '|' then redis.call('HDEL', groups, g) end
+    redis.call('ZREM', K.unread, old)
+    local raw = redis.call('HGET', K.notes, old)
+    if raw then
+      local g = cjson.decode(raw).group
+      if g and g ~= '' then
+        local cur = redis.call('HGET', K.groups, g)
+        if cur and string.sub(cur, 1, #old + 1) == old .. '|' then redis.call('HDEL', K.groups, g) end
+      end
     end
-    redis.call('DEL', nprefix .. old, aprefix .. old)
+    redis.call('HDEL', K.notes, old)
+    -- Its actors: every '<old>|…' entry ('}' follows '|'), whatever other ids begin with <old>.
+    redis.call('ZREMRANGEBYLEX', K.actors, '[' .. old .. '|', '(' .. old .. '}')
   end
-  if redis.call('EXISTS', nprefix .. nid) == 0 then return 0 end  -- older than everything kept
+  if redis.call('HEXISTS', K.notes, A.id) == 0 then return 'dropped' end
 end
-announce(nid)
+announce(A.id)
+return 'stored'
+""")
+
+# One member's side of a replicated fact: ``member`` in (present '1') or out of (present
+# '0') ``set``, when ``version`` is newer than the one held beside it. Replies 'applied',
+# 'current' (this version was applied already) or 'stale' (an older one). Used for post
+# alerts (an author's side of a follow edge) and connections (each member's side of a pair).
+SET_SIDE = LuaScript("set_side", keys=("set", "version"), args=("member", "present", "version"), source="""
+local held = tonumber(redis.call('GET', K.version) or '0')
+local version = tonumber(A.version)
+if version < held then return 'stale' end
+if version == held then return 'current' end
+redis.call('SET', K.version, A.version)
+if A.present == '1' then
+  redis.call('SADD', K.set, A.member)
+else
+  redis.call('SREM', K.set, A.member)
+end
+return 'applied'
+""")
+
+
+# Registers an open stream of one member, forgets streams whose process stopped sending
+# heartbeats, and returns the ids of the oldest beyond the cap: their holders close them.
+# KEYS: live-streams (by opening), live-beats (by heartbeat), one member's, so one slot.
+# ARGV: stream id, now (ms), stale before (ms), cap, keys' TTL (s).
+OPEN_STREAM = """
+local opened, beats, id, now = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])
+local stale, cap, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local dead = redis.call('ZRANGEBYSCORE', beats, '-inf', '(' .. stale)
+for _, old in ipairs(dead) do
+  redis.call('ZREM', opened, old)
+  redis.call('ZREM', beats, old)
+end
+redis.call('ZADD', opened, now, id)
+redis.call('ZADD', beats, now, id)
+redis.call('EXPIRE', opened, ttl)
+redis.call('EXPIRE', beats, ttl)
+local excess = redis.call('ZCARD', opened) - cap
+if excess <= 0 then return {} end
+local evicted = {}
+local gone = redis.call('ZPOPMIN', opened, excess)
+for i = 1, #gone, 2 do
+  evicted[#evicted + 1] = gone[i]
+  redis.call('ZREM', beats, gone[i])
+end
+return evicted
+"""
+
+# A stream's heartbeat: 1 while it is registered (its beat refreshed), 0 once it was closed
+# from elsewhere (evicted by a newer stream). KEYS as OPEN_STREAM's. ARGV: stream id, now (ms), TTL (s).
+STREAM_HEARTBEAT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """

@@ -1,6 +1,7 @@
 """The notifications worker: the inbox consumer of every topic, and its member replica."""
 from __future__ import annotations
 
+from services.notifications import store as keys
 from services.notifications.handlers import HANDLERS
 from shared import members
 from shared.bus.consumer import Consumer
@@ -8,6 +9,7 @@ from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
+    keys.use_shards(settings.shards)
     return [
         Consumer(
             name="notifications.inbox",

@@ -450,7 +450,8 @@ def test_at_most_the_cap_is_kept_and_the_oldest_go(settings, apps, auth, inbox_o
     assert [n["object"] for n in inbox_of(grace)] == ["post3", "post4", "post2"]
     assert [n["actor_count"] for n in inbox_of(grace)] == [2, 1, 1]
     assert unread_count(grace) == 3
-    assert store.exists(keys.notification(grace, "n0"), keys.actors(grace, "n0"), keys.notification(grace, "n1")) == 0
+    assert store.hmget(keys.notes(grace), ["n0", "n1"]) == [None, None]
+    assert not [entry for entry in store.zrange(keys.actors(grace), 0, -1) if entry.startswith(("n0|", "n1|"))]
 
 
 # --- bad input ------------------------------------------------------------------------

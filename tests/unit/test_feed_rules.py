@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from services.feed import store as keys
 from services.feed.posts import Post, is_post_id, new_post_id, page_json
 from services.feed.schemas import CommentArgs, PostArgs
+from shared import slots
 
 
 def test_a_post_id_names_its_author_and_is_never_a_member_id():
@@ -18,12 +19,22 @@ def test_a_post_id_names_its_author_and_is_never_a_member_id():
     assert not is_post_id("ada.l-1") and not is_post_id("~abc") and not is_post_id("ada~ABC")
 
 
-def test_a_posts_keys_share_its_authors_hash_tag():
+def test_a_posts_keys_and_its_authors_keys_share_the_authors_shard_and_slot():
     post_id = new_post_id("ada", 1)
     tagged = [keys.post(post_id), keys.likers(post_id), keys.comments(post_id), keys.comment_bodies(post_id),
-              keys.posts("ada"), keys.public_posts("ada"), keys.followers("ada"), keys.connections("ada")]
-    assert all("{ada}" in key for key in tagged)
-    assert keys.timeline("ada") == "timeline:{ada}"
+              keys.resharers(post_id), keys.posts("ada"), keys.public_posts("ada"), keys.followers("ada"),
+              keys.following("ada"), keys.connections("ada"), keys.hidden("ada"), keys.disconnections("ada"),
+              keys.follow_version("ada", "bob"), keys.follower_version("ada", "bob"),
+              keys.pair_version("ada", "bob"), keys.timeline("ada")]
+    assert all(key.startswith(f"feed:{slots.tag('ada')}:") for key in tagged)
+    slots.check_one_slot(tagged)
+    assert keys.timeline("ada") == f"feed:{slots.tag('ada')}:timeline:ada"
+
+
+def test_each_side_of_an_edge_or_a_pair_is_in_its_members_shard():
+    assert keys.follower_version("bob", "ada").startswith(f"feed:{slots.tag('bob')}:")
+    assert keys.pair_version("bob", "ada").startswith(f"feed:{slots.tag('bob')}:")
+    assert keys.high_follower_authors(slots.tag("bob")) in keys.all_high_follower_authors()
 
 
 @pytest.mark.parametrize("body", [{"text": ""}, {"text": "x" * 3001}, {}, {"text": "hi", "visibility": "all"},
@@ -51,3 +62,11 @@ def test_a_feed_page_is_the_json_of_its_posts_bodies_and_counters_stay_live():
                                                                "next_cursor": "next"}
     liked_more = dataclasses.replace(first, likes=7, liked_by_me=False)  # the text part is cached, not the counts
     assert json.loads(page_json([liked_more], None)) == {"items": [liked_more.body()], "next_cursor": None}
+
+
+def test_a_feed_script_with_the_one_stream_outbox_still_refuses_keys_of_two_post_slots():
+    first = new_post_id("ada", 1)
+    second = next(new_post_id(m, 1) for m in (f"m{i}" for i in range(200)) if keys.shard(m) != keys.shard("ada"))
+    with pytest.raises(slots.CrossSlot):
+        keys.run(keys.LIKE, None, keys={"post": keys.post(first), "likers": keys.likers(second),
+                                        "outbox": "outbox:feed"}, member="grace", delta=1, event=[])
