@@ -26,11 +26,11 @@ import tempfile
 import time
 import uuid
 
-import redis
 import requests
 
 from bench.support import (bench_settings, process_tree_cpu, served, settings_env, token_for, write_results)
 from shared.settings import REPO_ROOT, SERVICES, Settings
+from shared import store_client
 
 WRITES = ("invite", "accept", "follow", "unfollow", "post", "post_1000_followers", "like", "comment")
 
@@ -92,7 +92,7 @@ class Stack:
         if kafka:
             self.pids["kafka"] = kafka
         for name, url in (("redis-store", self.settings.store_url("feed")), ("redis-cache", self.settings.cache_url)):
-            self.pids[name] = int(redis.Redis.from_url(url).info("server")["process_id"])
+            self.pids[name] = int(store_client.connect(url, decode_responses=False).info("server")["process_id"])
         time.sleep(3)  # the consumers join their groups
         return self
 
@@ -221,7 +221,7 @@ def prepare(write: str, stack: Stack, r: Requests) -> tuple[str, list]:
     if write == "post_1000_followers":
         authors = [r.member("famous", a) for a in range(10)]
         fans = [r.member("fan", i) for i in range(1000)]
-        cache = redis.Redis.from_url(stack.settings.cache_url)
+        cache = store_client.connect(stack.settings.cache_url, decode_responses=False)
         with cache.pipeline(transaction=False) as pipe:
             for fan in fans:  # live timelines, as their first read leaves them
                 pipe.zadd(f"timeline:{{{fan}}}", {"~live": "inf"})
@@ -229,7 +229,7 @@ def prepare(write: str, stack: Stack, r: Requests) -> tuple[str, list]:
         for author in authors:
             for fan in fans:
                 s.put(f"{urls['follows']}/v1/following/{author}", headers=r.auth(fan)).raise_for_status()
-        store = redis.Redis.from_url(stack.settings.store_url("feed"))
+        store = store_client.connect(stack.settings.store_url("feed"), decode_responses=False)
         deadline = time.monotonic() + 120
         while any(store.zcard(f"followers:{{{a}}}") < len(fans) for a in authors):
             if time.monotonic() > deadline:

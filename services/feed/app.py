@@ -1,11 +1,11 @@
 """The feed service's app factory."""
 from __future__ import annotations
 
-import redis
 from flask import Flask
 
 from shared.http import create_service_app
 from shared.settings import Settings, load_settings
+from shared import store_client
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
@@ -15,7 +15,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     settings = settings or load_settings()
     app = create_service_app("feed", [blp], settings=settings, test_config=test_config,
                              description="Posts, likes, comments, reshares and the home feed.")
-    cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    cache = store_client.connect(settings.cache_url)
     app.extensions["feed.cache"] = cache
     app.extensions["feed.timelines"] = Timelines(cache, settings)
     return app

@@ -1,17 +1,17 @@
 """The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches."""
 from __future__ import annotations
 
-import redis
 
 from services.feed import handlers
 from services.feed.timelines import Timelines
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
+from shared import store_client
 
 
 def resources(settings: Settings) -> dict:
     """The timeline cache (a second Redis), handed to handlers as ``fx.extra``."""
-    cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    cache = store_client.connect(settings.cache_url)
     return {"cache": cache, "timelines": Timelines(cache, settings)}
 
 

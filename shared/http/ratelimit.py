@@ -5,9 +5,10 @@ service's ``write_rate_limits`` (e.g. ``30/second;900/minute``: a burst and a su
 A write over a limit is answered 429 ``rate_limited`` with ``Retry-After`` and the IETF
 ``RateLimit``/``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers).
 
-The counting is the ``limits`` library's moving window on the service's own store: one key
-per member and limit, its hash tag the member's (``<prefix>:LIMITER/writes/{ada}/30/1/second``),
-so each command touches one slot. Limits are checked in turn; a write refused by a later one
+The counting is the ``limits`` library's moving window on the service's own store (one node,
+or a Redis Cluster through its ``redis+cluster://`` storage): one key per member and limit,
+starting with the service's name and tagged with the member's shard
+(``follows:rate-limit:LIMITER/writes/{s17}/ada/30/1/second``), so each command touches one slot. Limits are checked in turn; a write refused by a later one
 has counted against the earlier ones (a client that hammers pays for it).
 """
 from __future__ import annotations
@@ -16,11 +17,12 @@ import math
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.storage import RedisStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from shared.logs import get_logger
 from shared.problems import TooManyRequests
+from shared.slots import DEFAULT_SHARDS, tag
 
 log = get_logger(__name__)
 
@@ -43,10 +45,13 @@ def policy_header(limits: list[RateLimitItem]) -> str:
 class WriteLimits:
     """The write limits of one service, counted in ``store_url``'s Redis."""
 
-    def __init__(self, store_url: str, rates: str, namespace: str = ""):
+    def __init__(self, store_url: str, rates: str, namespace: str = "", service: str = "",
+                 shards: int = DEFAULT_SHARDS):
         self.limits = parse_many(rates) if rates.strip() else []
-        prefix = f"rate-limit:{namespace}" if namespace else "rate-limit"
-        self.limiter = MovingWindowRateLimiter(RedisStorage(store_url, key_prefix=prefix)) if self.limits else None
+        prefix = ":".join(part for part in (service, "rate-limit", namespace) if part)
+        self.shards = shards
+        self.limiter = MovingWindowRateLimiter(storage_from_string(store_url, key_prefix=prefix)) \
+            if self.limits else None
         self.policy = policy_header(self.limits)
 
     def __bool__(self) -> bool:
@@ -54,11 +59,11 @@ class WriteLimits:
 
     def hit(self, member: str) -> None:
         """Count one write of ``member``; raise ``RateLimited`` when it is over a limit."""
-        tag = f"{{{member}}}"
+        shard = tag(member, self.shards)
         for limit in self.limits:
-            if self.limiter.hit(limit, "writes", tag):
+            if self.limiter.hit(limit, "writes", shard, member):
                 continue
-            reset = self.limiter.get_window_stats(limit, "writes", tag).reset_time
+            reset = self.limiter.get_window_stats(limit, "writes", shard, member).reset_time
             retry_after = max(1, math.ceil(reset - time.time()))
             log.info("write rate limited", member=member, limit=str(limit), retry_after=retry_after)
             problem = RateLimited(f"More than {limit.amount} writes in {limit.get_expiry()} s; "

@@ -15,6 +15,7 @@ from shared.bus.consumer import MAX_HANDLER_ATTEMPTS, Consumer, ConsumerRunner
 from shared.bus.outbox import Outbox
 from shared.events import encode, new_event
 from tests.support.infra import eventually, read_topic
+from shared import store_client
 
 # A handler's script that raises on a value it does not expect, as a store script does when an
 # event carries a field it cannot apply.
@@ -31,7 +32,7 @@ return redis.call('SADD', KEYS[1], ARGV[1])
 
 @pytest.fixture
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    client = store_client.connect(settings.store_url("follows"))
     yield client
     client.close()
 

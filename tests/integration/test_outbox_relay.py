@@ -6,18 +6,18 @@ import time
 import uuid
 
 import pytest
-import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from shared.bus.outbox import Outbox, OutboxRelay
 from shared.bus.producer import make_producer
 from tests.support.infra import eventually, read_topic
+from shared import store_client
 
 
 @pytest.fixture
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    client = store_client.connect(settings.store_url("follows"))
     yield client
     client.close()
 

@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.settings import Settings
+from shared import store_client
 
 T = TypeVar("T")
 
@@ -20,7 +21,7 @@ def require_infrastructure(settings: Settings) -> None:
     problems = []
     for name, url in (("Redis store", settings.store_url("follows")), ("Redis cache", settings.cache_url)):
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+            store_client.connect(url, socket_connect_timeout=2, decode_responses=False).ping()
         except redis.RedisError as exc:
             problems.append(f"{name} at {url} is unreachable ({exc})")
     host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
