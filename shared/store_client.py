@@ -16,12 +16,13 @@ What the cluster client does differently, and how the project lives with it:
 """
 from __future__ import annotations
 
+import itertools
 from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from shared.slots import all_tags, slot
+from shared.slots import shard_tag, slot
 
 CLUSTER_SCHEME = "redis+cluster"
 
@@ -74,9 +75,19 @@ def primaries(client: redis.Redis | RedisCluster, prefix: str) -> list[tuple[red
         return [(client, f"{prefix}:replicated")]
     found = []
     for node in client.get_primaries():
-        tag = next(t for t in all_tags(4096) if client.nodes_manager.get_node_from_slot(slot(t)).name == node.name)
+        tag = _NODE_TAGS.get(node.name)
+        if tag is None or _node_of(client, tag) != node.name:  # first time, or the slots moved
+            tag = next(t for t in map(shard_tag, itertools.count()) if _node_of(client, t) == node.name)
+            _NODE_TAGS[node.name] = tag
         found.append((node.redis_connection or client.get_redis_connection(node), f"{prefix}:{tag}:replicated"))
     return found
+
+
+_NODE_TAGS: dict[str, str] = {}  # a cluster node ("host:port") → a shard tag whose slot it serves
+
+
+def _node_of(client: RedisCluster, tag: str) -> str:
+    return client.nodes_manager.get_node_from_slot(slot(tag)).name
 
 
 class NotReplicated(redis.RedisError):
