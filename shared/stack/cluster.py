@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 import string
 import subprocess
 import time
@@ -247,8 +248,12 @@ def down(settings: Settings, keep_infra: bool = False) -> int:
     with runner._exclusive(cluster):
         runner.stop_apps(cluster)
         if not keep_infra:
-            for name, _, _ in reversed(kafka_nodes(cluster)):
-                pid = processes.stop(cluster.run_dir, name, timeout=KAFKA_STOP_TIMEOUT)
+            # All three at once: stopped one by one, the last ones wait for a controller quorum
+            # that is already gone, until the timeout.
+            names = [name for name, _, _ in reversed(kafka_nodes(cluster))]
+            with ThreadPoolExecutor(len(names)) as pool:
+                pids = pool.map(lambda n: processes.stop(cluster.run_dir, n, timeout=KAFKA_STOP_TIMEOUT), names)
+            for name, pid in zip(names, pids):
                 if pid is not None:
                     print(f"{name}: stopped (pid {pid})")
             for server in reversed(redis_servers(cluster)):
