@@ -5,9 +5,9 @@ one shard) is timed on the single-node store (no replica: what the default stack
 the cluster stack's Redis Cluster without and with ``shared.store_client.wait_replicated`` (the
 call the HTTP layer makes after every write request: a mark and WAIT on each primary).
 
-Needs the default stack's Redis and the cluster stack's running:
-``rapport up --infra-only`` and ``rapport up --cluster --infra-only``. Figures in
-``bench/results/cluster_wait.json``.
+Needs the default stack's Redis (``rapport up --infra-only``); the cluster stack's Kafka and
+Redis are used when they run (``rapport up --cluster --infra-only``), else started for the run
+and stopped after it. Figures in ``bench/results/cluster_wait.json``.
 
     .venv/bin/python -m bench.cluster_wait [--writes 2000]
 """
@@ -21,7 +21,7 @@ from bench.support import BENCH_STORE_DB, percentiles, write_results
 from shared import store_client
 from shared.settings import load_settings
 from shared.slots import tag
-from shared.stack import cluster
+from shared.stack import cluster, runner
 
 
 def _write(client, member: str, n: int) -> None:
@@ -51,17 +51,28 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     single = store_client.connect(f"redis://127.0.0.1:{settings.store_port}/{BENCH_STORE_DB['follows']}")
+    started_here = not cluster.anything_started(settings)
+    if started_here:
+        runner.up(settings, infra_only=True, cluster=True)
+    try:
+        run(settings, single, args.writes)
+    finally:
+        if started_here:
+            cluster.down(settings)
+
+
+def run(settings, single, writes: int) -> None:
     on_cluster = store_client.connect(cluster.settings_for(settings).store_url("follows"))
     primaries = len(on_cluster.get_primaries())
     for client in (single, on_cluster):  # warm the connections and the cluster's slot table
         measure(client, 50, 0)
     figures = {
-        "writes": args.writes,
+        "writes": writes,
         "what": "one MULTI/EXEC (HSET + XADD in one shard) per write; wait = shared.store_client.wait_replicated",
         "cluster_primaries": primaries,
-        "single_node": measure(single, args.writes, 0),
-        "cluster_no_wait": measure(on_cluster, args.writes, 0),
-        "cluster_wait_1_replica": measure(on_cluster, args.writes, 1),
+        "single_node": measure(single, writes, 0),
+        "cluster_no_wait": measure(on_cluster, writes, 0),
+        "cluster_wait_1_replica": measure(on_cluster, writes, 1),
     }
     figures["wait_adds_p50_ms"] = round(figures["cluster_wait_1_replica"]["p50_ms"]
                                         - figures["cluster_no_wait"]["p50_ms"], 3)

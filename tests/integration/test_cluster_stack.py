@@ -83,6 +83,33 @@ def test_a_key_in_every_primarys_slots_is_written_and_read_through_connect(stack
     assert {node: client.get(f"test:{tag}:probe") for node, tag in tags.items()} == {n: n for n in tags}
 
 
+def test_a_client_with_a_bounded_pool_reaches_every_primary(stack):
+    _, settings = stack
+    client = store_client.connect(settings.store_url("notifications"), pool_size=2, pool_timeout=5)
+    for i in range(settings.shards):
+        client.set(f"test:{shard_tag(i)}:pooled", i)
+    assert [int(client.get(f"test:{shard_tag(i)}:pooled")) for i in range(settings.shards)] == list(range(settings.shards))
+
+
+def test_a_message_published_on_one_node_reaches_a_subscriber_on_another(stack):
+    _, settings = stack
+    client = store_client.connect(settings.store_url("notifications"))
+    here, there = client.get_primaries()[:2]
+    subscriber = client.pubsub(node=here, ignore_subscribe_messages=True)
+    subscriber.subscribe("test:bell")
+    publisher = client.get_redis_connection(there)
+
+    def rung():  # the count PUBLISH answers is of the publishing node's subscribers: ask the subscriber
+        publisher.publish("test:bell", "ring")
+        return subscriber.get_message(timeout=0.3)
+
+    got = eventually(rung, timeout=10, message="the message")
+
+    assert (got["channel"], got["data"]) == ("test:bell", "ring")
+    assert here.name != there.name
+    subscriber.close()
+
+
 def test_every_topic_has_three_replicas_on_three_brokers_and_needs_two_in_sync(stack):
     _, settings = stack
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
