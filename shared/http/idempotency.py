@@ -74,7 +74,11 @@ def _hash_tag(key: str) -> str:
     """A hash tag whose slot is ``key``'s: its own tag, or the whole key made one."""
     opened = key.find("{")
     closed = key.find("}", opened + 1)
-    return key[opened:closed + 1] if opened != -1 and closed > opened + 1 else "{" + key + "}"
+    if opened != -1 and closed > opened + 1:
+        return key[opened:closed + 1]
+    if "{" in key or "}" in key:  # wrapped, its own braces would end the tag early
+        raise ValueError(f"{key!r}: braces without a hash tag of its own")
+    return "{" + key + "}"
 
 
 def idempotent(store: redis.Redis, scope: str, member: str, create: Callable[[], tuple[dict, int]],

@@ -1,8 +1,9 @@
 """``rapport up``, ``down`` and ``status``: the local stack, started and stopped in order.
 
 Up: Kafka (and its topics), the Redis store and cache, then every process of
-``shared.stack.processes.PROCESSES``, then the gateway in front of the APIs (nginx,
-``shared.stack.gateway``). Down: the same, in reverse. Everything started has a
+``shared.stack.processes.PROCESSES`` (with ``--workers N``, N workers per service), then the
+gateway in front of the APIs (nginx, ``shared.stack.gateway``). ``--cluster``: the cluster
+stack instead (``shared.stack.cluster``). Down: the same, in reverse. Everything started has a
 pid file under ``<run_dir>/pids`` and a log under ``<run_dir>/logs``.
 """
 from __future__ import annotations
@@ -147,7 +148,6 @@ def print_rows(settings: Settings, rows: list[tuple[str, int | None]]) -> None:
         pid = processes.running_pid(settings.run_dir, name)
         state = "running" if pid else ("external" if port and _port_answers(name, port, settings) else "stopped")
         print(f"{name:<24} {state:<8} pid {pid or '-':<8} port {port or '-'}")
-    return 0
 
 
 def _port_answers(name: str, port: int, settings: Settings) -> bool:
