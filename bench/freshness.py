@@ -31,7 +31,7 @@ import uuid
 import redis
 import requests
 
-from bench.support import bench_settings, percentiles, token_for, write_results
+from bench.support import bench_settings, percentiles, stop_on_sigterm, token_for, write_results
 from bench.write_cost import Stack
 from services.feed import store as feed_keys
 
@@ -215,6 +215,7 @@ def main() -> None:
     parser.add_argument("--authors", type=int, default=20)
     parser.add_argument("--followers", type=int, default=25, help="followers of each author")
     args = parser.parse_args()
+    stop_on_sigterm()
     settings = bench_settings()
     tag = uuid.uuid4().hex[:6]
     with Stack(settings) as stack:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,8 +21,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-
-import importlib
 
 import redis
 import requests
@@ -52,6 +52,12 @@ def bench_settings(**overrides) -> Settings:
     ensure_topics(settings)
     atexit.register(drop_topics, settings)  # a benchmark leaves no topics behind
     return settings
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a benchmark as Ctrl-C does, through its ``with`` blocks: the processes it
+    started (APIs, workers) are stopped too, not left running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

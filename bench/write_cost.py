@@ -35,7 +35,8 @@ import uuid
 import redis
 import requests
 
-from bench.support import (EventPath, bench_settings, process_tree_cpu, served, settings_env, token_for, write_results)
+from bench.support import (EventPath, bench_settings, process_tree_cpu, served, settings_env, stop_on_sigterm, token_for,
+                           write_results)
 from shared.settings import REPO_ROOT, SERVICES, Settings
 
 WRITES = ("invite", "accept", "follow", "unfollow", "post", "post_1000_followers", "like", "comment")
@@ -334,6 +335,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="also measure the event path per event (PER_EVENT) and with its first batching settings (FIRST_BATCHING), side by side")
     args = parser.parse_args()
+    stop_on_sigterm()
     variants = ({"per_event": PER_EVENT, "first_batching": FIRST_BATCHING, "batched": BATCHED} if args.compare
                 else {"batched": BATCHED})
     figures: dict = {"connections": args.connections, "seconds": args.seconds}
@@ -354,7 +356,7 @@ def run_variant(settings: Settings, args) -> dict:
         figures["idle_cpu_ms_per_s_total"] = round(sum(v for k, v in idle.items() if "/" not in k) * 1000, 1)
         figures["healthz"] = measure(stack, "follows", health, args.seconds, args.connections)
         for write in args.only:
-            r = Requests(settings, count=max(4000, args.seconds * 1200))
+            r = Requests(settings, count=max(1500, args.seconds * 500))
             service, reqs = prepare(write, stack, r)
             stack.settle()
             figures[write] = measure(stack, service, lua_for(reqs, settings), args.seconds, args.connections)
