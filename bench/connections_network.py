@@ -28,6 +28,7 @@ import redis
 from bench.support import bench_settings, gunicorn, gunicorn_config, percentiles, token_for, write_results, wrk
 from services.connections import network
 from services.connections import store as keys
+from shared import store_client
 
 AVERAGE_DEGREE = 150
 PARETO_ALPHA = 2.1
@@ -206,7 +207,7 @@ def main() -> None:
     seconds = 4 if args.quick else 10
 
     settings = bench_settings()
-    client = redis.Redis.from_url(settings.store_url("connections"), decode_responses=True)
+    client = store_client.connect(settings.store_url("connections"))
     print(f"bench store {settings.store_url('connections')}; sizes {sizes}")
     growth = []
     adjacency: list[list[int]] = []

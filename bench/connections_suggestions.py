@@ -32,6 +32,7 @@ from bench.support import bench_settings, percentiles, write_results
 from services.connections import store as keys
 from services.connections import suggestions
 from shared.clock import now_ms
+from shared import store_client
 
 HEAVY = 5_000
 
@@ -107,7 +108,7 @@ def main() -> None:
     typical_count, heavy_count, rounds = (100, 3, 3) if args.quick else (300, 10, 5)
 
     settings = bench_settings()
-    client = redis.Redis.from_url(settings.store_url("connections"), decode_responses=True)
+    client = store_client.connect(settings.store_url("connections"))
     print(f"bench store {settings.store_url('connections')}; {n} members")
     graph, adjacency = build(client, n, args.seed)
     rng = random.Random(args.seed)

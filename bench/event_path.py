@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 
-import redis
 import requests
 
 from bench.support import (bench_settings, gunicorn, percentiles, register, settings_env, token_for,
@@ -29,10 +28,11 @@ from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty
 from shared.bus.producer import make_producer
 from shared.events import new_event
 from shared.settings import REPO_ROOT
+from shared import store_client
 
 
 def relay_throughput(settings, count: int) -> dict:
-    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    store = store_client.connect(settings.store_url("follows"))
     outbox = Outbox("follows", settings)
     store.delete(outbox.key)
     with store.pipeline(transaction=False) as pipe:
@@ -63,7 +63,7 @@ def write_to_notification(settings, rate: int, seconds: int) -> dict:
     pairs = [(f"f{i}-{run}", f"e{i}-{run}") for i in range(rate * seconds)]
     register(settings, [m for pair in pairs for m in pair])
     tokens = {follower: token_for(settings, follower) for follower, _ in pairs}
-    notes = redis.Redis.from_url(settings.store_url("notifications"), decode_responses=True)
+    notes = store_client.connect(settings.store_url("notifications"))
     waiting: dict[str, float] = {}  # followee → when the follow's 201 was read
     latencies: list[float] = []
     lock = threading.Lock()

@@ -11,11 +11,12 @@ import redis
 from bench.support import settings_env
 from services.feed import store as keys
 from shared.settings import REPO_ROOT, Settings
+from shared import store_client
 
 
 def clients(settings: Settings) -> tuple[redis.Redis, redis.Redis]:
-    store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
-    cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    store = store_client.connect(settings.store_url("feed"))
+    cache = store_client.connect(settings.cache_url)
     return store, cache
 
 

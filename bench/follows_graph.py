@@ -26,6 +26,7 @@ from services.follows import store as keys
 from services.follows.following import followers_page, stats
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms
+from shared import store_client
 
 LOAD_BATCH = 10_000
 
@@ -124,7 +125,7 @@ def main() -> None:
     big = 100_000 if args.quick else 1_000_000
     seconds = 5 if args.quick else 10
     settings = bench_settings()
-    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    store = store_client.connect(settings.store_url("follows"))
     run = uuid.uuid4().hex[:6]
     celebrity, small = f"bench-{run}-celebrity", f"bench-{run}-small"
     fans, few = f"bench-{run}-fan", f"bench-{run}-few"

@@ -28,12 +28,12 @@ import threading
 import time
 import uuid
 
-import redis
 import requests
 
-from bench.support import bench_settings, percentiles, register, token_for, write_results
+from bench.support import bench_settings, percentiles, register, stop_on_sigterm, token_for, write_results
 from bench.write_cost import Stack
 from services.feed import store as feed_keys
+from shared import store_client
 
 POLL_S = 0.05
 LAG_EVERY_S = 0.25
@@ -47,7 +47,7 @@ def setup(stack: Stack, tag: str, authors: int, followers: int, accepts: int) ->
     """Authors with followers (live timelines), and the pending invitations to accept."""
     settings, urls = stack.settings, stack.urls
     audience = {f"author{a}-{tag}": [f"fan{a}x{f}-{tag}" for f in range(followers)] for a in range(authors)}
-    cache = redis.Redis.from_url(settings.cache_url)
+    cache = store_client.connect(settings.cache_url, decode_responses=False)
     with cache.pipeline(transaction=False) as pipe:
         for fans in audience.values():
             for fan in fans:
@@ -76,7 +76,7 @@ def setup(stack: Stack, tag: str, authors: int, followers: int, accepts: int) ->
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(follow, [(a, fan) for a, fans in audience.items() for fan in fans]))
         invitations = list(pool.map(invite, range(accepts)))
-    store = redis.Redis.from_url(settings.store_url("feed"))
+    store = store_client.connect(settings.store_url("feed"), decode_responses=False)
     deadline = time.monotonic() + 120
     while any(store.zcard(feed_keys.followers(a)) < len(fans) for a, fans in audience.items()):
         if time.monotonic() > deadline:
@@ -89,7 +89,7 @@ class Watcher:
     """Polls the followers' timelines for the posts sent; records each post's time to its last follower."""
 
     def __init__(self, settings, audience: dict):
-        self.cache = redis.Redis.from_url(settings.cache_url, decode_responses=True)
+        self.cache = store_client.connect(settings.cache_url)
         self.audience = audience
         self.pending: dict[str, tuple[float, list[str]]] = {}  # post id → (201 time, followers without it)
         self.latencies: list[float] = []
@@ -218,6 +218,7 @@ def main() -> None:
     parser.add_argument("--authors", type=int, default=20)
     parser.add_argument("--followers", type=int, default=25, help="followers of each author")
     args = parser.parse_args()
+    stop_on_sigterm()
     settings = bench_settings()
     tag = uuid.uuid4().hex[:6]
     with Stack(settings) as stack:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,9 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-import importlib
-
-import redis
 import requests
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.protocol.consumer import OffsetSpec
@@ -34,6 +33,7 @@ from shared.bus.outbox import Outbox
 from shared.bus.topics import drop_topics, ensure_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack.processes import PROCESSES
+from shared import store_client
 
 RESULTS = REPO_ROOT / "bench" / "results"
 BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7,
@@ -54,6 +54,12 @@ def bench_settings(**overrides) -> Settings:
     ensure_topics(settings)
     atexit.register(drop_topics, settings)  # a benchmark leaves no topics behind
     return settings
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a benchmark as Ctrl-C does, through its ``with`` blocks: the processes it
+    started (APIs, workers) are stopped too, not left running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -210,7 +216,7 @@ class EventPath:
         topics = sorted({t for ts in self.groups.values() for t in ts})
         self.partitions = [TopicPartition(topic["name"], p["partition_index"])
                            for topic in self.admin.describe_topics(topics) for p in topic["partitions"]]
-        self.stores = {s: redis.Redis.from_url(settings.store_url(s)) for s in SERVICES}
+        self.stores = {s: store_client.connect(settings.store_url(s), decode_responses=False) for s in SERVICES}
         self.outboxes = {s: Outbox(s, settings).key for s in SERVICES}
 
     def ends(self) -> dict[TopicPartition, int]:

@@ -32,12 +32,13 @@ import tempfile
 import time
 import uuid
 
-import redis
 import requests
 
-from bench.support import (EventPath, bench_settings, process_tree_cpu, register, served, settings_env, token_for,
+from bench.support import (EventPath, bench_settings, process_tree_cpu, register, served, settings_env, stop_on_sigterm,
+                           token_for,
                            write_results)
 from shared.settings import REPO_ROOT, SERVICES, Settings
+from shared import store_client
 
 WRITES = ("invite", "accept", "follow", "unfollow", "post", "post_1000_followers", "like", "comment")
 
@@ -106,7 +107,7 @@ class Stack:
         if kafka:
             self.pids["kafka"] = kafka
         for name, url in (("redis-store", self.settings.store_url("feed")), ("redis-cache", self.settings.cache_url)):
-            self.pids[name] = int(redis.Redis.from_url(url).info("server")["process_id"])
+            self.pids[name] = int(store_client.connect(url, decode_responses=False).info("server")["process_id"])
         self.path = self.exits.enter_context(contextlib.closing(EventPath(self.settings)))
         time.sleep(3)  # the consumers join their groups
         return self
@@ -266,7 +267,7 @@ def prepare(write: str, stack: Stack, r: Requests) -> tuple[str, list]:
     if write == "post_1000_followers":
         authors = [r.member("famous", a) for a in range(10)]
         fans = [r.member("fan", i) for i in range(1000)]
-        cache = redis.Redis.from_url(stack.settings.cache_url)
+        cache = store_client.connect(stack.settings.cache_url, decode_responses=False)
         with cache.pipeline(transaction=False) as pipe:
             for fan in fans:  # live timelines, as their first read leaves them
                 pipe.zadd(f"timeline:{{{fan}}}", {"~live": "inf"})
@@ -274,7 +275,7 @@ def prepare(write: str, stack: Stack, r: Requests) -> tuple[str, list]:
         for author in authors:
             for fan in fans:
                 s.put(f"{urls['follows']}/v1/following/{author}", headers=r.auth(fan)).raise_for_status()
-        store = redis.Redis.from_url(stack.settings.store_url("feed"))
+        store = store_client.connect(stack.settings.store_url("feed"), decode_responses=False)
         deadline = time.monotonic() + 120
         while any(store.zcard(f"followers:{{{a}}}") < len(fans) for a in authors):
             if time.monotonic() > deadline:
@@ -337,6 +338,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="also measure the event path per event (PER_EVENT) and with its first batching settings (FIRST_BATCHING), side by side")
     args = parser.parse_args()
+    stop_on_sigterm()
     variants = ({"per_event": PER_EVENT, "first_batching": FIRST_BATCHING, "batched": BATCHED} if args.compare
                 else {"batched": BATCHED})
     figures: dict = {"connections": args.connections, "seconds": args.seconds}
@@ -357,7 +359,7 @@ def run_variant(settings: Settings, args) -> dict:
         figures["idle_cpu_ms_per_s_total"] = round(sum(v for k, v in idle.items() if "/" not in k) * 1000, 1)
         figures["healthz"] = measure(stack, "follows", health, args.seconds, args.connections)
         for write in args.only:
-            r = Requests(settings, count=max(4000, args.seconds * 1200))
+            r = Requests(settings, count=max(1500, args.seconds * 500))
             service, reqs = prepare(write, stack, r)
             stack.settle()
             figures[write] = measure(stack, service, lua_for(reqs, settings), args.seconds, args.connections)

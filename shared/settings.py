@@ -50,6 +50,20 @@ class Settings:
     cache_dir: Path = Path.home() / ".cache" / "rapport"
     kafka_version: str = "4.1.1"
     topic_partitions: int = 6
+    # Copies of each topic's partitions, and how many must have a record before Kafka
+    # acknowledges it (the producers send acks=all): 3 and 2 on the cluster stack.
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int = 1
+    # A write answers 2xx only once this many replicas of its store's primary hold it (Redis
+    # WAIT), at most store_replicas_ack_timeout_ms later, else 503: 1 on the cluster stack.
+    store_replicas_ack: int = 0
+    store_replicas_ack_timeout_ms: int = 1_000
+    # `rapport up --cluster`: three Kafka nodes (each its client port and the next one, its
+    # controller's), six Redis Cluster nodes, and the APIs, gateway and worker metrics at the
+    # default ports plus cluster_port_offset; all under <run_dir>/cluster.
+    cluster_kafka_ports: str = "19092,19094,19096"
+    cluster_redis_ports: str = "17001,17002,17003,17004,17005,17006"
+    cluster_port_offset: int = 100
     # Shards per store (shared/slots.py): every key carries its aggregate's shard tag. Fixed for
     # the life of a deployment: changing it moves every key.
     shards: int = 64

@@ -4,13 +4,25 @@
 ``redis+cluster://host:port[,host:port…]`` is a Redis Cluster, reached through redis-py's
 cluster client from any of the nodes given (it discovers the rest). Every service, worker,
 test and benchmark gets its clients here.
+
+What the cluster client does differently, and how the project lives with it:
+
+- A MULTI/EXEC (``pipeline(transaction=True)``) and a script run on one slot's node only: the
+  slot rule (``shared.slots``, ``shared.lua``) keeps every one of them in one slot.
+- Pub/sub: ``PUBLISH`` on a cluster reaches the subscribers of every node (the cluster bus
+  carries it), so the notifications bell works unchanged through ``pubsub()``.
+- ``WAIT`` counts the replicas of the node it is sent to, for that connection's writes:
+  ``wait_replicated`` sends it to every primary of the store, after a write of its own there.
 """
 from __future__ import annotations
 
+import itertools
 from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+
+from shared.slots import shard_tag, slot
 
 CLUSTER_SCHEME = "redis+cluster"
 
@@ -31,11 +43,74 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def connect(url: str, *, decode_responses: bool = True, **options) -> redis.Redis | RedisCluster:
-    """A client for ``url``: ``redis.Redis`` for one node, ``RedisCluster`` for a cluster."""
+def connect(url: str, *, decode_responses: bool = True, pool_size: int | None = None,
+            pool_timeout: float | None = None, **options) -> redis.Redis | RedisCluster:
+    """A client for ``url``: ``redis.Redis`` for one node, ``RedisCluster`` for a cluster.
+
+    ``pool_size``: at most that many connections (per node, on a cluster); a command waits up
+    to ``pool_timeout`` seconds for a free one instead of opening another.
+    """
     if is_cluster(url):
         parts = urlsplit(url)
-        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster_nodes(url)],
+        nodes = cluster_nodes(url)
+        if pool_size is not None:
+            # Only a client made from a URL builds its nodes' pools with connection_pool_class.
+            host, port = nodes[0]
+            options.update(url=f"redis://{host}:{port}/0", connection_pool_class=redis.BlockingConnectionPool,
+                           max_connections=pool_size, timeout=pool_timeout)
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
                             decode_responses=decode_responses, username=parts.username or None,
                             password=parts.password or None, **options)
+    if pool_size is not None:
+        pool = redis.BlockingConnectionPool.from_url(url, decode_responses=decode_responses,
+                                                     max_connections=pool_size, timeout=pool_timeout, **options)
+        return redis.Redis(connection_pool=pool)
     return redis.Redis.from_url(url, decode_responses=decode_responses, **options)
+
+
+def primaries(client: redis.Redis | RedisCluster, prefix: str) -> list[tuple[redis.Redis, str]]:
+    """Each primary of ``client`` as a plain client of that node, with a key of ``prefix`` that
+    lives there (on a cluster: tagged with the first shard tag whose slot the node serves)."""
+    if not isinstance(client, RedisCluster):
+        return [(client, f"{prefix}:replicated")]
+    found = []
+    for node in client.get_primaries():
+        tag = _NODE_TAGS.get(node.name)
+        if tag is None or _node_of(client, tag) != node.name:  # first time, or the slots moved
+            tag = next(t for t in map(shard_tag, itertools.count()) if _node_of(client, t) == node.name)
+            _NODE_TAGS[node.name] = tag
+        found.append((node.redis_connection or client.get_redis_connection(node), f"{prefix}:{tag}:replicated"))
+    return found
+
+
+_NODE_TAGS: dict[str, str] = {}  # a cluster node ("host:port") → a shard tag whose slot it serves
+
+
+def _node_of(client: RedisCluster, tag: str) -> str:
+    return client.nodes_manager.get_node_from_slot(slot(tag)).name
+
+
+class NotReplicated(redis.RedisError):
+    """A write is stored on its primary but fewer replicas than asked acknowledged it in time."""
+
+
+def wait_replicated(client: redis.Redis | RedisCluster, replicas: int, timeout_ms: int, prefix: str) -> None:
+    """Return once ``replicas`` replicas of every primary of ``client`` hold what it had written.
+
+    ``WAIT`` counts the replicas that acknowledged the *calling connection's* last write, and a
+    pooled client gives no guarantee of meeting again the connection that wrote. So on each
+    primary one pipeline (one connection) writes a mark of its own (``<prefix>:{sN}:replicated``)
+    and then WAITs: a replica applies a primary's writes in order, so once it has the mark it has
+    every write that came before it, the request's among them. Raise ``NotReplicated`` else.
+    """
+    if replicas <= 0:
+        return
+    for node, mark in primaries(client, prefix):
+        pipe = node.pipeline(transaction=False)
+        pipe.incr(mark)
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        acknowledged = pipe.execute()[-1]
+        if acknowledged < replicas:
+            kwargs = node.get_connection_kwargs()
+            raise NotReplicated(f"{acknowledged} of {replicas} replicas of {kwargs.get('host')}:{kwargs.get('port')} "
+                                f"acknowledged within {timeout_ms} ms")

@@ -28,15 +28,32 @@ TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 
 TEST_CACHE_DB = 1
 
 
+# RAPPORT_TEST_STACK=cluster: the session runs on the cluster stack (`rapport up --cluster
+# --infra-only`) instead: its three brokers and its Redis Cluster for every store and the cache.
+TEST_STACK = os.environ.get("RAPPORT_TEST_STACK", "default")
+
+
 @pytest.fixture(scope="session")
 def test_settings():
-    """Settings for this test session: its own Kafka namespace and Redis databases."""
+    """Settings for this test session: its own Kafka namespace and Redis databases (on the
+    cluster stack, which has no databases, the namespace and unique ids keep runs apart)."""
     base = load_settings()
     namespace = os.environ.get("RAPPORT_TEST_NAMESPACE") or f"test-{uuid.uuid4().hex[:8]}"
     # A replica miss asks the profiles API (shared/members.py): in the tests, a port where nothing
     # answers, so a miss stands as it does with no profiles service; the tests of that fallback
     # start their own server.
     nowhere, = free_ports(1)
+    if TEST_STACK == "cluster":
+        from shared.stack import cluster
+
+        stack = cluster.settings_for(base)
+        return base.replace(namespace=namespace, kafka_bootstrap=stack.kafka_bootstrap, store_urls=stack.store_urls,
+                            cache_url=stack.cache_url, store_replicas_ack=stack.store_replicas_ack,
+                            topic_replication_factor=stack.topic_replication_factor,
+                            topic_min_insync_replicas=stack.topic_min_insync_replicas,
+                            base_urls={**base.base_urls, "profiles": f"http://127.0.0.1:{nowhere}"})
+    if TEST_STACK != "default":
+        raise pytest.UsageError(f"RAPPORT_TEST_STACK={TEST_STACK!r}: 'default' or 'cluster'")
     return base.replace(
         namespace=namespace,
         store_urls={s: f"redis://127.0.0.1:{base.store_port}/{db}" for s, db in TEST_STORE_DB.items()},

@@ -5,7 +5,7 @@ from flask import Flask
 
 from shared.http import create_service_app, members
 from shared.settings import Settings, load_settings
-from shared.store_client import connect
+from shared import store_client
 
 
 def create_app(test_config: dict | None = None, settings: Settings | None = None) -> Flask:
@@ -17,7 +17,7 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     app = create_service_app("feed", [blp], settings=settings, test_config=test_config,
                              description="Posts, likes, comments, reshares and the home feed.")
     keys.use_shards(settings.shards)
-    cache = connect(settings.cache_url)
+    cache = store_client.connect(settings.cache_url)
     app.extensions["feed.cache"] = cache
     app.extensions["feed.timelines"] = Timelines(cache, settings)
     members.install(app)

@@ -7,13 +7,13 @@ from services.feed.timelines import Timelines
 from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
-from shared.store_client import connect
+from shared import store_client
 
 
 def resources(settings: Settings) -> dict:
     """The timeline cache (a second Redis), handed to handlers as ``fx.extra``."""
     keys.use_shards(settings.shards)
-    cache = connect(settings.cache_url)
+    cache = store_client.connect(settings.cache_url)
     return {"cache": cache, "timelines": Timelines(cache, settings)}
 
 

@@ -1,9 +1,9 @@
 """The notifications service's app factory."""
 from __future__ import annotations
 
-import redis
 from flask import Flask
 
+from shared import store_client
 from shared.http import create_service_app, members
 from shared.http.app import accept_credential
 from shared.settings import Settings
@@ -26,10 +26,10 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     keepalive = app.config.setdefault("NOTIFICATIONS_KEEPALIVE_SECONDS", live.KEEPALIVE_SECONDS)
     settings = app.config["RAPPORT_SETTINGS"]
     keys.use_shards(settings.shards)
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.store_url("notifications"), decode_responses=True, socket_timeout=10, timeout=10,
-        max_connections=app.config.get("NOTIFICATIONS_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
-    app.extensions["notifications.live"] = live.LiveHub(redis.Redis(connection_pool=pool),
+    # (On a Redis Cluster the bound is per node.)
+    store = store_client.connect(settings.store_url("notifications"), socket_timeout=10, pool_timeout=10,
+                                 pool_size=app.config.get("NOTIFICATIONS_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
+    app.extensions["notifications.live"] = live.LiveHub(store,
                                                         settings.live_streams_per_member, keepalive)
     # A browser's EventSource cannot send Authorization: the stream also takes a stream ticket.
     accept_credential(app, "notifications.Stream", ticket_holder)

@@ -39,8 +39,10 @@ def ensure_topics(settings: Settings, partitions: int | None = None, timeout: fl
         created = []
         if missing:
             count = partitions or settings.topic_partitions
-            result = admin.create_topics({t: {"num_partitions": count, "replication_factor": 1} for t in missing},
-                                         raise_errors=False)
+            # Three brokers (the cluster stack): three copies, two in sync before acks=all answers.
+            options = {"num_partitions": count, "replication_factor": settings.topic_replication_factor,
+                       "configs": {"min.insync.replicas": str(settings.topic_min_insync_replicas)}}
+            result = admin.create_topics({t: dict(options) for t in missing}, raise_errors=False)
             for topic in result["topics"]:
                 code = topic["error_code"]
                 if code == 0:

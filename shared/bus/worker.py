@@ -15,7 +15,6 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
-import redis
 from prometheus_client import start_http_server
 
 from shared.bus.consumer import ConsumerRunner
@@ -23,6 +22,7 @@ from shared.bus.outbox import Outbox, OutboxRelay
 from shared.bus.producer import close_producer, make_producer
 from shared.logs import configure_logging, get_logger
 from shared.settings import InsecureSettings, Settings, check_secrets
+from shared import store_client
 
 log = get_logger(__name__)
 
@@ -48,7 +48,7 @@ class Worker:
 
     def start(self) -> "Worker":
         module = importlib.import_module(f"services.{self.service}.worker")
-        store = redis.Redis.from_url(self.settings.store_url(self.service), decode_responses=True)
+        store = store_client.connect(self.settings.store_url(self.service))
         outbox = Outbox(self.service, self.settings)
         extra = module.resources(self.settings) if hasattr(module, "resources") else {}
         # Every worker of the service runs a relay: together they cover all of its outbox streams.

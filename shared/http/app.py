@@ -24,6 +24,7 @@ from shared.http.ratelimit import WRITE_METHODS, WriteLimits
 from shared.logs import configure_logging, get_logger
 from shared.problems import Invalid, Problem, Unauthorized, Unavailable
 from shared.settings import Settings, check_secrets, load_settings
+from shared import store_client
 
 # Path parameters that name a member: checked once here, so every view gets a well-formed id.
 MEMBER_PATH_ARGS = ("member", "member_id")
@@ -189,6 +190,25 @@ def _finish(response: Response) -> Response:
     return response
 
 
+def _await_replicas(response: Response) -> Response:
+    """A write answers 2xx only once ``store_replicas_ack`` replicas hold it (Redis ``WAIT``), so an
+    acknowledged write survives the loss of its primary; else 503 ``store_not_replicated`` (the
+    write is stored on the primary: a retry with the same Idempotency-Key does not repeat it)."""
+    settings = service_settings()
+    if settings.store_replicas_ack <= 0 or request.method not in WRITE_METHODS \
+            or not 200 <= response.status_code < 300:
+        return response
+    try:
+        store_client.wait_replicated(service_store(), settings.store_replicas_ack,
+                                     settings.store_replicas_ack_timeout_ms, current_app.config["RAPPORT_SERVICE"])
+    except (store_client.NotReplicated, *STORE_UNAVAILABLE) as exc:
+        log.warning("write not acknowledged by a replica", error=repr(exc))
+        return problem_response(Unavailable("The write is stored but no replica confirmed it in time; retry "
+                                            "shortly (with the same Idempotency-Key where the request has one).",
+                                            code="store_not_replicated", retry_after=1))
+    return response
+
+
 def _kafka_reachable(bootstrap: str, timeout: float = 0.5) -> bool:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -297,11 +317,11 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if test_config:
         app.config.from_mapping(test_config)
-    app.extensions["rapport.store"] = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
+    app.extensions["rapport.store"] = store_client.connect(settings.store_url(service))
     app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
     app.extensions[AUTHENTICATORS] = {}
     app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
-                                                         settings.namespace)
+                                                         settings.namespace, service, settings.shards)
     # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
     # used (/connections) come in X-Forwarded-*; URLs the service builds carry that prefix.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)
@@ -315,6 +335,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.before_request(_check_json)
     app.after_request(_finish)
     app.after_request(conventions.add_link)
+    app.after_request(_await_replicas)  # after_request runs last-registered first: before the others
     cors.install(app, settings.cors_origins)
     app.register_error_handler(Problem, problem_response)
 

@@ -6,10 +6,11 @@ A write over a limit is answered 429 ``rate_limited`` with ``Retry-After`` and t
 ``RateLimit``/``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers).
 
 The counting is a moving window per limit, as the ``limits`` library keeps it (a list of the
-member's recent write times per limit, ``<prefix>:LIMITER/writes/{ada}/30/1/second``, its hash tag
-the member's), but every limit is checked and counted by ONE script in the service's own store:
-one round trip per write, however many limits, and a write refused by any limit counts against
-none of them.
+member's recent write times per limit), but every limit is checked and counted by ONE script in
+the service's own store: one round trip per write, however many limits, and a write refused by
+any limit counts against none of them. The windows start with the service's name and carry the
+member's shard (``follows:rate-limit:LIMITER/writes/{s17}/ada/30/1/second``), so the script's
+keys share one slot, on one node as on a Redis Cluster.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from shared.logs import get_logger
 from shared.lua import LuaScript
 from shared.store_client import connect
 from shared.problems import TooManyRequests
+from shared.slots import DEFAULT_SHARDS, tag
 
 log = get_logger(__name__)
 
@@ -65,9 +67,11 @@ def policy_header(limits: list[RateLimitItem]) -> str:
 class WriteLimits:
     """The write limits of one service, counted in ``store_url``'s Redis."""
 
-    def __init__(self, store_url: str, rates: str, namespace: str = ""):
+    def __init__(self, store_url: str, rates: str, namespace: str = "", service: str = "",
+                 shards: int = DEFAULT_SHARDS):
         self.limits = parse_many(rates) if rates.strip() else []
-        self.prefix = f"rate-limit:{namespace}" if namespace else "rate-limit"
+        self.prefix = ":".join(part for part in (service, "rate-limit", namespace) if part)
+        self.shards = shards
         self.store = connect(store_url) if self.limits else None
         self.policy = policy_header(self.limits)
         self._args = [n for limit in self.limits for n in (limit.amount, limit.get_expiry())]
@@ -77,8 +81,8 @@ class WriteLimits:
 
     def hit(self, member: str) -> None:
         """Count one write of ``member``; raise ``RateLimited`` when it is over a limit."""
-        tag = f"{{{member}}}"
-        windows = [f"{self.prefix}:{limit.key_for('writes', tag)}" for limit in self.limits]
+        shard = tag(member, self.shards)
+        windows = [f"{self.prefix}:{limit.key_for('writes', shard, member)}" for limit in self.limits]
         now = time.time()
         refused = HIT(self.store, keys={"windows": windows}, now=repr(now), limits=self._args)
         if not refused:

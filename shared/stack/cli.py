@@ -15,13 +15,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     only.add_argument("--infra-only", action="store_true", help="start Kafka and Redis only")
     only.add_argument("--apps-only", action="store_true",
                       help="start the APIs and workers only, on the Kafka and Redis already running")
+    p.add_argument("--cluster", action="store_true",
+                   help="the cluster stack: Kafka on three nodes and a six-node Redis Cluster, beside the default stack")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes per service (default 1)")
     p.set_defaults(func=_up)
 
-    p = sub.add_parser("down", help="stop the local stack")
+    p = sub.add_parser("down", help="stop the local stack (and the cluster stack, if it runs)")
     p.add_argument("--keep-infra", action="store_true", help="stop the APIs and workers, keep Kafka and Redis")
+    p.add_argument("--cluster", action="store_true", help="stop the cluster stack only")
     p.set_defaults(func=_down)
 
-    p = sub.add_parser("status", help="one line per process of the local stack")
+    p = sub.add_parser("status", help="one line per process of the local stack (and the cluster stack's)")
+    p.add_argument("--cluster", action="store_true", help="the cluster stack only")
     p.set_defaults(func=_status)
 
     p = sub.add_parser("topics", help="create the missing Kafka topics (RAPPORT_KAFKA_BOOTSTRAP)")
@@ -45,20 +50,21 @@ def _failing(run):
 def _up(args) -> int:
     from shared.stack import runner
 
-    return runner.up(load_settings(), infra_only=args.infra_only, apps_only=args.apps_only)
+    return runner.up(load_settings(), infra_only=args.infra_only, apps_only=args.apps_only,
+                     cluster=args.cluster, workers=args.workers)
 
 
 @_failing
 def _down(args) -> int:
     from shared.stack import runner
 
-    return runner.down(load_settings(), keep_infra=args.keep_infra)
+    return runner.down(load_settings(), keep_infra=args.keep_infra, cluster=True if args.cluster else None)
 
 
 def _status(args) -> int:
     from shared.stack import runner
 
-    return runner.status(load_settings())
+    return runner.status(load_settings(), cluster=True if args.cluster else None)
 
 
 @_failing

@@ -6,6 +6,7 @@ This module must not import the services: it only names them.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -32,6 +33,7 @@ class Process:
     service: str
     kind: str  # "api" or "worker"
     argv: tuple[str, ...]
+    copy: int = 1  # `rapport up --workers N`: workers 2..N of a service are copies of the first
 
     @property
     def marker(self) -> str:
@@ -55,6 +57,25 @@ def _worker(service: str) -> Process:
 PROCESSES: tuple[Process, ...] = tuple(p for s in SERVICES for p in (_api(s), _worker(s)))
 
 
+def with_workers(count: int) -> tuple[Process, ...]:
+    """The table with ``count`` worker processes per service: ``<service>-worker``, then
+    ``<service>-worker-2`` ... ``-<count>``, each a member of the service's consumer groups."""
+    table = []
+    for p in PROCESSES:
+        table.append(p)
+        if p.kind == "worker":
+            table += [dataclasses.replace(p, name=f"{p.name}-{i}", copy=i) for i in range(2, count + 1)]
+    return tuple(table)
+
+
+def worker_copies_started(run_dir: Path) -> list[str]:
+    """Names of the worker copies (``<service>-worker-<n>``) that have a pid file in ``run_dir``."""
+    names = {f"{p.name}-" for p in PROCESSES if p.kind == "worker"}
+    found = [f.stem for f in (run_dir / "pids").glob("*-worker-*.pid")]
+    return sorted((n for n in found if any(n.startswith(prefix) and n[len(prefix):].isdigit() for prefix in names)),
+                  key=lambda n: (n.rsplit("-", 1)[0], int(n.rsplit("-", 1)[1])))
+
+
 def environment(process: Process, settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     """The environment ``process`` runs with locally: ``base`` plus its bind address."""
     env = dict(base)
@@ -63,6 +84,8 @@ def environment(process: Process, settings: Settings, base: Mapping[str, str]) -
     env.setdefault("RAPPORT_ENV", "local")
     if process.kind == "api":
         env["RAPPORT_BIND"] = f"127.0.0.1:{settings.ports[process.service]}"
+    if process.copy > 1:  # one metrics port per service and machine: the first worker serves it
+        env[f"RAPPORT_{process.service.upper()}_WORKER_METRICS_PORT"] = "0"
     return env
 
 

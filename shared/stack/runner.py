@@ -1,8 +1,9 @@
 """``rapport up``, ``down`` and ``status``: the local stack, started and stopped in order.
 
 Up: Kafka (and its topics), the Redis store and cache, then every process of
-``shared.stack.processes.PROCESSES``, then the gateway in front of the APIs (nginx,
-``shared.stack.gateway``). Down: the same, in reverse. Everything started has a
+``shared.stack.processes.PROCESSES`` (with ``--workers N``, N workers per service), then the
+gateway in front of the APIs (nginx, ``shared.stack.gateway``). ``--cluster``: the cluster
+stack instead (``shared.stack.cluster``). Down: the same, in reverse. Everything started has a
 pid file under ``<run_dir>/pids`` and a log under ``<run_dir>/logs``.
 """
 from __future__ import annotations
@@ -37,19 +38,29 @@ def _exclusive(settings: Settings):
 
 
 def up(settings: Settings, infra_only: bool = False, health_timeout: float = 60.0,
-       apps_only: bool = False) -> int:
+       apps_only: bool = False, cluster: bool = False, workers: int = 1) -> int:
     """Start whatever of the stack is not running yet; return a process exit code.
 
     ``apps_only`` starts no Kafka or Redis: it uses those already running (a second stack on
     other ports, run dir, namespace and databases, as the e2e tests do) and fails if absent.
+    ``cluster``: the cluster stack instead (``shared.stack.cluster``), beside the default one.
+    ``workers``: worker processes per service.
     """
     if infra_only and apps_only:
         raise RuntimeError("--infra-only and --apps-only exclude each other")
+    if workers < 1:
+        raise RuntimeError("--workers takes a number from 1")
+    if cluster:
+        from shared.stack import cluster as cluster_stack
+
+        return cluster_stack.up(settings, infra_only=infra_only, apps_only=apps_only,
+                                health_timeout=health_timeout, workers=workers)
     with _exclusive(settings):
-        return _up(settings, infra_only, health_timeout, apps_only)
+        return _up(settings, infra_only, health_timeout, apps_only, workers)
 
 
-def _up(settings: Settings, infra_only: bool, health_timeout: float, apps_only: bool = False) -> int:
+def _up(settings: Settings, infra_only: bool, health_timeout: float, apps_only: bool = False,
+        workers: int = 1) -> int:
     if apps_only:
         _require_infra(settings)
     else:
@@ -62,18 +73,39 @@ def _up(settings: Settings, infra_only: bool, health_timeout: float, apps_only: 
     if infra_only:
         print("infrastructure ready (Kafka, Redis); `rapport down` stops it")
         return 0
-    return _start_processes(settings, health_timeout)
+    return _start_processes(settings, health_timeout, processes.with_workers(workers))
 
 
-def down(settings: Settings, keep_infra: bool = False) -> int:
-    """Stop the stack in reverse start order, each process with its whole process group."""
-    with _exclusive(settings):
-        return _down(settings, keep_infra)
+def down(settings: Settings, keep_infra: bool = False, cluster: bool | None = None) -> int:
+    """Stop the stack in reverse start order, each process with its whole process group.
+
+    ``cluster``: None stops the default stack and then the cluster stack if any of it runs;
+    True the cluster stack only; False the default stack only."""
+    from shared.stack import cluster as cluster_stack
+
+    code = 0
+    if not cluster:
+        with _exclusive(settings):
+            code = _down(settings, keep_infra)
+    if cluster or (cluster is None and cluster_stack.anything_started(settings)):
+        code = cluster_stack.down(settings, keep_infra=keep_infra) or code
+    return code
+
+
+def stop_apps(settings: Settings) -> None:
+    """Stop the gateway, then every API and worker (worker copies too), in reverse start order."""
+    names = [gateway.NAME] + list(reversed(processes.worker_copies_started(settings.run_dir))) \
+        + [p.name for p in reversed(PROCESSES)]
+    for name in names:
+        pid = processes.stop(settings.run_dir, name, timeout=STOP_TIMEOUT.get(name, 20.0))
+        if pid is not None:
+            print(f"{name}: stopped (pid {pid})")
 
 
 def _down(settings: Settings, keep_infra: bool) -> int:
     # The gateway first: no request reaches an API that is on its way down.
-    names = [gateway.NAME] + [p.name for p in reversed(PROCESSES)] + ([] if keep_infra else list(reversed(INFRA)))
+    stop_apps(settings)
+    names = [] if keep_infra else list(reversed(INFRA))
     for name in names:
         pid = processes.stop(settings.run_dir, name, timeout=STOP_TIMEOUT.get(name, 20.0))
         if pid is not None:
@@ -86,22 +118,41 @@ def _down(settings: Settings, keep_infra: bool) -> int:
     return 0
 
 
-def status(settings: Settings) -> int:
-    """Print one line per process of the stack: running or stopped, pid, port."""
-    rows = [("kafka", kafka.listener(settings)[1]),
-            *((s.name, s.port) for s in redis.servers(settings)),
-            *((p.name, settings.ports[p.service] if p.kind == "api" else None) for p in PROCESSES),
-            (gateway.NAME, settings.gateway_port)]
+def status(settings: Settings, cluster: bool | None = None) -> int:
+    """Print one line per process of the stack: running or stopped, pid, port.
+
+    ``cluster``: None the default stack, then the cluster stack if any of it was started; True
+    the cluster stack only."""
+    from shared.stack import cluster as cluster_stack
+
+    if not cluster:
+        rows = [("kafka", kafka.listener(settings)[1]), *((s.name, s.port) for s in redis.servers(settings))]
+        print_rows(settings, rows + app_rows(settings))
+    if cluster or (cluster is None and cluster_stack.anything_started(settings)):
+        cluster_stack.status(settings)
+    return 0
+
+
+def app_rows(settings: Settings) -> list[tuple[str, int | None]]:
+    """The status rows of the APIs, the workers (and their copies) and the gateway."""
+    copies = processes.worker_copies_started(settings.run_dir)
+    rows = []
+    for p in PROCESSES:
+        rows.append((p.name, settings.ports[p.service] if p.kind == "api" else None))
+        rows += [(name, None) for name in copies if name.startswith(f"{p.name}-")] if p.kind == "worker" else []
+    return rows + [(gateway.NAME, settings.gateway_port)]
+
+
+def print_rows(settings: Settings, rows: list[tuple[str, int | None]]) -> None:
     for name, port in rows:
         pid = processes.running_pid(settings.run_dir, name)
         state = "running" if pid else ("external" if port and _port_answers(name, port, settings) else "stopped")
         print(f"{name:<24} {state:<8} pid {pid or '-':<8} port {port or '-'}")
-    return 0
 
 
 def _port_answers(name: str, port: int, settings: Settings) -> bool:
-    if name == "kafka":
-        return kafka.port_open(settings)
+    if name.startswith("kafka"):
+        return processes.port_in_use("127.0.0.1", port)
     if name.startswith("redis-"):
         return redis.answers(port)
     return _healthy(port)
@@ -141,29 +192,38 @@ def _executable(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def _start_processes(settings: Settings, health_timeout: float) -> int:
+def start_processes(settings: Settings, health_timeout: float, table: tuple[Process, ...] = PROCESSES,
+                    base_env: dict[str, str] | None = None) -> int:
+    """Start the APIs and workers of ``table`` and the gateway; ``base_env`` (default this
+    process's environment) is what they read their settings from."""
+    return _start_processes(settings, health_timeout, table, base_env)
+
+
+def _start_processes(settings: Settings, health_timeout: float, table: tuple[Process, ...] = PROCESSES,
+                     base_env: dict[str, str] | None = None) -> int:
     # A port held by someone else would answer our health checks while our API fails to bind.
     if processes.running_pid(settings.run_dir, gateway.NAME) is None \
             and processes.port_in_use("127.0.0.1", settings.gateway_port):
         raise RuntimeError(f"{gateway.NAME}: port {settings.gateway_port} is taken by a process rapport did not start")
     gateway.nginx_binary()  # missing: say so before starting anything
-    for p in PROCESSES:
+    for p in table:
         port = settings.ports[p.service]
         if p.kind == "api" and processes.running_pid(settings.run_dir, p.name) is None \
                 and processes.port_in_use("127.0.0.1", port):
             raise RuntimeError(f"{p.name}: port {port} is taken by a process rapport did not start")
     started: list[Process] = []
-    for p in PROCESSES:
+    for p in table:
         pid = processes.running_pid(settings.run_dir, p.name)
         if pid is not None:
             print(f"{p.name}: already running (pid {pid})")
             continue
         argv = [_executable(p.argv[0]), *p.argv[1:]]
         pid = processes.spawn(settings.run_dir, p.name, argv, p.marker,
-                              env=processes.environment(p, settings, os.environ), cwd=REPO_ROOT)
+                              env=processes.environment(p, settings, os.environ if base_env is None else base_env),
+                              cwd=REPO_ROOT)
         started.append(p)
         print(f"{p.name}: started (pid {pid})", flush=True)
-    failed = _wait_healthy(settings, health_timeout, any(p.kind == "worker" for p in started))
+    failed = _wait_healthy(settings, health_timeout, any(p.kind == "worker" for p in started), table)
     if not failed:
         try:
             gateway.start(settings)
@@ -193,7 +253,8 @@ def _healthy(port: int) -> bool:
         return False
 
 
-def _wait_healthy(settings: Settings, timeout: float, workers_started: bool) -> list[str]:
+def _wait_healthy(settings: Settings, timeout: float, workers_started: bool,
+                  table: tuple[Process, ...] = PROCESSES) -> list[str]:
     """Wait for every API's /healthz; return the names of processes that died or never answered."""
     began = time.monotonic()
     failed: list[str] = []
@@ -210,6 +271,6 @@ def _wait_healthy(settings: Settings, timeout: float, workers_started: bool) -> 
     failed += [p.name for p in pending]
     if workers_started:  # workers have no endpoint: give them a moment to fail on a bad import
         time.sleep(max(0.0, 3.0 - (time.monotonic() - began)))
-    failed += [p.name for p in PROCESSES
+    failed += [p.name for p in table
                if p.kind == "worker" and processes.running_pid(settings.run_dir, p.name) is None]
     return failed

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from shared.auth import mint_token
@@ -25,6 +24,7 @@ from shared.stack import processes
 from shared.stack.processes import PROCESSES
 from tests.support import members
 from tests.support.infra import free_ports, require_infrastructure
+from shared import store_client
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
 E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15,
@@ -143,7 +143,7 @@ def stack(tmp_path_factory):
         stopped = stack.rapport("down", "--keep-infra", timeout=120)
         drop_topics(settings)
         for url in set(settings.store_urls.values()) | {settings.cache_url}:
-            redis.Redis.from_url(url).flushdb()
+            store_client.connect(url, decode_responses=False).flushdb()
         leftovers = _group_members({pid for pid in pids.values() if pid})
         busy = [port for port in [*ports.values(), gateway_port] if processes.port_in_use("127.0.0.1", port)]
         assert stopped.returncode == 0, f"`rapport down --keep-infra` failed:\n{stopped.stdout}"

@@ -17,6 +17,7 @@ from shared.events import encode, new_event
 from shared.lua import LuaScript
 from shared.slots import shard_tag, slot
 from tests.support.infra import eventually, read_topic
+from shared import store_client
 
 # A handler's script that raises on a value it does not expect, as a store script does when an
 # event carries a field it cannot apply.
@@ -33,7 +34,7 @@ return redis.call('SADD', KEYS[1], ARGV[1])
 
 @pytest.fixture
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    client = store_client.connect(settings.store_url("follows"))
     yield client
     client.close()
 

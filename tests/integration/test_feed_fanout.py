@@ -14,7 +14,6 @@ import sys
 import uuid
 
 import pytest
-import redis
 
 from services.feed import store as keys
 from services.feed.app import create_app
@@ -24,6 +23,7 @@ from shared.bus.worker import Worker
 from shared.events import new_event
 from shared.settings import REPO_ROOT
 from tests.support.infra import EventPublisher, eventually, events_of, next_version, read_topic
+from shared import store_client
 
 T0 = "2026-01-01T00:00:00.000Z"
 THRESHOLD = 3  # more than 3 followers: a high-follower author
@@ -90,7 +90,7 @@ def ids(feed, auth, member):
 
 def test_a_high_follower_authors_posts_reach_followers_through_the_read_time_merge(
         feed, auth, unique, publish_events, start_worker, small_settings):
-    cache = redis.Redis.from_url(small_settings.cache_url, decode_responses=True)
+    cache = store_client.connect(small_settings.cache_url)
     start_worker()
     star = unique("star")
     fans = [unique(f"fan{i}") for i in range(THRESHOLD + 1)]
@@ -139,8 +139,8 @@ def test_a_worker_killed_mid_fan_out_resumes_and_every_timeline_gets_the_post_on
     own = settings.replace(namespace=f"{settings.namespace}-fanout-kill", fanout_threshold=fans_count,
                            fanout_batch_size=batch, fanout_inline_limit=batch)
     ensure_topics(own)
-    cache = redis.Redis.from_url(own.cache_url, decode_responses=True)
-    store = redis.Redis.from_url(own.store_url("feed"), decode_responses=True)
+    cache = store_client.connect(own.cache_url)
+    store = store_client.connect(own.store_url("feed"))
     author = unique("author")
     fans = [unique(f"fan{i}") for i in range(fans_count)]
     with cache.pipeline(transaction=False) as pipe:
@@ -186,7 +186,7 @@ def test_a_worker_killed_mid_fan_out_resumes_and_every_timeline_gets_the_post_on
 
 def test_a_timeline_keeps_only_the_newest_posts_up_to_its_cap(feed, auth, unique, publish_events, start_worker,
                                                               small_settings):
-    cache = redis.Redis.from_url(small_settings.cache_url, decode_responses=True)
+    cache = store_client.connect(small_settings.cache_url)
     start_worker()
     author, fan = unique("author"), unique("fan")
     ids(feed, auth, fan)
@@ -202,7 +202,7 @@ def test_a_timeline_keeps_only_the_newest_posts_up_to_its_cap(feed, auth, unique
 
 def test_one_fan_out_reaches_thousands_of_live_timelines_in_server_side_batches_and_skips_the_rest(
         unique, small_settings):
-    cache = redis.Redis.from_url(small_settings.cache_url, decode_responses=True)
+    cache = store_client.connect(small_settings.cache_url)
     timelines = Timelines(cache, small_settings)
     members = [unique(f"m{i}") for i in range(2 * SCRIPT_BATCH + 100)]
     away = set(members[SCRIPT_BATCH - 1:SCRIPT_BATCH + 2])  # no live timeline, across a batch boundary
@@ -227,7 +227,7 @@ def test_one_fan_out_reaches_thousands_of_live_timelines_in_server_side_batches_
 
 def test_pages_merge_a_high_follower_authors_posts_with_the_timeline_newest_first_without_repeats(
         feed, auth, unique, publish_events, start_worker, small_settings):
-    store = redis.Redis.from_url(small_settings.store_url("feed"), decode_responses=True)
+    store = store_client.connect(small_settings.store_url("feed"))
     start_worker()
     star, friend = unique("star"), unique("friend")
     fans = [unique(f"fan{i}") for i in range(THRESHOLD + 1)]

@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis
 
 from services.feed import store as keys
 from shared.events import new_event
 from tests.support.infra import EventPublisher, eventually, next_version
+from shared import store_client
 
 T0 = "2026-01-01T00:00:00.000Z"
 LATER = "2026-01-02T00:00:00.000Z"
@@ -32,7 +32,7 @@ def publish_events(settings):
 
 @pytest.fixture(scope="module")
 def cache(settings):
-    return redis.Redis.from_url(settings.cache_url, decode_responses=True)
+    return store_client.connect(settings.cache_url)
 
 
 def follows(a, b, reason="explicit", since=T0, version=None):
@@ -248,7 +248,7 @@ def test_a_feed_read_survives_any_entry_of_its_timeline_and_drops_it(feed, auth,
 
 @pytest.fixture(scope="module")
 def feed_store(settings):
-    return redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    return store_client.connect(settings.store_url("feed"))
 
 
 def test_an_unfollow_stamped_before_the_follow_it_ends_still_ends_it(feed, auth, unique, publish_events,

@@ -19,6 +19,7 @@ from shared.bus.consumer import ConsumerRunner
 from shared.bus.outbox import Outbox
 from shared.events import encode, new_event
 from tests.support.infra import eventually, events_of, read_topic
+from shared import store_client
 
 T0 = "2026-11-26T10:00:00.000Z"
 # Versions as the connections store numbers a pair's changes: increasing in the order the
@@ -41,7 +42,7 @@ def follows(apps, workers):
 
 @pytest.fixture(scope="module")
 def store(settings):
-    return redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    return store_client.connect(settings.store_url("follows"))
 
 
 @pytest.fixture
@@ -289,7 +290,7 @@ def test_a_follow_flipped_from_two_threads_leaves_the_feeds_replica_as_the_follo
     # The last event says what the store ends with; creations and removals alternate.
     assert (edge[-1].name == "follow.created") == follows_now(follows, auth, ada, grace)
     assert all(a.name != b.name for a, b in zip(edge, edge[1:]))
-    feed_store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    feed_store = store_client.connect(settings.store_url("feed"))
     eventually(lambda: feed_store.get(feed_keys.follow_version(ada, grace)) == str(last),
                message="the feed applied the edge's last change")
     assert (feed_store.zscore(feed_keys.following(ada), grace) is not None) == follows_now(follows, auth, ada, grace)

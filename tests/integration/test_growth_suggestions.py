@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.infra import eventually
+from shared import store_client
 
 
 @pytest.fixture
@@ -96,9 +97,7 @@ def test_a_new_connection_brings_its_network_at_once(api, auth, unique, connect)
 
 @pytest.fixture
 def store(settings):
-    import redis
-
-    client = redis.Redis.from_url(settings.store_url("connections"), decode_responses=True)
+    client = store_client.connect(settings.store_url("connections"))
     yield client
     client.close()
 

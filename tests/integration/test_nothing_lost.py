@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import redis
 from kafka import KafkaAdminClient, KafkaProducer
 
 from shared.bus.outbox import Outbox
@@ -26,6 +25,7 @@ from shared.settings import REPO_ROOT
 from shared.stack import kafka as kafka_node
 from shared.stack import processes
 from tests.support.infra import eventually, next_version
+from shared import store_client
 
 
 def notifications_of(client, auth, member):
@@ -74,7 +74,7 @@ def test_a_follow_made_while_kafka_is_down_is_notified_once_kafka_is_back(privat
         response = follows.put(f"/v1/following/{grace}", headers=auth(ada))
 
         assert response.status_code == 201
-        store = redis.Redis.from_url(own.store_url("follows"))
+        store = store_client.connect(own.store_url("follows"), decode_responses=False)
         assert Outbox("follows", own).pending(store) >= 1, "the event waits in the outbox"
         start_kafka()
         items = eventually(lambda: notifications_of(notifications, auth, grace), timeout=150,

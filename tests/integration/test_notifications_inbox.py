@@ -9,7 +9,6 @@ import json
 import uuid
 
 import pytest
-import redis
 from kafka import KafkaAdminClient, KafkaProducer
 
 from services.feed import store as feed_keys
@@ -21,6 +20,7 @@ from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
 from shared.events.catalogue import lookup
 from tests.support.infra import EventPublisher, eventually, next_version, read_topic
+from shared import store_client
 
 HOUR_MS = 3600 * 1000
 
@@ -434,9 +434,8 @@ def test_pages_go_newest_first_with_a_cursor(bus, inbox_of, apps, auth, unique):
 
 def test_at_most_the_cap_is_kept_and_the_oldest_go(settings, apps, auth, inbox_of, unread_count, unique):
     """The cap is a setting (1,000); the same rule is checked here with a cap of 3."""
-    import redis
     grace = unique("grace")
-    store = redis.Redis.from_url(settings.store_url("notifications"), decode_responses=True)
+    store = store_client.connect(settings.store_url("notifications"))
     base = now_ms()
     for i in range(5):
         with store.pipeline(transaction=True) as tx:
@@ -530,7 +529,7 @@ def test_a_connections_only_post_that_overtakes_the_removal_before_it_alerts_no_
                   new_event("connections", "connection.removed", removal))
     finally:
         publisher.close()
-    feed_store = redis.Redis.from_url(settings.store_url("feed"), decode_responses=True)
+    feed_store = store_client.connect(settings.store_url("feed"))
     eventually(lambda: feed_store.zscore(feed_keys.disconnections(ada), grace) is not None,
                message="the feed applied the removal")
 

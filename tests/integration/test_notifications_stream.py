@@ -14,7 +14,6 @@ import pytest
 import requests
 from kafka import KafkaProducer
 
-import redis
 
 from bench.support import gunicorn, served
 from services.notifications import live
@@ -23,6 +22,7 @@ from services.notifications.app import create_app
 from shared.auth import mint_token
 from shared.clock import now_ms, parse_rfc3339, rfc3339
 from shared.events import encode, new_event
+from shared import store_client
 
 
 def store_connections(pid: int, port: int) -> int:
@@ -275,7 +275,7 @@ def test_open_streams_share_a_few_store_connections_and_let_them_go_when_closed(
 
 @pytest.fixture(scope="module")
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("notifications"), decode_responses=True)
+    client = store_client.connect(settings.store_url("notifications"))
     yield client
     client.close()
 

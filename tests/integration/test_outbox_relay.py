@@ -10,7 +10,6 @@ import time
 import uuid
 
 import pytest
-import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
@@ -18,11 +17,12 @@ from shared.bus.outbox import Outbox, OutboxRelay
 from shared.bus.producer import make_producer
 from shared.settings import REPO_ROOT
 from tests.support.infra import eventually, read_topic
+from shared import store_client
 
 
 @pytest.fixture
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    client = store_client.connect(settings.store_url("follows"))
     yield client
     client.close()
 

@@ -7,10 +7,13 @@ from typing import Callable, TypeVar
 
 import pytest
 import redis
+from redis.exceptions import RedisClusterException
 from kafka import KafkaConsumer, TopicPartition
 
 from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.settings import Settings
+from shared.store_client import is_cluster
+from shared import store_client
 
 T = TypeVar("T")
 
@@ -20,8 +23,8 @@ def require_infrastructure(settings: Settings) -> None:
     problems = []
     for name, url in (("Redis store", settings.store_url("follows")), ("Redis cache", settings.cache_url)):
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-        except redis.RedisError as exc:
+            store_client.connect(url, socket_connect_timeout=2, decode_responses=False).ping()
+        except (redis.RedisError, RedisClusterException) as exc:
             problems.append(f"{name} at {url} is unreachable ({exc})")
     host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
     try:
@@ -29,8 +32,10 @@ def require_infrastructure(settings: Settings) -> None:
     except OSError as exc:
         problems.append(f"Kafka at {settings.kafka_bootstrap} is unreachable ({exc})")
     if problems:
+        start = "`rapport up --cluster --infra-only`" if is_cluster(settings.cache_url) \
+            else "`rapport up --infra-only` (or run `make test`)"
         pytest.exit("These tests need the real Kafka and Redis: " + "; ".join(problems)
-                    + ". Start them with `rapport up --infra-only` (or run `make test`).", returncode=3)
+                    + f". Start them with {start}.", returncode=3)
 
 
 def free_ports(count: int) -> list[int]:
