@@ -21,9 +21,9 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import redis
 
 from bench.support import bench_settings, free_port, percentiles, write_results
+from shared import store_client
 from shared import members
 from shared.auth import mint_token
 
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     args = parser.parse_args()
     settings = bench_settings()
-    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    store = store_client.connect(settings.store_url("follows"))
     run = uuid.uuid4().hex[:6]
     ids = [f"m{i}-{run}" for i in range(args.members)]
     rng = random.Random(7)

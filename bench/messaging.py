@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 
-import redis
 import requests
 
 from bench.support import (
@@ -36,11 +35,12 @@ from bench.support import (
     wrk,
 )
 from services.messaging.store import PAIR, Keys
+from shared import store_client
 from shared.bus.worker import Worker
 
 
 def seed_connections(settings, member: str, others: list[str]) -> None:
-    store = redis.Redis.from_url(settings.store_url("messaging"), decode_responses=True)
+    store = store_client.connect(settings.store_url("messaging"))
     keys = Keys(settings.shards)
     with store.pipeline(transaction=False) as pipe:
         for other in others:
@@ -144,7 +144,7 @@ def list_latency(base: str, settings, count: int, seconds: int) -> tuple[dict, s
     others = [f"{member}-o{i}" for i in range(count)]
     seed_connections(settings, member, others)
     conversations = [start(base, settings, other, member) for other in others]
-    store = redis.Redis.from_url(settings.store_url("messaging"), decode_responses=True)
+    store = store_client.connect(settings.store_url("messaging"))
     inbox = Keys(settings.shards).inbox(member)
     deadline = time.monotonic() + 60
     while store.zcard(inbox) < count and time.monotonic() < deadline:

@@ -16,9 +16,9 @@ import resource
 import threading
 import time
 
-import redis
 
 from bench.support import bench_settings, write_results
+from shared import store_client
 from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty
 from shared.bus.producer import make_producer
 from shared.events import new_event
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     options = parser.parse_args()
     settings = bench_settings()
-    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    store = store_client.connect(settings.store_url("follows"))
     seconds, count = (3.0, 5_000) if options.quick else (10.0, 20_000)
     # The machine is shared: its load says how far to trust the figures.
     figures = {"shards": settings.shards, "load_average_1m_before": round(os.getloadavg()[0], 2),

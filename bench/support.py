@@ -274,7 +274,7 @@ def register(settings: Settings, ids) -> None:
     if not fresh:
         return
     for service in REPLICAS:
-        members.register_many(redis.Redis.from_url(settings.store_url(service)), service, settings, fresh)
+        members.register_many(store_client.connect(settings.store_url(service), decode_responses=False), service, settings, fresh)
     _registered.update((settings.store_url("follows"), m) for m in fresh)
 
 

@@ -1,8 +1,9 @@
 """The messaging service's app factory."""
 from __future__ import annotations
 
-import redis
 from flask import Flask
+
+from shared import store_client
 
 from shared.http import create_service_app
 from shared.http.app import accept_credential
@@ -26,10 +27,9 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     # As the notifications stream: one pub/sub connection per process and a small pool for the
     # streams' short reads.
     keepalive = app.config.setdefault("MESSAGING_KEEPALIVE_SECONDS", live.KEEPALIVE_SECONDS)
-    pool = redis.BlockingConnectionPool.from_url(
-        settings.store_url("messaging"), decode_responses=True, socket_timeout=10, timeout=10,
-        max_connections=app.config.get("MESSAGING_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
-    stream_store = redis.Redis(connection_pool=pool)
+    # (On a Redis Cluster the bound is per node.)
+    stream_store = store_client.connect(settings.store_url("messaging"), socket_timeout=10, pool_timeout=10,
+                                        pool_size=app.config.get("MESSAGING_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
     app.extensions["messaging.live"] = live.LiveHub(stream_store, app.extensions["messaging"].keys.live,
                                                     settings.live_streams_per_member, keepalive)
     # What the streams show is read through the same small pool.

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
 

@@ -12,8 +12,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import redis
 
+from shared import store_client
 from shared import members
 from shared.auth import member_from_header
 from shared.clock import now_ms, rfc3339
@@ -122,7 +122,7 @@ def test_a_caller_who_never_registered_may_read(apps, auth, unique):
 # --- the replica -----------------------------------------------------------------------
 
 def _entry(settings, service, member):
-    store = redis.Redis.from_url(settings.store_url(service), decode_responses=True)
+    store = store_client.connect(settings.store_url(service))
     return members.lookup(store, service, settings, member)
 
 

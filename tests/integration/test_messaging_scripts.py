@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-import redis
 
 from services.messaging.store import (
     CLOSE_MEMBER,
@@ -19,6 +18,7 @@ from services.messaging.store import (
     bell,
     with_outbox,
 )
+from shared import store_client
 from shared.slots import CrossSlot, slot
 
 keys = Keys(64)
@@ -27,7 +27,7 @@ EVENT = ["topic", "t", "key", "k", "value", '{"data":{"seq":0,"version":0,"up_to
 
 @pytest.fixture(scope="module")
 def store(settings):
-    client = redis.Redis.from_url(settings.store_url("messaging"), decode_responses=True)
+    client = store_client.connect(settings.store_url("messaging"))
     yield client
     client.close()
 

@@ -11,6 +11,7 @@ import uuid
 
 import redis
 
+from shared import store_client
 from shared import members
 from shared.clock import now_ms, rfc3339
 from shared.settings import Settings
@@ -24,7 +25,7 @@ _clients: dict[str, redis.Redis] = {}
 def _store(settings: Settings, service: str) -> redis.Redis:
     url = settings.store_url(service)
     if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, decode_responses=True)
+        _clients[url] = store_client.connect(url, decode_responses=True)
     return _clients[url]
 
 

@@ -9,8 +9,8 @@ import signal
 import sys
 import threading
 
-import redis
 
+from shared import store_client
 from shared.bus.outbox import Outbox, OutboxRelay
 from shared.bus.producer import make_producer
 from shared.settings import load_settings
@@ -18,7 +18,7 @@ from shared.settings import load_settings
 
 def main(service: str, lease_ms: str, linger_ms: str) -> None:
     settings = load_settings()
-    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    store = store_client.connect(settings.store_url("follows"))
     relay = OutboxRelay(Outbox(service, settings), store, lambda: make_producer(settings),
                         lease_ms=int(lease_ms), linger_ms=int(linger_ms), idle_ms=20)
     stop = threading.Event()
