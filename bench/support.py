@@ -28,7 +28,7 @@ from shared.settings import REPO_ROOT, Settings, load_settings
 from shared.stack.processes import PROCESSES
 
 RESULTS = REPO_ROOT / "bench" / "results"
-BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7}
+BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7, "profiles": 5}
 BENCH_CACHE_DB = 2
 
 

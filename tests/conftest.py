@@ -23,7 +23,8 @@ if not os.environ.get("RAPPORT_ENV"):
     os.environ["RAPPORT_ENV"] = "local"
 
 # Stores of the test run live on their own logical databases, apart from the local stack's.
-TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13}
+# Profiles shares the follows database (its keys all start with ``profiles:``): the 16 are taken.
+TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13, "profiles": 11}
 TEST_CACHE_DB = 1
 
 

@@ -301,7 +301,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
     app.extensions[AUTHENTICATORS] = {}
     app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
-                                                         settings.namespace)
+                                                         settings.namespace, service)
     # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
     # used (/connections) come in X-Forwarded-*; URLs the service builds carry that prefix.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_prefix=1)

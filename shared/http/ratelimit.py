@@ -6,7 +6,7 @@ A write over a limit is answered 429 ``rate_limited`` with ``Retry-After`` and t
 ``RateLimit``/``RateLimit-Policy`` headers (draft-ietf-httpapi-ratelimit-headers).
 
 The counting is the ``limits`` library's moving window on the service's own store: one key
-per member and limit, its hash tag the member's (``<prefix>:LIMITER/writes/{ada}/30/1/second``),
+per member and limit, its hash tag the member's (``rate-limit:<service>:LIMITER/writes/{ada}/30/1/second``),
 so each command touches one slot. Limits are checked in turn; a write refused by a later one
 has counted against the earlier ones (a client that hammers pays for it).
 """
@@ -43,9 +43,11 @@ def policy_header(limits: list[RateLimitItem]) -> str:
 class WriteLimits:
     """The write limits of one service, counted in ``store_url``'s Redis."""
 
-    def __init__(self, store_url: str, rates: str, namespace: str = ""):
+    def __init__(self, store_url: str, rates: str, namespace: str = "", service: str = ""):
         self.limits = parse_many(rates) if rates.strip() else []
-        prefix = f"rate-limit:{namespace}" if namespace else "rate-limit"
+        # The service's name in the prefix: two services sharing a store (profiles and follows
+        # locally) count their writes apart.
+        prefix = ":".join(p for p in ("rate-limit", namespace, service) if p)
         self.limiter = MovingWindowRateLimiter(RedisStorage(store_url, key_prefix=prefix)) if self.limits else None
         self.policy = policy_header(self.limits)
 

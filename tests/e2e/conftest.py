@@ -26,7 +26,7 @@ from shared.stack.processes import PROCESSES
 from tests.support.infra import free_ports, require_infrastructure
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
-E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15}
+E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15, "profiles": 9}
 E2E_CACHE_DB = 3
 
 
