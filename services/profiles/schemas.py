@@ -19,7 +19,7 @@ LONG_TITLE_MAX = 200  # schools, accomplishments and their issuers
 SKILL_MAX = 80
 EXPERIENCE_MAX, EDUCATION_MAX, SKILLS_MAX, ACCOMPLISHMENTS_MAX = 50, 20, 100, 100
 ACCOMPLISHMENT_KINDS = ("certification", "publication", "award", "project", "language")
-YEAR_MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
+YEAR_MONTH = re.compile(r"^(1[89]|20)\d\d-(0[1-9]|1[0-2])$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{3,28}[0-9]$")
 
 
@@ -31,7 +31,7 @@ class Strict(Schema):
 
 def YearMonth(**kw):  # noqa: N802 - reads as a field type
     metadata = {"pattern": YEAR_MONTH.pattern, "example": "2024-03", **kw.pop("metadata", {})}
-    return fields.String(validate=validate.Regexp(YEAR_MONTH, error="A month as YYYY-MM (1900-2099)."),
+    return fields.String(validate=validate.Regexp(YEAR_MONTH, error="A month as YYYY-MM (1800-2099)."),
                          metadata=metadata, **kw)
 
 

@@ -3,6 +3,7 @@ from its own profiles.events (search index, lists of recommendations given, eras
 from __future__ import annotations
 
 from services.profiles.handlers import MEMBER_HANDLERS, NETWORK_HANDLERS
+from services.profiles.relay import relay_shards
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -14,3 +15,7 @@ def consumers(settings: Settings) -> list[Consumer]:
         Consumer(name="profiles.members", service="profiles", topics=("profiles.events",),
                  handlers=dict(MEMBER_HANDLERS)),
     ]
+
+
+def tasks(settings: Settings) -> dict:
+    return {"profiles.relay-shards": relay_shards(settings)}
