@@ -8,8 +8,8 @@ set is one key (one slot); the worker keeps them from the service's own ``member
 A registration costs one ZADD per distinct prefix: Σ min(len(word), PREFIX_MAX) over its
 words, 11 for "Ada Lovelace"; a rename removes the old entries and adds the new.
 
-A query reads one set, the longest query word's, and checks the other words against the
-names it holds; the caller's connections come first (read from the caller's replica of their
+A query reads one set, the smallest of its words' (one ZCARD each to choose), and checks the
+other words against the names it holds; the caller's connections come first (read from the caller's replica of their
 connections and the members' records), then everyone else in name order.
 """
 from __future__ import annotations
@@ -69,19 +69,19 @@ class Found:
     connection: bool
 
 
-def _cursor(phase: str, after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([phase, after]).encode()).decode().rstrip("=")
+def _cursor(phase: str, after: str, anchor: str = "") -> str:
+    return base64.urlsafe_b64encode(json.dumps([phase, after, anchor]).encode()).decode().rstrip("=")
 
 
-def _read_cursor(cursor: str) -> tuple[str, str]:
+def _read_cursor(cursor: str) -> tuple[str, str, str]:
     try:
         if len(cursor) > 1024:
             raise ValueError("too long")
-        phase, after = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
-        if phase not in ("c", "o") or not isinstance(after, str):
+        phase, after, anchor = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        if phase not in ("c", "o") or not isinstance(after, str) or not isinstance(anchor, str):
             raise ValueError("not a search cursor")
-        after.encode()
-        return phase, after
+        after.encode(), anchor.encode()
+        return phase, after, anchor
     except (ValueError, TypeError, UnicodeError, RecursionError):
         raise Invalid({"cursor": ["Not a cursor this service issued."]}, code="invalid_cursor") from None
 
@@ -94,7 +94,7 @@ def search(store: redis.Redis, keys: Keys, caller: str, q: str, limit: int = PAG
     query = words(q)
     if not query:
         raise Invalid({"q": ["Give at least one letter or digit."]}, code="invalid_query")
-    phase, after = _read_cursor(cursor) if cursor else ("c", "")
+    phase, after, anchor = _read_cursor(cursor) if cursor else ("c", "", "")
     with store.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.connections(caller))
         pipe.smembers(keys.blocks(caller))
@@ -108,9 +108,24 @@ def search(store: redis.Redis, keys: Keys, caller: str, q: str, limit: int = PAG
         if more:
             return found, _cursor("c", _entry_of(found[-1]))
         phase, after = "o", ""
-    page, last, more = _others_part(store, keys, query, connections | hidden, after, limit - len(found))
+    if anchor not in {q[:PREFIX_MAX] for q in query}:
+        anchor = _anchor(store, keys, query)
+    page, last, more = _others_part(store, keys, query, connections | hidden, after, limit - len(found), anchor)
     found.extend(page)
-    return found, (_cursor("o", last) if more else None)
+    return found, (_cursor("o", last, anchor) if more else None)
+
+
+def _anchor(store, keys: Keys, query: list[str]) -> str:
+    """The query word whose prefix set is the smallest: the one set a query reads (named in the
+    cursor, so the pages of one query read the same set)."""
+    candidates = sorted({q[:PREFIX_MAX] for q in query})
+    if len(candidates) == 1:
+        return candidates[0]
+    with store.pipeline(transaction=False) as pipe:
+        for prefix in candidates:
+            pipe.zcard(keys.names(prefix))
+        sizes = pipe.execute()
+    return min(zip(sizes, candidates))[1]
 
 
 def _entry_of(found: Found) -> str:
@@ -136,11 +151,11 @@ def _connections_part(store, keys: Keys, query: list[str], connections: set[str]
     return [f for _, f in hits[:limit]], len(hits) > limit
 
 
-def _others_part(store, keys: Keys, query: list[str], skip: set[str], after: str, limit: int):
+def _others_part(store, keys: Keys, query: list[str], skip: set[str], after: str, limit: int, anchor: str):
     """Up to ``limit`` matching members not in ``skip``, in name order after ``after``: the page,
     where the next page starts, and whether one may follow. (One candidate past the page tells
     whether there is more; ``SCAN_BUDGET`` entries examined end a page early, with a cursor.)"""
-    index = keys.names(max(query, key=len)[:PREFIX_MAX])
+    index = keys.names(anchor)
     candidates: list[tuple[str, str]] = []  # (entry, member)
     examined, last, more = 0, after, True
     while len(candidates) <= limit:

@@ -241,3 +241,12 @@ if tonumber(A.version) <= last then return 0 end
 redis.call('HSET', K.indexed, 'version', A.version, 'name', A.name)
 return 1
 """)
+
+
+def load_member(pipe, keys: Keys, member: str, doc_json: str, name: str, headline: str, at_ms: int,
+                version: int = 1) -> None:
+    """Queue on ``pipe`` a registered member's record as ``SAVE_PROFILE`` would leave it, without
+    its event (bulk loading for benchmarks; each command one key)."""
+    pipe.hset(keys.member(member), mapping={"status": "active", "version": version, "doc": doc_json, "name": name,
+                                             "headline": headline, "visibility": "everyone",
+                                             "registered_at": at_ms, "updated_at": at_ms})
