@@ -96,3 +96,16 @@ def test_a_text_over_3000_or_an_empty_relationship_is_a_422(profiles_api, auth, 
                         ({"text": "t"}, "relationship"), ({"relationship": "x"}, "text")):
         problem = assert_problem(recommend(profiles_api, auth, grace, ada, body), 422)
         assert field in problem["errors"]
+
+
+def test_a_repeat_with_the_same_idempotency_key_returns_the_first_recommendation(profiles_api, auth, unique, register,
+                                                                                 connected):
+    ada, grace = unique("ada"), unique("grace")
+    register(ada), register(grace)
+    connected(ada, grace)
+    headers = {**auth(grace), "Idempotency-Key": unique("key")}
+    first = profiles_api.post(f"/v1/members/{ada}/recommendations", json=BODY, headers=headers)
+    again = profiles_api.post(f"/v1/members/{ada}/recommendations", json=BODY, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert len(received(profiles_api, auth, ada)["items"]) == 1
