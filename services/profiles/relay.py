@@ -68,10 +68,15 @@ def relay_shards(settings: Settings):
         while not stop.is_set():
             try:
                 ready = store.xread({key: "0-0" for key in relays}, count=1, block=1000)
+                held = False
                 for key, _ in ready or []:
                     relay = relays[key]
                     if relay._holds_lease():  # the relay's own lease rule, per stream
+                        held = True
                         relay.publish_batch(block_ms=None)
+                if ready and not held:
+                    # Another worker holds these streams' leases: wait as OutboxRelay.run does, not spin.
+                    stop.wait(next(iter(relays.values())).lease_ms / 4000)
                 backoff = 0.2
             except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("profiles outbox relay waiting", error=repr(exc), retry_in=backoff)
