@@ -153,7 +153,8 @@ def main() -> None:
     # The machine's load when the figures were taken: on a shared machine they say as much as it allows.
     load_average = [round(x, 1) for x in os.getloadavg()]
     write_results("profiles_read", {
-        **loaded, "load_average_at_end": load_average, "gunicorn": gunicorn_config(args.workers), "wrk_connections": args.connections,
+        **loaded, "load_average_at_end": load_average, "gunicorn": gunicorn_config(args.workers),
+        "wrk_connections": args.connections,
         "healthz": health, "profile_read": reads, "profile_read_ratio_to_healthz": ratio, "search": found,
         "profile_read_one_at_a_time": reads_alone, "search_one_at_a_time": found_alone,
         "aims": {"profile_read_p99_ms": 5, "profile_read_ratio_to_healthz": 0.6, "search_p99_ms": 20},

@@ -3,8 +3,7 @@ accepts or hides them, only accepted ones show in the full view."""
 from __future__ import annotations
 
 from tests.support.http import assert_problem
-from tests.support.infra import eventually, events_of, read_topic
-from tests.support.profiles import connected, profiles_api, register  # noqa: F401 - fixtures
+from tests.support.infra import events_of, eventually, read_topic
 
 BODY = {"relationship": "worked with Ada on the Engine", "text": "Ada sees what a machine could become."}
 

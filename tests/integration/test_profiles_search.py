@@ -11,7 +11,6 @@ import pytest
 
 from tests.support.http import assert_problem
 from tests.support.infra import eventually
-from tests.support.profiles import connected, profiles_api, register  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -100,7 +99,12 @@ def test_pages_of_up_to_20_follow_one_another_without_repeats(profiles_api, auth
     for i, member in enumerate(members):
         register(member, name=f"{word} {i:02d}")
     connected(members[7], caller)
-    indexed(profiles_api, auth, caller, word, 20)
+
+    def all_indexed():
+        first = search(profiles_api, auth, caller, word)
+        rest = search(profiles_api, auth, caller, word, cursor=first["next_cursor"]) if first["next_cursor"] else None
+        return len(first["items"]) + len(rest["items"] if rest else []) == 25
+    eventually(all_indexed, message="all 25 indexed")
     first = search(profiles_api, auth, caller, word)
     assert len(first["items"]) == 20 and first["next_cursor"]
     second = search(profiles_api, auth, caller, word, cursor=first["next_cursor"])
