@@ -78,6 +78,10 @@ def load(client: redis.Redis, keys: Keys, n: int, readers: list[int], rng: rando
         for other in rng.sample(range(n), 150):
             pipe.sadd(keys.connections(member_id(reader)), member_id(other))
             pipe.sadd(keys.connections(member_id(other)), member_id(reader))
+            pipe.hset(keys.connection_names(member_id(reader)), member_id(other),
+                      search.entry(names[other], member_id(other)))
+            pipe.hset(keys.connection_names(member_id(other)), member_id(reader),
+                      search.entry(names[reader], member_id(reader)))
     pipe.execute()
     return {"members": n, "load_seconds": round(time.perf_counter() - started, 1), "names": names}
 

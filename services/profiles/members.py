@@ -26,6 +26,12 @@ def named(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, member: str
     old = search.entry(old_name, member) if old_name else None
     new = search.entry(name, member)
     if old != new:
+        # Each connection's copy of the name, for their searches (a fan-out of one HSET each).
+        for other in store.smembers(keys.connections(member)):
+            if new:
+                tx.hset(keys.connection_names(other), member, new)
+            else:
+                tx.hdel(keys.connection_names(other), member)
         if old:
             for prefix in search.prefixes(old_name):
                 tx.zrem(keys.names(prefix), old)
@@ -78,6 +84,7 @@ def closed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, member: st
 
     for other in connections:
         tx.srem(keys.connections(other), member)
+        tx.hdel(keys.connection_names(other), member)
     for other in blocks:
         tx.srem(keys.blocked_by(other), member)
     for other in blocked_by:
@@ -103,6 +110,6 @@ def closed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, member: st
         for prefix in search.prefixes(indexed_name):
             tx.zrem(keys.names(prefix), old)
     # The member's own keys, one shard: one command.
-    tx.delete(keys.connections(member), keys.blocks(member), keys.blocked_by(member), keys.pair_versions(member),
+    tx.delete(keys.connections(member), keys.connection_names(member), keys.blocks(member), keys.blocked_by(member), keys.pair_versions(member),
               keys.endorsement_counts(member), *(keys.endorsers(member, s) for s in skills), keys.endorsed(member),
               keys.received(member), keys.accepted(member), keys.given(member), keys.indexed(member))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import redis
 
+from services.profiles import search
 from services.profiles import store as scripts
 from services.profiles.profiles import skill_key
 from services.profiles.store import Keys
@@ -21,11 +22,18 @@ def _closed(store: redis.Redis, keys: Keys, member: str) -> bool:
     return store.hget(keys.member(member), "status") == "closed"
 
 
-def _project(tx: redis.client.Pipeline, keys: Keys, member: str, other: str, version: int, change: str) -> None:
-    scripts.PROJECT_PAIR(tx, keys={"member": keys.member(member), "versions": keys.pair_versions(member),
-                                   "connections": keys.connections(member), "blocks": keys.blocks(member),
-                                   "blocked_by": keys.blocked_by(member)},
-                         pipe=tx, other=other, version=version, change=change)
+def project(client, keys: Keys, member: str, other: str, version: int, change: str, entry: str = "", pipe=None):
+    """``member``'s side of a pair change (``entry``: the other's search entry, for a connection)."""
+    return scripts.PROJECT_PAIR(client, keys={"member": keys.member(member), "versions": keys.pair_versions(member),
+                                              "connections": keys.connections(member),
+                                              "names": keys.connection_names(member), "blocks": keys.blocks(member),
+                                              "blocked_by": keys.blocked_by(member)},
+                                pipe=pipe, other=other, version=version, change=change, entry=entry)
+
+
+def _entry(store: redis.Redis, keys: Keys, member: str) -> str:
+    name = store.hget(keys.member(member), "name")
+    return (search.entry(name, member) or "") if name else ""
 
 
 def pair_changed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, a: str, b: str, version: int,
@@ -33,8 +41,10 @@ def pair_changed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, a: s
     """Queue both sides of one pair change (``a`` sees ``change_a``, ``b`` sees ``change_b``)."""
     if _closed(store, keys, a) or _closed(store, keys, b):
         return
-    _project(tx, keys, a, b, version, change_a)
-    _project(tx, keys, b, a, version, change_b)
+    entry_a = _entry(store, keys, a) if change_b == "connected" else ""
+    entry_b = _entry(store, keys, b) if change_a == "connected" else ""
+    project(tx, keys, a, b, version, change_a, entry_b, pipe=tx)
+    project(tx, keys, b, a, version, change_b, entry_a, pipe=tx)
 
 
 def endorsed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, endorser: str, endorsee: str,

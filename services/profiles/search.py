@@ -9,8 +9,10 @@ A registration costs one ZADD per distinct prefix: Σ min(len(word), PREFIX_MAX)
 words, 11 for "Ada Lovelace"; a rename removes the old entries and adds the new.
 
 A query reads one set, the smallest of its words' (one ZCARD each to choose), and checks the
-other words against the names it holds; the caller's connections come first (read from the caller's replica of their
-connections and the members' records), then everyone else in name order.
+other words against the names it holds. The caller's connections come first: from the
+caller's copy of their connections' names (one hash in the caller's shard, kept by the worker
+beside its replica of connections, and on a rename one HSET per connection), then everyone
+else in name order.
 """
 from __future__ import annotations
 
@@ -103,10 +105,10 @@ def search(store: redis.Redis, keys: Keys, caller: str, q: str, limit: int = PAG
     hidden = blocks | blocked_by | {caller}
     found: list[Found] = []
     if phase == "c":
-        page, more = _connections_part(store, keys, query, connections - hidden, after, limit)
+        page, more, last = _connections_part(store, keys, caller, query, hidden, after, limit)
         found.extend(page)
         if more:
-            return found, _cursor("c", _entry_of(found[-1]))
+            return found, _cursor("c", last)
         phase, after = "o", ""
     if anchor not in {q[:PREFIX_MAX] for q in query}:
         anchor = _anchor(store, keys, query)
@@ -128,27 +130,24 @@ def _anchor(store, keys: Keys, query: list[str]) -> str:
     return min(zip(sizes, candidates))[1]
 
 
-def _entry_of(found: Found) -> str:
-    return entry(found.name, found.member) or found.member
-
-
-def _connections_part(store, keys: Keys, query: list[str], connections: set[str], after: str, limit: int):
-    """The matching connections after ``after``, up to ``limit``, and whether more follow. One
-    HMGET of each connection's record: O(connections), read once a page."""
-    members = sorted(connections)
-    with store.pipeline(transaction=False) as pipe:
-        for member in members:
-            pipe.hmget(keys.member(member), "status", "name", "headline")
-        records = pipe.execute() if members else []
-    hits = []
-    for member, (status, name, headline) in zip(members, records):
-        if status != "active" or not name:
-            continue
-        key = entry(name, member)
-        if key and key > after and matches(query, words(name)):
-            hits.append((key, Found(member, name, headline or "", True)))
-    hits.sort()
-    return [f for _, f in hits[:limit]], len(hits) > limit
+def _connections_part(store, keys: Keys, caller: str, query: list[str], hidden: set[str], after: str, limit: int):
+    """The matching connections after ``after``, up to ``limit``, and whether more follow: one
+    HGETALL of the caller's copy of their connections' names, then the page's records."""
+    names = store.hgetall(keys.connection_names(caller))
+    hits = sorted((entry, member) for member, entry in names.items()
+                  if member not in hidden and entry > after
+                  and matches(query, entry.rpartition(SEPARATOR)[0].split(" ")))
+    page = hits[:limit]
+    found = []
+    if page:
+        with store.pipeline(transaction=False) as pipe:
+            for _, member in page:
+                pipe.hmget(keys.member(member), "status", "name", "headline")
+            records = pipe.execute()
+        found = [Found(member, name, headline or "", True)
+                 for (_, member), (status, name, headline) in zip(page, records) if status == "active" and name]
+    # The cursor is the last entry of the page, whether or not its record still stood.
+    return found, len(hits) > limit, (page[-1][0] if page else after)
 
 
 def _others_part(store, keys: Keys, query: list[str], skip: set[str], after: str, limit: int, anchor: str):

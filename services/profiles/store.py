@@ -39,6 +39,11 @@ class Keys:
         """Set: the member's 1st-degree connections."""
         return self._k(member, "connections")
 
+    def connection_names(self, member: str) -> str:
+        """Hash: connection → their search entry (folded name), so a search puts the caller's
+        connections first with one read of the caller's shard."""
+        return self._k(member, "connection-names")
+
     def blocks(self, member: str) -> str:
         """Set: the members this member blocked."""
         return self._k(member, "blocks")
@@ -157,17 +162,22 @@ return {'closed', v}
 
 # One side of a pair change from connections.events, applied only when its version is newer
 # than the last applied to this side, and never to a closed member's side.
-PROJECT_PAIR = LuaScript("project_pair", keys=("member", "versions", "connections", "blocks", "blocked_by"),
-                         args=("other", "version", "change"), source="""
+PROJECT_PAIR = LuaScript("project_pair", keys=("member", "versions", "connections", "names", "blocks", "blocked_by"),
+                         args=("other", "version", "change", "entry"), source="""
 if redis.call('HGET', K.member, 'status') == 'closed' then return 'closed' end
 local last = tonumber(redis.call('HGET', K.versions, A.other) or '0')
 if tonumber(A.version) <= last then return 'stale' end
 redis.call('HSET', K.versions, A.other, A.version)
 local c = A.change
-if c == 'connected' then redis.call('SADD', K.connections, A.other)
-elseif c == 'disconnected' then redis.call('SREM', K.connections, A.other)
-elseif c == 'blocked' then redis.call('SADD', K.blocks, A.other); redis.call('SREM', K.connections, A.other)
-elseif c == 'blocked_by' then redis.call('SADD', K.blocked_by, A.other); redis.call('SREM', K.connections, A.other)
+if c == 'connected' then
+  redis.call('SADD', K.connections, A.other)
+  if A.entry ~= '' then redis.call('HSET', K.names, A.other, A.entry) end
+elseif c == 'disconnected' then redis.call('SREM', K.connections, A.other); redis.call('HDEL', K.names, A.other)
+elseif c == 'blocked' then
+  redis.call('SADD', K.blocks, A.other); redis.call('SREM', K.connections, A.other); redis.call('HDEL', K.names, A.other)
+elseif c == 'blocked_by' then
+  redis.call('SADD', K.blocked_by, A.other); redis.call('SREM', K.connections, A.other)
+  redis.call('HDEL', K.names, A.other)
 elseif c == 'unblocked' then redis.call('SREM', K.blocks, A.other)
 elseif c == 'unblocked_by' then redis.call('SREM', K.blocked_by, A.other)
 else return redis.error_reply('unknown change ' .. c) end

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
+from services.profiles import network
 from services.profiles import store as scripts
+from services.profiles.search import SEPARATOR
 from services.profiles.recommendations import new_id
 from services.profiles.relay import outbox as profiles_outbox
 from services.profiles.store import Keys
@@ -83,10 +85,7 @@ def test_close_answers_closed_already_and_unregistered(store, keys, outbox, uniq
 
 
 def project(store, keys, member, other, version, change):
-    return scripts.PROJECT_PAIR(store, keys={"member": keys.member(member), "versions": keys.pair_versions(member),
-                                             "connections": keys.connections(member), "blocks": keys.blocks(member),
-                                             "blocked_by": keys.blocked_by(member)},
-                                other=other, version=version, change=change)
+    return network.project(store, keys, member, other, version, change, entry=f"name{SEPARATOR}{other}")
 
 
 def test_project_pair_applies_only_newer_versions_and_never_to_a_closed_member(store, keys, outbox, unique):
@@ -95,7 +94,9 @@ def test_project_pair_applies_only_newer_versions_and_never_to_a_closed_member(s
     assert project(store, keys, ada, grace, 1, "disconnected") == "stale"
     assert project(store, keys, ada, grace, 2, "disconnected") == "stale"
     assert store.sismember(keys.connections(ada), grace)
+    assert store.hget(keys.connection_names(ada), grace) == f"name{SEPARATOR}{grace}"
     assert project(store, keys, ada, grace, 3, "blocked") == "applied"
+    assert store.hget(keys.connection_names(ada), grace) is None
     assert (store.sismember(keys.connections(ada), grace), store.sismember(keys.blocks(ada), grace)) == (False, True)
     with pytest.raises(redis.ResponseError, match="unknown change"):
         project(store, keys, ada, grace, 4, "befriended")
