@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +22,16 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
 import requests
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.protocol.consumer import OffsetSpec
 
+from services.connections import store as suggestion_keys
 from shared.auth import mint_token
+from shared.bus.outbox import Outbox
 from shared.bus.topics import drop_topics, ensure_topics
-from shared.settings import REPO_ROOT, Settings, load_settings
+from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack.processes import PROCESSES
 
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -45,6 +52,12 @@ def bench_settings(**overrides) -> Settings:
     ensure_topics(settings)
     atexit.register(drop_topics, settings)  # a benchmark leaves no topics behind
     return settings
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a benchmark as Ctrl-C does, through its ``with`` blocks: the processes it
+    started (APIs, workers) are stopped too, not left running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -78,7 +91,7 @@ def served(service: str, settings: Settings, workers: int | None = None, threads
     proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a shared, busy machine starts five gunicorn workers slowly
         while True:
             try:
                 if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -179,6 +192,72 @@ def percentiles(samples_s: list[float]) -> dict:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
 
     return {"n": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1] * 1000, 3)}
+
+
+class EventPath:
+    """How far behind the event path is: each consumer group's committed offsets against the
+    ends of its topics, and what waits in each service's outbox (and the connections worker's
+    queue of suggestion lists to recompute).
+
+    Committed offsets trail what a consumer has done by up to ``consumer_commit_interval_ms``
+    (offsets are committed about once a second), so "caught up" here means handled and committed.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                      client_id="rapport-bench-lag")
+        self.groups: dict[str, list[str]] = {}  # group id → its topics
+        for service in SERVICES:
+            for spec in importlib.import_module(f"services.{service}.worker").consumers(settings):
+                self.groups[settings.group(spec.name)] = [settings.topic(t) for t in spec.topics]
+        topics = sorted({t for ts in self.groups.values() for t in ts})
+        self.partitions = [TopicPartition(topic["name"], p["partition_index"])
+                           for topic in self.admin.describe_topics(topics) for p in topic["partitions"]]
+        self.stores = {s: redis.Redis.from_url(settings.store_url(s)) for s in SERVICES}
+        self.outboxes = {s: Outbox(s, settings).key for s in SERVICES}
+
+    def ends(self) -> dict[TopicPartition, int]:
+        """The end offset of every partition the consumer groups read."""
+        found = self.admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in self.partitions})
+        return {tp: found[tp].offset for tp in self.partitions}
+
+    def lag(self, ends: dict[TopicPartition, int] | None = None) -> dict[str, dict[TopicPartition, int]]:
+        """Per group, how many records of each of its partitions it has not committed yet."""
+        ends = ends if ends is not None else self.ends()
+        committed = self.admin.list_group_offsets({g: None for g in self.groups})
+        out = {}
+        for group, topics in self.groups.items():
+            offsets = committed.get(group, {})
+            out[group] = {tp: max(ends[tp] - max(offsets[tp].offset if tp in offsets else 0, 0), 0)
+                          for tp in self.partitions if tp.topic in topics}
+        return out
+
+    def waiting(self) -> int:
+        """Entries in the outboxes, plus members queued for a suggestions recomputation."""
+        total = 0
+        for service, store in self.stores.items():
+            total += store.xlen(self.outboxes[service])
+        return total + self.stores["connections"].zcard(suggestion_keys.suggestions_due())
+
+    def behind(self) -> int:
+        """Records not yet committed by some group, plus what waits in the outboxes."""
+        return self.waiting() + sum(sum(parts.values()) for parts in self.lag().values())
+
+    def drain(self, timeout: float = 90.0, interval: float = 0.2) -> float:
+        """Wait until nothing is behind, twice in a row (an outbox written between two checks
+        shows on the second); returns the wait in seconds."""
+        start = time.monotonic()
+        clear = 0
+        while time.monotonic() - start < timeout:
+            clear = clear + 1 if self.behind() == 0 else 0
+            if clear >= 2:
+                break
+            time.sleep(interval)
+        return round(time.monotonic() - start, 2)
+
+    def close(self) -> None:
+        self.admin.close()
 
 
 def token_for(settings: Settings, member: str) -> str:

@@ -3,12 +3,18 @@
 The stack runs as ``rapport up`` runs it (each API under gunicorn, each service's worker as
 its own process) on the benchmark's own Redis databases and Kafka namespace. For each write
 (invite, accept, follow, unfollow, post with 0 and with 1,000 followers, like, comment) wrk
-sends distinct requests at 16 connections for a few seconds; then the benchmark waits until
-the event path is quiet again (every worker idle), so the cost of what the write sets off in
-the workers, Kafka and Redis is counted too. CPU is read from /proc for every process: each
+sends distinct requests at 16 connections for a few seconds (its threads take turns through
+one list, so no request is sent twice); then the benchmark waits until the event path has
+drained (every consumer group committed to the end of its topics, every outbox empty), so the
+cost of what the write sets off in the workers, Kafka and Redis is counted too. CPU is read from /proc for every process: each
 API (gunicorn master and workers), each worker (and within it the relay and each consumer
 thread), Kafka, the store Redis and the cache Redis. ``GET /healthz`` runs in the same run,
 for scale: the ratios between the figures are what to compare, as absolute times vary here.
+Answers are counted by status and problem code; CPU is divided by the 2xx answers.
+
+The write rate limits are counted as in production (the same Redis calls) but set high
+(``BENCH_RATE_LIMITS``): the posts to 1,000 followers come from 10 authors, which the default
+30 writes a second per member would cap at 300/s.
 
     python -m bench.write_cost [--seconds 5] [--connections 16] [--compare] [--only invite follow ...]
 
@@ -29,7 +35,8 @@ import uuid
 import redis
 import requests
 
-from bench.support import (bench_settings, process_tree_cpu, served, settings_env, token_for, write_results)
+from bench.support import (EventPath, bench_settings, process_tree_cpu, served, settings_env, stop_on_sigterm, token_for,
+                           write_results)
 from shared.settings import REPO_ROOT, SERVICES, Settings
 
 WRITES = ("invite", "accept", "follow", "unfollow", "post", "post_1000_followers", "like", "comment")
@@ -77,6 +84,13 @@ class Stack:
         self.workers: list[subprocess.Popen] = []
 
     def __enter__(self) -> "Stack":
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _start(self) -> "Stack":
         env = settings_env(self.settings)
         for service in SERVICES:
             worker = subprocess.Popen([sys.executable, "-m", "shared.cli", "worker", service], cwd=REPO_ROOT,
@@ -93,6 +107,7 @@ class Stack:
             self.pids["kafka"] = kafka
         for name, url in (("redis-store", self.settings.store_url("feed")), ("redis-cache", self.settings.cache_url)):
             self.pids[name] = int(redis.Redis.from_url(url).info("server")["process_id"])
+        self.path = self.exits.enter_context(contextlib.closing(EventPath(self.settings)))
         time.sleep(3)  # the consumers join their groups
         return self
 
@@ -115,21 +130,9 @@ class Stack:
         return out
 
     def settle(self, timeout: float = 90.0) -> float:
-        """Wait until the workers have been idle for a second (the event path drained); returns the wait."""
-        start = time.monotonic()
-        names = [f"{s}-worker" for s in SERVICES]
-        last = {n: process_tree_cpu(self.pids[n]) for n in names}
-        quiet_since = time.monotonic()
-        while time.monotonic() - start < timeout:
-            time.sleep(0.25)
-            now = {n: process_tree_cpu(self.pids[n]) for n in names}
-            # Idle workers still poll Kafka and renew leases: a few ms of CPU a second.
-            if sum(now[n] - last[n] for n in names) > 0.02:
-                quiet_since = time.monotonic()
-            last = now
-            if time.monotonic() - quiet_since >= 1.0:
-                break
-        return round(time.monotonic() - start, 2)
+        """Wait until the event path has drained: every consumer group committed up to the end
+        of its topics and every outbox is empty (``EventPath.drain``); returns the wait."""
+        return self.path.drain(timeout)
 
 
 # --- the requests of each write ----------------------------------------------------------
@@ -150,8 +153,43 @@ class Requests:
         return {"Authorization": f"Bearer {token_for(self.settings, member)}"}
 
 
+WRK_THREADS = 2
+
+# Numbers wrk's threads 1..WRK_THREADS (``id``, for requests that must not repeat), counts every
+# answer by status and problem code (each thread its own table, added up in ``done``), then
+# prints one RESULT line.
+_RESULT_LUA = """
+local threads = {}
+setup = function(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+answers = {}
+response = function(status, headers, body)
+  local key = tostring(status)
+  if status >= 300 and body then
+    local code = body:match('"code"%s*:%s*"([^"]+)"')
+    if code then key = key .. " " .. code end
+  end
+  answers[key] = (answers[key] or 0) + 1
+end
+done = function(summary, latency)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for key, n in pairs(thread:get("answers")) do total[key] = (total[key] or 0) + n end
+  end
+  for key, n in pairs(total) do io.write(string.format("ANSWER %d %s\\n", n, key)) end
+  io.write(string.format("RESULT %d %f %f %f\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+HEALTHZ_LUA = 'request = function() return wrk.format("GET", "/healthz") end\n' + _RESULT_LUA
+
+
 def lua_for(requests_list: list[tuple[str, str, str, dict | None]], settings: Settings) -> str:
-    """A wrk script that sends each request once in turn (and starts over if the run outlasts them)."""
+    """A wrk script that sends each request once: wrk's threads take turns through the list
+    (thread k sends k, k + WRK_THREADS, ...), starting over if the run outlasts it."""
     rows = []
     for method, path, member, body in requests_list:
         headers = {"Authorization": f"Bearer {token_for(settings, member)}"}
@@ -162,32 +200,37 @@ def lua_for(requests_list: list[tuple[str, str, str, dict | None]], settings: Se
             ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items()),
             json.dumps(json.dumps(body)) if body is not None else "nil"))
     return ("local reqs = {" + ",\n".join(rows) + "}\n"
-            "local i = 0\n"
+            "local i\n"
             "request = function()\n"
-            "  i = i % #reqs + 1\n"
+            f"  i = i and i + {WRK_THREADS} or id\n"
+            "  if i > #reqs then i = (i - 1) % #reqs + 1 end\n"
             "  local r = reqs[i]\n"
             "  return wrk.format(r[1], r[2], r[3], r[4])\n"
-            "end\n"
-            "local ok, bad = 0, 0\n"
-            "response = function(status) if status < 300 then ok = ok + 1 else bad = bad + 1 end end\n"
-            "done = function(summary, latency)\n"
-            "  io.write(string.format('RESULT %d %d %f %f %f\\n', summary.requests, summary.errors.status,\n"
-            "    summary.duration, latency:percentile(50), latency:percentile(99)))\n"
-            "end\n")
+            "end\n" + _RESULT_LUA)
 
 
 def run_wrk(base: str, script: str, seconds: int, connections: int) -> dict:
+    """One wrk run: throughput and latency, and the answers counted by status (and problem code)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", f.name, base],
+        out = subprocess.run(["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{seconds}s", "-s", f.name, base],
                              capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(f.name)
+    answers = {}
+    for line in out.splitlines():
+        if line.startswith("ANSWER "):
+            _, n, key = line.split(" ", 2)
+            answers[key] = int(n)
     line = next(line for line in out.splitlines() if line.startswith("RESULT"))
-    reqs, non_2xx, duration_us, p50, p99 = line.split()[1:]
-    return {"requests": int(reqs), "non_2xx": int(non_2xx), "seconds": round(float(duration_us) / 1e6, 2),
+    reqs, duration_us, p50, p99 = line.split()[1:]
+    ok = sum(n for key, n in answers.items() if key.startswith("2"))
+    return {"requests": int(reqs), "ok": ok, "non_2xx": int(reqs) - ok,
+            "answers": dict(sorted(answers.items(), key=lambda kv: -kv[1])),
+            "seconds": round(float(duration_us) / 1e6, 2),
             "rps": round(int(reqs) / (float(duration_us) / 1e6), 1),
+            "ok_rps": round(ok / (float(duration_us) / 1e6), 1),
             "p50_ms": round(float(p50) / 1000, 2), "p99_ms": round(float(p99) / 1000, 2)}
 
 
@@ -263,7 +306,7 @@ def measure(stack: Stack, service: str, script: str, seconds: int, connections: 
     result = run_wrk(stack.urls[service], script, seconds, connections)
     result["settle_s"] = stack.settle()
     after, elapsed = stack.cpu(), time.monotonic() - start
-    done = max(result["requests"] - result["non_2xx"], 1)
+    done = max(result["ok"], 1)
     per_write = {name: round(max(after[name] - before.get(name, 0.0) - idle.get(name, 0.0) * elapsed, 0.0)
                              * 1000 / done, 3) for name in after}
     processes = {k: v for k, v in per_write.items() if "/" not in k}
@@ -273,10 +316,15 @@ def measure(stack: Stack, service: str, script: str, seconds: int, connections: 
     return result
 
 
+# As many limits as the default (the same Redis calls per write), none of them reached.
+BENCH_RATE_LIMITS = "100000/second;6000000/minute"
+
 # The event path's batching settings, and what they were before (kafka-python's defaults and
 # no relay linger): ``--compare`` measures both in one run.
 BATCHED = {}
 PER_EVENT = {"relay_linger_ms": 0, "consumer_fetch_wait_ms": 500, "consumer_fetch_min_bytes": 1}
+# The first batching settings (relay linger 10 ms, fetches of up to 100 ms): ``--compare`` runs them too.
+FIRST_BATCHING = {"relay_linger_ms": 10, "consumer_fetch_wait_ms": 100, "consumer_fetch_min_bytes": 16_384}
 
 
 def main() -> None:
@@ -285,28 +333,30 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--only", nargs="*", choices=WRITES, default=list(WRITES))
     parser.add_argument("--compare", action="store_true",
-                        help="also measure the event path without its batching (PER_EVENT), side by side")
+                        help="also measure the event path per event (PER_EVENT) and with its first batching settings (FIRST_BATCHING), side by side")
     args = parser.parse_args()
-    variants = {"per_event": PER_EVENT, "batched": BATCHED} if args.compare else {"batched": BATCHED}
+    stop_on_sigterm()
+    variants = ({"per_event": PER_EVENT, "first_batching": FIRST_BATCHING, "batched": BATCHED} if args.compare
+                else {"batched": BATCHED})
     figures: dict = {"connections": args.connections, "seconds": args.seconds}
     for variant, overrides in variants.items():
         print(f"== {variant} {overrides}", flush=True)
-        figures[variant] = {"settings": overrides, **run_variant(bench_settings(**overrides), args)}
+        settings = bench_settings(write_rate_limits=BENCH_RATE_LIMITS, **overrides)
+        figures[variant] = {"settings": overrides, **run_variant(settings, args)}
         write_results("write_cost", figures)  # after each variant: a long run keeps what it measured
 
 
 def run_variant(settings: Settings, args) -> dict:
     figures: dict = {}
     with Stack(settings) as stack:
-        health = "\n".join(['request = function() return wrk.format("GET", "/healthz") end',
-                            "done = function(summary, latency)",
-                            "  io.write(string.format('RESULT %d %d %f %f %f\\n', summary.requests,"
-                            " summary.errors.status, summary.duration, latency:percentile(50),"
-                            " latency:percentile(99)))",
-                            "end"])
+        health = HEALTHZ_LUA
+        idle = idle_rates(stack, 3.0)  # what the stack costs with nothing to do: polls, fetches, leases
+        figures["idle_cpu_ms_per_s"] = {k: round(v * 1000, 1) for k, v in sorted(idle.items(), key=lambda kv: -kv[1])
+                                        if v >= 0.0005}
+        figures["idle_cpu_ms_per_s_total"] = round(sum(v for k, v in idle.items() if "/" not in k) * 1000, 1)
         figures["healthz"] = measure(stack, "follows", health, args.seconds, args.connections)
         for write in args.only:
-            r = Requests(settings, count=max(4000, args.seconds * 800))
+            r = Requests(settings, count=max(1500, args.seconds * 500))
             service, reqs = prepare(write, stack, r)
             stack.settle()
             figures[write] = measure(stack, service, lua_for(reqs, settings), args.seconds, args.connections)

@@ -34,12 +34,18 @@ def _newer(store: redis.Redis, tx: redis.client.Pipeline, key: str, version: int
 def follow(tx: redis.client.Pipeline, store: redis.Redis, settings: Settings, follower: str, followee: str,
            since_ms: int, version: int) -> bool:
     """Record ``follower`` → ``followee`` on ``tx``. Returns False when the event is stale."""
-    if not _newer(store, tx, keys.follow_version(follower, followee), version):
+    version_key = keys.follow_version(follower, followee)
+    with store.pipeline(transaction=False) as pipe:  # what it reads, in one round trip
+        pipe.get(version_key)
+        pipe.zscore(keys.followers(followee), follower)
+        pipe.zcard(keys.followers(followee))
+        held, score, followers = pipe.execute()
+    if held is not None and version <= int(held):
         return False
+    tx.set(version_key, version)
     tx.zadd(keys.following(follower), {followee: since_ms})
     tx.zadd(keys.followers(followee), {follower: since_ms})
-    known = store.zscore(keys.followers(followee), follower) is not None
-    _rank_author(tx, settings, followee, store.zcard(keys.followers(followee)) + (0 if known else 1))
+    _rank_author(tx, settings, followee, followers + (0 if score is not None else 1))
     return True
 
 

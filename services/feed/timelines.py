@@ -91,10 +91,17 @@ class Timelines:
 
     def backfill(self, store: redis.Redis, follower: str, followee: str, connected: bool | None = None) -> int:
         """Bring ``followee``'s recent posts visible to ``follower`` into their live timeline."""
-        if connected is None:
-            connected = store.sismember(keys.connections(follower), followee)
-        source = keys.posts(followee) if connected else keys.public_posts(followee)
-        recent = store.zrevrange(source, 0, self.settings.backfill_limit - 1, withscores=True)
+        last = self.settings.backfill_limit - 1
+        if connected is None:  # both lists and the connection in one round trip
+            with store.pipeline(transaction=False) as pipe:
+                pipe.sismember(keys.connections(follower), followee)
+                pipe.zrevrange(keys.posts(followee), 0, last, withscores=True)
+                pipe.zrevrange(keys.public_posts(followee), 0, last, withscores=True)
+                connected, every, public = pipe.execute()
+            recent = every if connected else public
+        else:
+            source = keys.posts(followee) if connected else keys.public_posts(followee)
+            recent = store.zrevrange(source, 0, last, withscores=True)
         return self.fan_out([follower], recent)
 
     def take_out(self, store: redis.Redis, member: str, author: str) -> None:

@@ -29,12 +29,19 @@ def consumers(settings: Settings) -> list[Consumer]:
                 "block.added": handlers.on_block_added,
                 "block.removed": handlers.on_block_removed,
             },
+            # Each handler reads only its own pair's or edge's state (a version, the edge),
+            # which a batch split by key keeps exact; a follower count may be a batch old.
+            batch_size=100,
+            batch_by_key=True,
         ),
         Consumer(
             name="feed.posts",
             service="feed",
             topics=("feed.events",),
             handlers={"post.created": handlers.on_post_created},
+            # A post's fan-out reads the post and its author's audience, which no post.created
+            # writes, and writes the cache at once: a batch shares one dedup read and one EXEC.
+            batch_size=100,
         ),
         Consumer(
             name="feed.fanout",

@@ -7,5 +7,7 @@ from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
+    # A handler reads only its pair's version (a batch split by key keeps it exact); the rest
+    # of what it does runs in scripts, in order, inside the batch's one MULTI/EXEC.
     return [Consumer(name="follows.connections", service="follows", topics=("connections.events",),
-                     handlers=dict(HANDLERS))]
+                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True)]

@@ -73,6 +73,11 @@ class Consumer:
     # Only for handlers whose reads need not see the writes of the events before them in
     # the same batch.
     batch_size: int = 1
+    # With batch_size > 1: a batch ends before a record whose Kafka key (its aggregate: a
+    # member pair, a follow edge) is already in it, so a handler's reads never miss the writes
+    # of an earlier event of its own aggregate; for handlers whose reads of other aggregates'
+    # state may be a batch old (their writes run in order in the one MULTI/EXEC).
+    batch_by_key: bool = False
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
@@ -98,6 +103,16 @@ class Item:
     outcome: str | None = None
     poison: str | None = None  # why it cannot be read
     error: BaseException | None = None  # why its transaction failed
+
+
+def distinct_keys(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+    """The longest prefix of ``records`` in which no Kafka key comes twice (at least one record)."""
+    seen = set()
+    for i, record in enumerate(records):
+        if record.key in seen:
+            return records[:i]
+        seen.add(record.key)
+    return records
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:
@@ -423,6 +438,8 @@ class ConsumerRunner:
             # A record that failed before is retried alone: the others of its batch are done.
             size = 1 if self.attempts.failing(records[start]) else max(1, self.spec.batch_size)
             chunk = records[start:start + size]
+            if self.spec.batch_by_key and len(chunk) > 1:
+                chunk = distinct_keys(chunk)
             try:
                 items = self.process(chunk)
             except TRANSIENT as exc:

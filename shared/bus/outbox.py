@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import os
 import threading
 import time
 import uuid
 from typing import Callable, Iterator
 
+import orjson
 import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -93,7 +93,7 @@ def structured_headers(value: str) -> list[tuple[str, bytes]]:
     consumer can skip a type it does not handle without parsing the JSON."""
     headers = [("content-type", CONTENT_TYPE)]
     try:
-        type_ = json.loads(value).get("type")
+        type_ = orjson.loads(value).get("type")
     except (ValueError, AttributeError):
         type_ = None
     if isinstance(type_, str):

@@ -161,3 +161,36 @@ def test_the_runner_commits_once_per_interval_not_on_every_poll():
     assert consumer.commits == []
     runner.offsets.commit(consumer)  # as on revocation or shutdown
     assert consumer.commits == [{0: 6}]
+
+
+def keyed(offset: int, key: bytes) -> ConsumerRecord:
+    value = encode(follow())
+    return ConsumerRecord("t", 0, None, offset, 0, 0, key, value, [], None, 2, len(value), -1)
+
+
+def test_distinct_keys_is_the_longest_prefix_without_a_repeated_key():
+    from shared.bus.consumer import distinct_keys
+
+    records = [keyed(0, b"a"), keyed(1, b"b"), keyed(2, b"a"), keyed(3, b"c")]
+    assert [r.offset for r in distinct_keys(records)] == [0, 1]
+    assert [r.offset for r in distinct_keys(records[2:])] == [2, 3]
+    assert [r.offset for r in distinct_keys([keyed(0, b"a"), keyed(1, b"a")])] == [0]
+
+
+def test_a_batch_by_key_ends_before_a_key_it_already_holds_and_every_record_is_done_in_order():
+    from shared.bus.consumer import HANDLED_OK, Item
+
+    spec = Consumer(name="c", service="follows", topics=("follows.events",), handlers={"follow.created": on_follow},
+                    batch_size=10, batch_by_key=True)
+    runner = ConsumerRunner(spec, load_settings(), store=None, outbox=None)
+    chunks = []
+
+    def process(records):
+        chunks.append([r.key for r in records])
+        return [Item(r, outcome=HANDLED_OK) for r in records]
+
+    runner.process = process
+    keys = [b"a", b"b", b"a", b"c", b"c", b"d"]
+    assert runner.process_partition([keyed(i, k) for i, k in enumerate(keys)]) is None
+    assert chunks == [[b"a", b"b"], [b"a", b"c"], [b"c", b"d"]]
+    assert runner.offsets.pending == {TopicPartition("t", 0): 6}

@@ -185,3 +185,32 @@ def test_the_times_services_stamp_are_rfc_3339():
     assert is_rfc3339(new_event("follows", "follow.created", {
         "follower": "ada", "followee": "grace", "reason": "explicit", "since": rfc3339(1_764_000_000_000),
         "version": 1}).time)
+
+
+def _envelope_variants():
+    base = json.loads(encode(follow_created()))
+    yield dict(base)
+    values = [None, "", "1.0", "0.3", 1, 1.0, True, [], {}, "x" * 40, "x" * 41, "x" * 101, "x" * 201,
+              "2026-11-26T10:15:00.123Z", "2026-02-30T10:00:00Z", "2026-11-26T10:15:00.123Z" + " " * 20]
+    for attribute in ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"):
+        missing = dict(base)
+        del missing[attribute]
+        yield missing
+        for value in values:
+            yield {**base, attribute: value}
+    yield {**base, "data": {"anything": 1}, "extension": "kept out"}
+
+
+@pytest.mark.parametrize("envelope", list(_envelope_variants()), ids=lambda e: json.dumps(e)[:60])
+def test_the_written_out_envelope_check_agrees_with_the_envelope_schema(envelope):
+    """decode() checks the envelope by hand (load_envelope) for speed; EnvelopeSchema is the rule."""
+    from marshmallow import ValidationError
+    from shared.events.envelope import EnvelopeSchema, load_envelope
+    try:
+        expected = EnvelopeSchema().load(envelope)
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as got:
+            load_envelope(envelope)
+        assert set(got.value.messages) == set(exc.messages)
+    else:
+        assert load_envelope(envelope) == expected

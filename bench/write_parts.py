@@ -1,0 +1,185 @@
+"""The savings in the cost of a write that are code, not settings, each measured against what
+it replaced in the same run (``bench.write_cost --compare`` measures the settings):
+
+1. a consumer's CPU per record it skips (its type has no handler here), with kafka-python's
+   CRC-32C in C (the ``crc32c`` package) and in pure Python (the package hidden);
+2. the relay's CPU per event when a produce request carries 3 events and 30 (what the
+   relay's linger buys under load);
+3. the write limits: the ``limits`` library's moving window (one script call per limit) and
+   ours (``shared.http.ratelimit``: one call for all of them);
+4. decoding an event: the envelope checked by ``EnvelopeSchema`` or by ``load_envelope``;
+   JSON by the standard library or by orjson.
+
+CPU is the process's own (user + system), so a consumer's or producer's I/O thread counts too.
+
+    python -m bench.write_parts [--records 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+import timeit
+import uuid
+
+from shared.settings import REPO_ROOT
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def skip_cost(count: int) -> dict:
+    """(run in a child process) CPU per record of follows.connections for invitation.sent records."""
+    import redis
+
+    from bench.support import bench_settings
+    from services.follows.worker import consumers
+    from shared.bus.consumer import HANDLED, ConsumerRunner
+    from shared.bus.outbox import Outbox, structured_headers
+    from shared.bus.producer import make_producer
+    from shared.events import encode, new_event
+
+    settings = bench_settings(log_level="WARNING")
+    producer = make_producer(settings)
+    for i in range(count):
+        event = new_event("connections", "invitation.sent", {
+            "invitation_id": f"{i:032x}", "inviter": f"a{i}", "invitee": f"b{i}", "message": None,
+            "sent_at": "2026-11-26T10:00:00.000Z", "introduced_by": None})
+        value = encode(event)
+        producer.send(settings.topic("connections.events"), key=event.key.encode(), value=value,
+                      headers=structured_headers(value.decode()))
+    producer.flush()
+    producer.close()
+    [spec] = consumers(settings)
+    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    runner = ConsumerRunner(spec, settings, store, Outbox("follows", settings))
+    stop = threading.Event()
+
+    def seen() -> float:
+        return sum(s.value for m in HANDLED.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels["consumer"] == spec.name)
+
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    started, start_cpu = time.monotonic(), cpu()
+    thread.start()
+    while seen() < count:
+        time.sleep(0.05)
+        if time.monotonic() - started > 300:
+            raise RuntimeError("the consumer did not get through the records")
+    used = cpu() - start_cpu
+    stop.set()
+    thread.join(20)
+    return {"records": count, "cpu_ms_per_record": round(used * 1000 / count, 4)}
+
+
+def relay_cost(events: int, per_batch: int) -> dict:
+    import redis
+
+    from bench.support import bench_settings
+    from shared.bus.outbox import Outbox, OutboxRelay
+    from shared.bus.producer import make_producer
+    from shared.events import new_event
+
+    settings = bench_settings(log_level="WARNING")
+    store = redis.Redis.from_url(settings.store_url("follows"), decode_responses=True)
+    outbox = Outbox("follows", settings)
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings))
+    relay._holds_lease()
+    relay.publish_batch(block_ms=10)  # the producer connects
+    used = 0.0
+    for start in range(0, events, per_batch):
+        with store.pipeline(transaction=False) as pipe:
+            for i in range(start, min(start + per_batch, events)):
+                outbox.add(pipe, new_event("follows", "follow.created", {
+                    "follower": f"f{i}", "followee": f"e{i}", "reason": "explicit",
+                    "since": "2026-11-26T10:00:00.000Z", "version": 1}))
+            pipe.execute()
+        before = cpu()
+        relay.publish_batch(block_ms=10)
+        used += cpu() - before
+    relay._reset_producer()
+    return {"events": events, "events_per_request": per_batch, "cpu_ms_per_event": round(used * 1000 / events, 4)}
+
+
+def limits_cost(count: int) -> dict:
+    from limits import parse_many
+    from limits.storage import RedisStorage
+    from limits.strategies import MovingWindowRateLimiter
+
+    from bench.support import bench_settings
+    from shared.http.ratelimit import WriteLimits
+
+    settings = bench_settings(log_level="WARNING")
+    url, rates, run = settings.store_url("follows"), "30/second;900/minute", uuid.uuid4().hex[:6]
+    ours = WriteLimits(url, rates, settings.namespace)
+    library = MovingWindowRateLimiter(RedisStorage(url, key_prefix=f"rate-limit:{settings.namespace}-lib"))
+    items = parse_many(rates)
+
+    def theirs(member: str) -> None:
+        for item in items:
+            library.hit(item, "writes", "{%s}" % member)
+
+    out = {}
+    for name, hit in (("limits_library_ms", theirs), ("one_script_ms", ours.hit)):
+        before = cpu()
+        for i in range(count):
+            hit(f"m{i}-{run}")
+        out[name] = round((cpu() - before) * 1000 / count, 4)
+    return {"limits": rates, "writes": count, **out}
+
+
+def decode_cost(count: int) -> dict:
+    import orjson
+
+    from shared.events import decode, encode, new_event
+    from shared.events.envelope import _ENVELOPE, load_envelope
+
+    event = new_event("follows", "follow.created", {"follower": "ada", "followee": "grace", "reason": "explicit",
+                                                     "since": "2026-11-26T10:15:00.123Z", "version": 1})
+    raw, envelope = encode(event), event.envelope()
+
+    def us(fn) -> float:
+        return round(timeit.timeit(fn, number=count) / count * 1e6, 2)
+
+    return {"events": count,
+            "envelope_schema_us": us(lambda: _ENVELOPE.load(envelope)),
+            "load_envelope_us": us(lambda: load_envelope(envelope)),
+            "json_loads_us": us(lambda: json.loads(raw)), "orjson_loads_us": us(lambda: orjson.loads(raw)),
+            "json_dumps_us": us(lambda: json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()),
+            "orjson_dumps_us": us(lambda: orjson.dumps(envelope)),
+            "decode_us": us(lambda: decode(raw))}
+
+
+def _in_child(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    from bench.support import write_results
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=20000)
+    args = parser.parse_args()
+    call = f"import json; from bench.write_parts import skip_cost; print(json.dumps(skip_cost({args.records})))"
+    figures = {
+        "consumer_skip": {
+            "crc32c_in_c": _in_child(call),
+            # kafka-python falls back to its own CRC-32C when the package cannot be imported.
+            "crc32c_in_python": _in_child("import sys; sys.modules['crc32c'] = None; " + call),
+        },
+        "relay": [relay_cost(1500, 3), relay_cost(3000, 30)],
+        "write_limits": limits_cost(3000),
+        "event_decode": decode_cost(20000),
+    }
+    write_results("write_parts", figures)
+
+
+if __name__ == "__main__":
+    main()
