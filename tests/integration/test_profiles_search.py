@@ -122,3 +122,14 @@ def test_a_query_without_letters_a_limit_over_20_or_a_forged_cursor_is_a_422(pro
                                                                            field):
     problem = assert_problem(profiles_api.get("/v1/members", query_string=params, headers=auth(unique("ada"))), 422)
     assert field in problem["errors"]
+
+
+def test_a_renamed_connection_is_found_first_under_the_new_name(profiles_api, auth, unique, register, connected,
+                                                               word):
+    caller, friend = unique("caller"), unique("friend")
+    register(caller, name="Caller"), register(friend, name=f"Old {word}")
+    connected(caller, friend)
+    assert profiles_api.patch("/v1/profile", json={"name": f"New {word}"}, headers=auth(friend)).status_code == 200
+    eventually(lambda: [(i["name"], i["connection"]) for i in search(profiles_api, auth, caller, f"new {word}")["items"]]
+               == [(f"New {word}", True)], message="the connection found under the new name")
+    assert search(profiles_api, auth, caller, f"old {word}")["items"] == []
