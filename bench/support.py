@@ -36,8 +36,8 @@ from shared.stack.processes import PROCESSES
 from shared import store_client
 
 RESULTS = REPO_ROOT / "bench" / "results"
-BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7,
-                  "messaging": 7}  # shares notifications' (see shared/settings.py)
+BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7, "profiles": 5,
+                  "messaging": 7}  # profiles and messaging share (see shared/settings.py)
 BENCH_CACHE_DB = 2
 
 

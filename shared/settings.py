@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-SERVICES = ("connections", "follows", "feed", "notifications",
-            "messaging")
+SERVICES = ("connections", "follows", "feed", "notifications", "profiles", "messaging")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,16 +18,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_JWT_SECRET = "rapport-local-development-secret-change-me"
 
 # The local server's 16 logical databases are all taken (the stack 0-3, benchmarks 4-7, tests
-# 10-13, e2e 8, 9, 14, 15): messaging shares the notifications database. Every key of its store
-# starts with ``messaging:`` and its bus keys name the service, so the two never meet; in compose
-# and on a cluster it has a store of its own.
-_DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3,
+# 10-13, e2e 8, 9, 14, 15): profiles shares the follows database and messaging the notifications
+# one. Every key of their stores starts with ``profiles:`` / ``messaging:`` (and their bus keys
+# name the service), so they never meet; in compose and on a cluster each has a store of its own.
+_DEFAULT_STORE_DB = {"connections": 0, "follows": 1, "feed": 2, "notifications": 3, "profiles": 1,
                      "messaging": 3}
-_DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004,
+_DEFAULT_PORTS = {"connections": 8001, "follows": 8002, "feed": 8003, "notifications": 8004, "profiles": 8005,
                   "messaging": 8006}
 # Where each service's worker serves its Prometheus metrics (0: not at all).
 _DEFAULT_WORKER_METRICS_PORTS = {"connections": 9101, "follows": 9102, "feed": 9103, "notifications": 9104,
-                                 "messaging": 9106}
+                                 "profiles": 9105, "messaging": 9106}
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ if not os.environ.get("RAPPORT_ENV"):
     os.environ["RAPPORT_ENV"] = "local"
 
 # Stores of the test run live on their own logical databases, apart from the local stack's.
-TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13,
-                 "messaging": 13}  # shares notifications' (see shared/settings.py)
+# Profiles shares the follows database and messaging the notifications one (their keys all start
+# with ``profiles:`` / ``messaging:``): the 16 are taken.
+TEST_STORE_DB = {"connections": 10, "follows": 11, "feed": 12, "notifications": 13, "profiles": 11,
+                 "messaging": 13}
 TEST_CACHE_DB = 1
 
 

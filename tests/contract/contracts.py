@@ -9,7 +9,7 @@ from shared.events.catalogue import BY_TYPE, EventType
 from shared.settings import REPO_ROOT, Settings
 
 DOCS = REPO_ROOT / "docs" / "events"
-CONSUMING_SERVICES = ("connections", "follows", "feed", "notifications",
+CONSUMING_SERVICES = ("connections", "follows", "feed", "notifications", "profiles",
                       "messaging")
 
 

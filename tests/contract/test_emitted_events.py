@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 import uuid
 
 import jsonschema
@@ -15,7 +16,7 @@ from tests.contract.contracts import CONSUMING_SERVICES, consumers_of, declared,
 from tests.support import members
 from tests.support.infra import read_topic
 
-TOPICS = ("connections.events", "follows.events", "feed.events", "messaging.events")
+TOPICS = ("connections.events", "follows.events", "feed.events", "profiles.events", "messaging.events")
 
 class Scenario:
     """A small day of the network, among members of this module only (their ids share a suffix)."""
@@ -41,6 +42,13 @@ class Scenario:
         c = lambda *a, **kw: self.call("connections", *a, **kw)  # noqa: E731
         f = lambda *a, **kw: self.call("follows", *a, **kw)  # noqa: E731
         p = lambda *a, **kw: self.call("feed", *a, **kw)  # noqa: E731
+        pr = lambda *a, **kw: self.call("profiles", *a, **kw)  # noqa: E731
+
+        for member in (ada, grace, linus, hopper, babbage):
+            pr("put", "/v1/profile", member, (201,), json={"name": member.split("-")[0].title(), "headline": "Engineer"})
+        pr("put", "/v1/profile", ada, (200,), json={"name": "Ada Lovelace", "skills": ["Compilers"]})
+        pr("patch", "/v1/settings", ada, (200,), json={"profile_visibility": "connections"})
+        self.expected |= {"profiles.member.registered", "profiles.member.updated", "profiles.member.settings_changed"}
 
         sent = c("post", "/v1/invitations", ada, (201,), json={"invitee": grace, "message": "Hello Grace"})
         c("post", f"/v1/invitations/{sent['id']}/accept", grace, (200,))
@@ -53,6 +61,20 @@ class Scenario:
                           "follows.follow.created"}  # the automatic follows of the new connection
         c("post", f"/v1/members/{grace}/endorsements", ada, (201,), json={"skill": "Compilers"})
         self.expected.add("connections.endorsement.added")
+        # the recommendation waits for the profiles worker to learn of the connection
+        deadline = time.monotonic() + 15
+        while True:
+            written = self.apps("profiles").post(
+                f"/v1/members/{grace}/recommendations", json={"relationship": "colleague", "text": "Sharp."},
+                headers={"Authorization": f"Bearer {mint_token(ada, self.settings.jwt_secret)}"})
+            if written.status_code == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert written.status_code == 201, written.get_json()
+        pr("post", f"/v1/recommendations/{written.get_json()['id']}/accept", grace, (200,))
+        pr("post", f"/v1/recommendations/{written.get_json()['id']}/hide", grace, (200,))
+        self.expected |= {"profiles.recommendation.written", "profiles.recommendation.accepted",
+                          "profiles.recommendation.hidden"}
         # grace, connected to ada, linus and babbage, introduces them to ada
         for requester in (linus, babbage):
             inv = c("post", "/v1/invitations", requester, (201,), json={"invitee": grace})
@@ -88,6 +110,8 @@ class Scenario:
         self.expected |= {"feed.post.created", "feed.post.liked", "feed.post.unliked", "feed.comment.added",
                           "feed.post.deleted"}
         f("delete", f"/v1/following/{hopper}", linus, (204,))
+        pr("delete", "/v1/profile", babbage, (204,))
+        self.expected.add("profiles.member.closed")
 
     def ours(self, record) -> bool:
         """Keys are member pairs or authors, ours carry the suffix; a conversation's key is its
@@ -100,7 +124,7 @@ class Scenario:
 @pytest.fixture(scope="module")
 def emitted(apps, settings, workers):
     """Every event the scenario caused, as the raw JSON read back from Kafka."""
-    for service in ("connections", "follows", "feed", "messaging"):
+    for service in ("connections", "follows", "feed", "profiles", "messaging"):
         workers(service)  # their outbox relays (and follows' automatic follows)
     scenario = Scenario(apps, settings)
     scenario.run()

@@ -27,8 +27,8 @@ from tests.support.infra import free_ports, require_infrastructure
 from shared import store_client
 
 # Apart from the local stack (0-3), the benchmarks (4-7, cache 2) and the integration tests (10-13, cache 1).
-E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15,
-                "messaging": 15}  # shares notifications' (see shared/settings.py)
+E2E_STORE_DB = {"connections": 8, "follows": 9, "feed": 14, "notifications": 15, "profiles": 9,
+                "messaging": 15}  # profiles and messaging share (see shared/settings.py)
 E2E_CACHE_DB = 3
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from shared.http.openapi import PROBLEM_JSON
 
-SERVICES = ("connections", "follows", "feed", "notifications",
+SERVICES = ("connections", "follows", "feed", "notifications", "profiles",
             "messaging")
 
 

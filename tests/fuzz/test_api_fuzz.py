@@ -30,6 +30,7 @@ follows = document("follows")
 feed = document("feed")
 # The live stream holds its connection for minutes: tests/integration/test_notifications_stream.py covers it.
 notifications = document("notifications").exclude(path="/v1/notifications/stream")
+profiles = document("profiles")
 # The same for the conversations stream: tests/integration/test_messaging_stream.py covers it.
 messaging = document("messaging").exclude(path="/v1/conversations/stream")
 
@@ -56,6 +57,12 @@ def test_feed_api(case, service_app, fuzzer):
 @FUZZ
 def test_notifications_api(case, service_app, fuzzer):
     case.call_and_validate(app=service_app("notifications"), headers=fuzzer, checks=CHECKS)
+
+
+@profiles.parametrize()
+@FUZZ
+def test_profiles_api(case, service_app, fuzzer):
+    case.call_and_validate(app=service_app("profiles"), headers=fuzzer, checks=CHECKS)
 
 
 @messaging.parametrize()

@@ -19,11 +19,12 @@ PAGED = {
     "follows": ["/v1/members/{me}/followers", "/v1/members/{me}/following"],
     "feed": ["/v1/posts/{post}/comments", "/v1/members/{me}/posts", "/v1/feed"],
     "notifications": ["/v1/notifications"],
+    "profiles": ["/v1/recommendations", "/v1/members?q=ada"],
 }
 
 
 def _document_path(path: str) -> str:
-    return (path.replace("{me}", "{member_id}").replace("{other}", "{member_id}")
+    return (path.split("?")[0].replace("{me}", "{member_id}").replace("{other}", "{member_id}")
             .replace("{post}", "{post_id}"))
 
 
@@ -47,7 +48,7 @@ def test_a_forged_cursor_on_any_paged_endpoint_is_422_invalid_cursor(apps, auth,
         post = created.json["id"]
     url = path.format(me=me, other=other, post=post)
 
-    response = apps(service).get(f"{url}?cursor={cursor}", headers=auth(me))
+    response = apps(service).get(f"{url}{'&' if '?' in url else '?'}cursor={cursor}", headers=auth(me))
 
     assert_problem(response, 422, "invalid_cursor")
 

@@ -76,7 +76,7 @@ def _module(package, path: str):
 
 def test_generated_clients_play_invite_accept_follow_post_feed_and_notifications(generated, served, settings,
                                                                                  unique):
-    conn, fol, feed, notif = (generated[s] for s in SERVICES)
+    conn, fol, feed, notif = (generated[s] for s in ("connections", "follows", "feed", "notifications"))
     ada, grace, carol = unique("ada"), unique("grace"), unique("carol")
 
     def client(package, service, member):

@@ -60,6 +60,7 @@ def test_operation_ids_name_what_the_operation_does():
 
 @pytest.mark.parametrize("service,path", [("connections", "/v1/invitations"), ("connections", "/v1/introductions"),
                                           ("feed", "/v1/posts"), ("feed", "/v1/posts/{post_id}/comments"),
+                                          ("profiles", "/v1/members/{member_id}/recommendations"),
                                           ("messaging", "/v1/conversations"),
                                           ("messaging", "/v1/conversations/{conversation_id}/messages")])
 def test_the_creating_posts_that_honour_idempotency_key_document_it_and_its_409(service, path):
@@ -72,7 +73,7 @@ def test_the_creating_posts_that_honour_idempotency_key_document_it_and_its_409(
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_other_operation_documents_idempotency_key(service):
     honoured = {"/v1/invitations", "/v1/introductions", "/v1/posts", "/v1/posts/{post_id}/comments",
-                "/v1/conversations", "/v1/conversations/{conversation_id}/messages"}
+                "/v1/members/{member_id}/recommendations", "/v1/conversations", "/v1/conversations/{conversation_id}/messages"}
     for path, method, operation in operations(document(service)):
         if "Idempotency-Key" in [p.get("name") for p in operation.get("parameters", [])]:
             assert method == "post" and path in honoured, path
