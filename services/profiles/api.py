@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.profiles import profiles, recommendations, relay, search
+from services.profiles import profiles, recommendations, search
 from services.profiles.recommendations import Recommendation
 from services.profiles.schemas import (FoundMemberPageSchema, ProfileArgsSchema, ProfilePatchSchema,
                                        ProfileSchema,
@@ -29,7 +29,7 @@ settings_blp = Blueprint("settings", __name__, url_prefix="/v1", description="Wh
 
 
 def _outbox() -> Outbox:
-    return relay.outbox(service_settings())
+    return Outbox("profiles", service_settings())
 
 
 def _keys() -> Keys:

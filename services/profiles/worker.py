@@ -3,7 +3,6 @@ from its own profiles.events (search index, lists of recommendations given, eras
 from __future__ import annotations
 
 from services.profiles.handlers import MEMBER_HANDLERS, NETWORK_HANDLERS
-from services.profiles.relay import relay_shards
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
@@ -16,6 +15,3 @@ def consumers(settings: Settings) -> list[Consumer]:
                  handlers=dict(MEMBER_HANDLERS)),
     ]
 
-
-def tasks(settings: Settings) -> dict:
-    return {"profiles.relay-shards": relay_shards(settings)}

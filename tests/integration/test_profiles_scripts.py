@@ -9,7 +9,7 @@ from services.profiles import network
 from services.profiles import store as scripts
 from services.profiles.search import SEPARATOR
 from services.profiles.recommendations import new_id
-from services.profiles.relay import outbox as profiles_outbox
+from shared.bus.outbox import Outbox
 from services.profiles.store import Keys
 from shared.slots import CrossSlot
 
@@ -27,7 +27,7 @@ def keys(settings):
 @pytest.fixture(scope="module")
 def outbox(settings):
     """Streams no relay reads: the entries these tests write are not events."""
-    return profiles_outbox(settings.replace(namespace=f"{settings.namespace}-scripts"))
+    return Outbox("profiles", settings.replace(namespace=f"{settings.namespace}-scripts"))
 
 
 def save(store, keys, outbox, member, mode="put", expected="", announce="1", name="Ada"):
