@@ -20,12 +20,13 @@ PAGED = {
     "feed": ["/v1/posts/{post}/comments", "/v1/members/{me}/posts", "/v1/feed"],
     "notifications": ["/v1/notifications"],
     "profiles": ["/v1/recommendations", "/v1/members?q=ada"],
+    "messaging": ["/v1/conversations", "/v1/conversations/{conversation}/messages"],
 }
 
 
 def _document_path(path: str) -> str:
     return (path.split("?")[0].replace("{me}", "{member_id}").replace("{other}", "{member_id}")
-            .replace("{post}", "{post_id}"))
+            .replace("{post}", "{post_id}").replace("{conversation}", "{conversation_id}"))
 
 
 def test_the_list_of_paged_endpoints_is_every_operation_that_takes_a_cursor(apps):
@@ -46,7 +47,7 @@ def test_a_forged_cursor_on_any_paged_endpoint_is_422_invalid_cursor(apps, auth,
         created = apps("feed").post("/v1/posts", json={"text": "hello"}, headers=auth(me))
         assert created.status_code == 201, created.json
         post = created.json["id"]
-    url = path.format(me=me, other=other, post=post)
+    url = path.format(me=me, other=other, post=post, conversation="c" * 32)
 
     response = apps(service).get(f"{url}{'&' if '?' in url else '?'}cursor={cursor}", headers=auth(me))
 
