@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from shared import members as shared_members
+
 from tests.support import members
 from tests.support.infra import eventually
 
@@ -51,10 +53,16 @@ def register(profiles_api, auth):
 
 
 @pytest.fixture
-def connected(connect, profiles_api, auth):
-    """``connected(a, b)``: connect them through the connections API and wait until the profiles
+def connected(connect, profiles_api, auth, settings):
+    """``connected(a, b)``: once the connections service's member replica has heard of both
+    (from profiles.events), connect them through the connections API and wait until the profiles
     service's replica knows (b sees a's full view)."""
+    store = members.store(settings, "connections")
+
     def connected(a: str, b: str) -> None:
+        for member in (a, b):
+            eventually(lambda: shared_members.lookup(store, "connections", settings, member) is not None,
+                       message=f"the connections service's replica knows {member}")
         connect(a, b)
         eventually(lambda: profiles_api.get(f"/v1/members/{a}/profile", headers=auth(b)).get_json().get("access")
                    == "full", message=f"profiles knows {a} and {b} are connected")

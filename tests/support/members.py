@@ -22,7 +22,8 @@ REPLICAS = ("connections", "follows", "feed", "notifications", "messaging")
 _clients: dict[str, redis.Redis] = {}
 
 
-def _store(settings: Settings, service: str) -> redis.Redis:
+def store(settings: Settings, service: str) -> redis.Redis:
+    """A client of ``service``'s store under the test settings (one per store URL)."""
     url = settings.store_url(service)
     if url not in _clients:
         _clients[url] = store_client.connect(url, decode_responses=True)
@@ -33,7 +34,7 @@ def apply(settings: Settings, name: str, data: dict, services=REPLICAS) -> None:
     """Apply one member event (``member.registered``, ``member.closed``...) to each replica."""
     data = {"at": rfc3339(now_ms()), **data}
     for service in services:
-        members.apply(_store(settings, service), service, settings, name, data)
+        members.apply(store(settings, service), service, settings, name, data)
 
 
 def register(settings: Settings, *ids: str, version: int = 1, profile_visibility: str | None = None,
