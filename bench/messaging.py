@@ -27,7 +27,9 @@ import uuid
 import requests
 
 from bench.support import (
+    StreamListeners,
     bench_settings,
+    register,
     gunicorn,
     percentiles,
     token_for,
@@ -40,6 +42,8 @@ from shared.bus.worker import Worker
 
 
 def seed_connections(settings, member: str, others: list[str]) -> None:
+    """Register ``member`` and ``others`` and record them connected in the messaging store's replica."""
+    register(settings, [member, *others])
     store = store_client.connect(settings.store_url("messaging"))
     keys = Keys(settings.shards)
     with store.pipeline(transaction=False) as pipe:
@@ -65,39 +69,8 @@ def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -
         seed_connections(settings, sender, [recipient])
     conversations = [start(base, settings, s, r) for s, r in zip(senders, recipients)]
 
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    lock = threading.Lock()
-    opened = threading.Barrier(streams + 1)
-    stop = threading.Event()
-    responses: list = []
-
-    def listen(member: str):
-        response = requests.get(f"{base}/v1/conversations/stream", stream=True, timeout=(10, 30),
-                                headers={"Authorization": f"Bearer {token_for(settings, member)}"})
-        responses.append(response)
-        lines = response.iter_lines(chunk_size=None, decode_unicode=True)
-        next(lines)  # "retry:": the stream is open
-        opened.wait()
-        try:
-            for line in lines:
-                if stop.is_set():
-                    break
-                if line.startswith("data: "):
-                    got = time.monotonic()
-                    text = json.loads(line[6:]).get("text")
-                    with lock:
-                        if text in sent:
-                            latencies.append(got - sent[text])
-        except (requests.RequestException, AttributeError):
-            pass  # closed from the main thread at the end
-        finally:
-            response.close()
-
-    threads = [threading.Thread(target=listen, args=(m,), daemon=True) for m in recipients]
-    for thread in threads:
-        thread.start()
-    opened.wait(60)
+    listeners = StreamListeners(base, "/v1/conversations/stream", settings, recipients,
+                                key=lambda data: data.get("text"))
     time.sleep(1)  # the first messages' projections have passed
 
     errors = []
@@ -115,8 +88,7 @@ def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -
             next_at += interval
             j = i % streams
             text = f"m-{run}-{i}"
-            with lock:
-                sent[text] = time.monotonic()
+            listeners.mark(text)
             r = session.post(f"{base}/v1/conversations/{conversations[j]}/messages", json={"text": text},
                              headers={"Authorization": f"Bearer {token_for(settings, senders[j])}"}, timeout=10)
             if r.status_code != 201:
@@ -129,14 +101,9 @@ def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -
     for p in pacers:
         p.join()
     achieved = total / (time.monotonic() - started)
-    deadline = time.monotonic() + 10
-    while len(latencies) < len(sent) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stop.set()
-    for response in responses:
-        response.close()
+    latencies = listeners.close()
     return {"open_streams": streams, "messages_per_s_aimed": rate, "messages_per_s_sent": round(achieved, 1),
-            "sent": len(sent), "delivered": len(latencies), "send_errors": len(errors), **percentiles(latencies)}
+            "sent": len(listeners.sent), "delivered": len(latencies), "send_errors": len(errors), **percentiles(latencies)}
 
 
 def list_latency(base: str, settings, count: int, seconds: int) -> tuple[dict, str, list[str]]:

@@ -11,17 +11,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import threading
 import time
 import uuid
 
-import requests
 from kafka import KafkaProducer
 
-from bench.support import bench_settings, gunicorn, percentiles, token_for, wrk, write_results
+from bench.support import StreamListeners, bench_settings, gunicorn, percentiles, token_for, wrk, write_results
 from shared.bus.consumer import HANDLED
 from shared.bus.worker import Worker
 from shared.clock import now_ms, rfc3339
@@ -99,58 +96,20 @@ def unread_count_latency(base: str, settings, seconds: int) -> dict:
 
 def stream_delivery(base: str, settings, streams: int, rounds: int) -> dict:
     members = [f"bench-sse-{uuid.uuid4().hex[:6]}-{i}" for i in range(streams)]
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    lock = threading.Lock()
-    opened = threading.Barrier(streams + 1)
-    stop = threading.Event()
-    responses: list = []
-
-    def listen(member: str):
-        response = requests.get(f"{base}/v1/notifications/stream", stream=True, timeout=(10, 30),
-                                headers={"Authorization": f"Bearer {token_for(settings, member)}"})
-        responses.append(response)
-        lines = response.iter_lines(chunk_size=None, decode_unicode=True)
-        next(lines)  # "retry:" line: the stream is open
-        opened.wait()
-        try:
-            for line in lines:
-                if stop.is_set():
-                    break
-                if line.startswith("data: "):
-                    got = time.monotonic()
-                    post = json.loads(line[6:])["object"]
-                    with lock:
-                        if post in sent:
-                            latencies.append(got - sent[post])
-        except (requests.RequestException, AttributeError):
-            pass  # closed from the main thread at the end (urllib3 then finds its file gone)
-        finally:
-            response.close()
-
-    threads = [threading.Thread(target=listen, args=(m,), daemon=True) for m in members]
-    for thread in threads:
-        thread.start()
-    opened.wait(60)
+    listeners = StreamListeners(base, "/v1/notifications/stream", settings, members, key=lambda data: data.get("object"))
     out = producer(settings)
     for r in range(rounds):
         for member in members:
             post = f"{member}~{uuid.uuid4().hex[:12]}"
             event = new_event("feed", "post.liked", {"post_id": post, "author": member, "actor": f"fan-{r}",
                                                      "at": rfc3339(now_ms())})
-            with lock:
-                sent[post] = time.monotonic()
+            listeners.mark(post)
             out.send(settings.topic("feed.events"), key=event.key.encode(), value=encode(event))
         out.flush()
         time.sleep(1.0)
-    deadline = time.monotonic() + 10
-    while len(latencies) < len(sent) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stop.set()
     out.close()
-    for response in responses:
-        response.close()
-    return {"open_streams": streams, "sent": len(sent), "delivered": len(latencies), **percentiles(latencies)}
+    latencies = listeners.close()
+    return {"open_streams": streams, "sent": len(listeners.sent), "delivered": len(latencies), **percentiles(latencies)}
 
 
 def main() -> None:

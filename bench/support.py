@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -296,3 +297,59 @@ def write_results(name: str, figures: dict) -> Path:
     print(json.dumps(record, indent=2))
     print(f"written to {path.relative_to(REPO_ROOT)}")
     return path
+
+
+class StreamListeners:
+    """Open server-sent event streams of ``path`` (one per member, each on its own thread) and
+    time each delivery against the moment its key was marked sent: ``key(data)`` names what a
+    ``data:`` line carries (a post id, a message's text), or None for what was not marked."""
+
+    def __init__(self, base: str, path: str, settings: Settings, members: list[str], key):
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.responses: list = []
+        opened = threading.Barrier(len(members) + 1)
+
+        def listen(member: str):
+            response = requests.get(f"{base}{path}", stream=True, timeout=(10, 30),
+                                    headers={"Authorization": f"Bearer {token_for(settings, member)}"})
+            self.responses.append(response)
+            lines = response.iter_lines(chunk_size=None, decode_unicode=True)
+            next(lines)  # the "retry:" line: the stream is open
+            opened.wait()
+            try:
+                for line in lines:
+                    if self.stop.is_set():
+                        break
+                    if line.startswith("data: "):
+                        got = time.monotonic()
+                        marked = key(json.loads(line[6:]))
+                        with self.lock:
+                            if marked in self.sent:
+                                self.latencies.append(got - self.sent[marked])
+            except (requests.RequestException, AttributeError):
+                pass  # closed from the main thread at the end (urllib3 then finds its file gone)
+            finally:
+                response.close()
+
+        for member in members:
+            threading.Thread(target=listen, args=(member,), daemon=True).start()
+        opened.wait(60)
+
+    def mark(self, key: str) -> None:
+        """``key`` is being sent now."""
+        with self.lock:
+            self.sent[key] = time.monotonic()
+
+    def close(self, within: float = 10.0) -> list[float]:
+        """Wait up to ``within`` seconds for every marked key's delivery, close the streams and
+        give the delivery latencies (seconds)."""
+        deadline = time.monotonic() + within
+        while len(self.latencies) < len(self.sent) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.stop.set()
+        for response in self.responses:
+            response.close()
+        return self.latencies

@@ -2,44 +2,19 @@
 HTTP connection to the API under gunicorn (gevent, as deployed), fed by the real worker."""
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
 from bench.support import gunicorn
 from shared.auth import mint_token
 from tests.support.infra import eventually
+from tests.support.streams import EventStream
 
 
-class EventStream:
-    """A client of ``/v1/conversations/stream`` that yields parsed server-sent events."""
-
-    def __init__(self, base: str, token: str | None, last_event_id: str | None = None, ticket: str | None = None):
-        headers = {"Accept": "text/event-stream"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        self.response = requests.get(f"{base}/v1/conversations/stream", headers=headers, stream=True,
-                                     params={"ticket": ticket} if ticket else None, timeout=(5, 10))
-        self.lines = self.response.iter_lines(chunk_size=None, decode_unicode=True)
-
-    def next_event(self) -> dict:
-        """The next event (comments and keep-alives skipped): its name, id and data."""
-        fields: dict = {}
-        for line in self.lines:
-            if line == "":
-                if "event" in fields:
-                    return {"event": fields["event"], "event_id": fields["id"], **json.loads(fields["data"])}
-                fields = {}
-            elif not line.startswith(":") and ":" in line:
-                name, _, value = line.partition(":")
-                fields[name] = value.lstrip(" ")
-        raise AssertionError("the stream ended")
-
-    def close(self):
-        self.response.close()
+def open_stream(base: str, token: str | None, last_event_id: str | None = None,
+                ticket: str | None = None) -> EventStream:
+    """A client of ``/v1/conversations/stream``: every event, with its name as ``event``."""
+    return EventStream(base, "/v1/conversations/stream", token, last_event_id, ticket)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +43,7 @@ def post(base: str, token: str, path: str, body: dict) -> requests.Response:
 
 def test_the_recipients_stream_receives_a_new_message(server, token, pair):
     ada, grace = pair
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         assert stream.response.status_code == 200
         assert stream.response.headers["Content-Type"].startswith("text/event-stream")
@@ -88,7 +63,7 @@ def test_a_read_receipt_reaches_the_senders_stream(server, token, pair):
     ada, grace = pair
     cid = post(server, token(ada), "/v1/conversations", {"participants": [grace], "text": "Hi"}).json()[
         "conversation"]["id"]
-    stream = EventStream(server, token(ada))
+    stream = open_stream(server, token(ada))
     try:
         post(server, token(grace), f"/v1/conversations/{cid}/read", {})
 
@@ -106,7 +81,7 @@ def test_a_read_receipt_reaches_the_senders_stream(server, token, pair):
 
 def test_a_stream_resumed_with_last_event_id_gets_what_it_missed_once_each(server, token, pair):
     ada, grace = pair
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         cid = post(server, token(ada), "/v1/conversations", {"participants": [grace], "text": "m0"}).json()[
             "conversation"]["id"]
@@ -117,7 +92,7 @@ def test_a_stream_resumed_with_last_event_id_gets_what_it_missed_once_each(serve
     for text in missed:
         assert post(server, token(ada), f"/v1/conversations/{cid}/messages", {"text": text}).status_code == 201
 
-    again = EventStream(server, token(grace), last_event_id=seen["event_id"])
+    again = open_stream(server, token(grace), last_event_id=seen["event_id"])
     try:
         caught_up = [again.next_event()["text"] for _ in missed]
         post(server, token(ada), f"/v1/conversations/{cid}/messages", {"text": "live again"})
@@ -137,7 +112,7 @@ def test_a_stream_ticket_opens_the_members_stream_once_without_an_authorization_
     ticket = issued.json()["ticket"]
     assert issued.headers["Location"] == f"/v1/conversations/stream?ticket={ticket}"
 
-    stream = EventStream(server, None, ticket=ticket)
+    stream = open_stream(server, None, ticket=ticket)
     try:
         assert stream.response.status_code == 200
         post(server, token(ada), "/v1/conversations", {"participants": [grace], "text": "via ticket"})
@@ -158,7 +133,7 @@ def test_a_last_event_id_the_stream_never_sent_is_refused_before_streaming(serve
 
 
 def test_an_idle_stream_sends_keep_alives(server, token, unique):
-    stream = EventStream(server, token(unique("grace")))
+    stream = open_stream(server, token(unique("grace")))
     try:
         comments = []
         for line in stream.lines:
@@ -177,7 +152,7 @@ def test_a_resumed_stream_leaves_out_a_conversation_a_block_has_hidden_since(ser
     ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
     connect(ada, grace)
     connect(linus, grace)
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         cid = post(server, token(ada), "/v1/conversations", {"participants": [grace], "text": "m1"}).json()[
             "conversation"]["id"]
@@ -190,7 +165,7 @@ def test_a_resumed_stream_leaves_out_a_conversation_a_block_has_hidden_since(ser
     eventually(lambda: requests.get(f"{server}/v1/conversations/{cid}", timeout=5, headers={
         "Authorization": f"Bearer {token(grace)}"}).status_code == 404, message="hidden by the block")
 
-    again = EventStream(server, token(grace), last_event_id=seen["event_id"])
+    again = open_stream(server, token(grace), last_event_id=seen["event_id"])
     try:
         post(server, token(linus), "/v1/conversations", {"participants": [grace], "text": "from linus"})
         first = again.next_event()

@@ -5,7 +5,6 @@ notifications worker; a ``requests`` client reads the event stream.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -14,15 +13,15 @@ import pytest
 import requests
 from kafka import KafkaProducer
 
-
 from bench.support import gunicorn, served
 from services.notifications import live
 from services.notifications import store as keys
 from services.notifications.app import create_app
+from shared import store_client
 from shared.auth import mint_token
 from shared.clock import now_ms, parse_rfc3339, rfc3339
 from shared.events import encode, new_event
-from shared import store_client
+from tests.support.streams import EventStream
 
 
 def store_connections(pid: int, port: int) -> int:
@@ -52,34 +51,10 @@ def store_connections(pid: int, port: int) -> int:
     return count
 
 
-class EventStream:
-    """A client of ``/v1/notifications/stream`` that yields parsed server-sent events."""
-
-    def __init__(self, base: str, token: str | None, last_event_id: str | None = None, ticket: str | None = None):
-        headers = {"Accept": "text/event-stream"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if last_event_id:
-            headers["Last-Event-ID"] = last_event_id
-        self.response = requests.get(f"{base}/v1/notifications/stream", headers=headers, stream=True,
-                                     params={"ticket": ticket} if ticket else None, timeout=(5, 10))
-        self.lines = self.response.iter_lines(chunk_size=None, decode_unicode=True)
-
-    def next_event(self) -> dict:
-        """The next ``notification`` event (comments and keep-alives skipped)."""
-        fields: dict = {}
-        for line in self.lines:
-            if line == "":
-                if fields.get("event") == "notification":
-                    return {**json.loads(fields["data"]), "event_id": fields["id"]}
-                fields = {}
-            elif not line.startswith(":") and ":" in line:
-                name, _, value = line.partition(":")
-                fields[name] = value.lstrip(" ")
-        raise AssertionError("the stream ended")
-
-    def close(self):
-        self.response.close()
+def open_stream(base: str, token: str | None, last_event_id: str | None = None,
+                ticket: str | None = None) -> EventStream:
+    """A client of ``/v1/notifications/stream`` whose ``next_event`` is the next notification."""
+    return EventStream(base, "/v1/notifications/stream", token, last_event_id, ticket, only="notification")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +86,7 @@ def token(settings):
 
 def test_a_new_notification_arrives_on_the_open_stream(server, like, token, unique):
     grace, ada = unique("grace"), unique("ada")
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         assert stream.response.status_code == 200
         assert stream.response.headers["Content-Type"].startswith("text/event-stream")
@@ -129,7 +104,7 @@ def test_a_new_notification_arrives_on_the_open_stream(server, like, token, uniq
 
 def test_a_group_that_grows_is_sent_again_as_it_now_is(server, like, token, unique):
     grace, ada, linus = unique("grace"), unique("ada"), unique("linus")
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         post = like(grace, ada)
         first = stream.next_event()
@@ -145,7 +120,7 @@ def test_a_group_that_grows_is_sent_again_as_it_now_is(server, like, token, uniq
 
 def test_a_client_that_reconnects_with_last_event_id_gets_what_it_missed(server, like, token, unique):
     grace = unique("grace")
-    stream = EventStream(server, token(grace))
+    stream = open_stream(server, token(grace))
     try:
         like(grace, unique("ada"))
         seen = stream.next_event()
@@ -153,7 +128,7 @@ def test_a_client_that_reconnects_with_last_event_id_gets_what_it_missed(server,
         stream.close()
     missed = [like(grace, unique(f"m{i}")) for i in range(3)]
 
-    again = EventStream(server, token(grace), last_event_id=seen["event_id"])
+    again = open_stream(server, token(grace), last_event_id=seen["event_id"])
     try:
         caught_up = [again.next_event()["object"] for _ in missed]
     finally:
@@ -164,7 +139,7 @@ def test_a_client_that_reconnects_with_last_event_id_gets_what_it_missed(server,
 
 def test_open_streams_do_not_starve_ordinary_requests(server, token, unique):
     # One gunicorn worker process: with a sync worker the first stream would hold it.
-    streams = [EventStream(server, token(unique(f"s{i}"))) for i in range(25)]
+    streams = [open_stream(server, token(unique(f"s{i}"))) for i in range(25)]
     try:
         response = requests.get(f"{server}/v1/notifications/unread-count",
                                 headers={"Authorization": f"Bearer {token(unique('grace'))}"}, timeout=5)
@@ -207,7 +182,7 @@ def test_a_last_event_id_redis_could_not_have_given_is_refused_before_streaming(
 
 
 def test_the_largest_last_event_id_redis_can_give_is_accepted(server, token, unique):
-    stream = EventStream(server, token(unique("grace")), last_event_id="18446744073709551615-18446744073709551615")
+    stream = open_stream(server, token(unique("grace")), last_event_id="18446744073709551615-18446744073709551615")
     try:
         assert stream.response.status_code == 200
         assert next(line for line in stream.lines if line.startswith(":")) == ": connected"
@@ -238,9 +213,9 @@ def second_server(settings, workers):
 def test_a_sixth_stream_of_a_member_closes_their_oldest_even_in_another_process(
         server, second_server, like, token, unique):
     grace = unique("grace")
-    oldest = EventStream(server, token(grace))
+    oldest = open_stream(server, token(grace))
     assert oldest.response.status_code == 200
-    others = [EventStream(server if i % 2 else second_server, token(grace)) for i in range(5)]
+    others = [open_stream(server if i % 2 else second_server, token(grace)) for i in range(5)]
     try:
         assert ended(oldest, within=8), "the oldest stream stayed open"
 
@@ -255,7 +230,7 @@ def test_open_streams_share_a_few_store_connections_and_let_them_go_when_closed(
     store_port = int(settings.store_url("notifications").rsplit(":", 1)[1].split("/")[0])
     with served("notifications", settings, workers=1) as (base, pid):
         before = store_connections(pid, store_port)
-        streams = [EventStream(base, token(unique(f"s{i}"))) for i in range(40)]
+        streams = [open_stream(base, token(unique(f"s{i}"))) for i in range(40)]
         try:
             assert all(s.response.status_code == 200 for s in streams)
             time.sleep(0.5)
@@ -301,7 +276,7 @@ def test_a_stream_ticket_opens_its_members_stream_without_an_authorization_heade
     assert 0 < parse_rfc3339(issued.json()["expires_at"]) - now_ms() <= 60_000
     assert 0 < store.ttl(keys.stream_ticket(ticket)) <= 60
 
-    stream = EventStream(server, None, ticket=ticket)
+    stream = open_stream(server, None, ticket=ticket)
     try:
         assert stream.response.status_code == 200
         post = like(grace, ada)
@@ -313,7 +288,7 @@ def test_a_stream_ticket_opens_its_members_stream_without_an_authorization_heade
 
 def test_a_stream_ticket_opens_one_stream_only(server, token, unique):
     ticket = issue_ticket(server, token(unique("grace"))).json()["ticket"]
-    first = EventStream(server, None, ticket=ticket)
+    first = open_stream(server, None, ticket=ticket)
     try:
         assert first.response.status_code == 200
     finally:
@@ -366,7 +341,7 @@ def test_a_stream_ticket_opens_nothing_but_the_stream(server, token, unique):
     for response in as_bearer:
         assert_problem(response, 401, "invalid_token")
     # Refused elsewhere, it was not used up: it still opens the stream.
-    stream = EventStream(server, None, ticket=ticket)
+    stream = open_stream(server, None, ticket=ticket)
     try:
         assert stream.response.status_code == 200
     finally:
