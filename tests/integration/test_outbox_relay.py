@@ -10,7 +10,8 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError
 
 from shared.bus.outbox import Outbox, OutboxRelay
@@ -18,6 +19,20 @@ from shared.bus.producer import make_producer
 from shared.settings import REPO_ROOT
 from tests.support.infra import eventually, read_topic
 from shared import store_client
+
+
+# A topic of the relay tests' own: the entries they publish are not events, and on the session's
+# follows.events the services' consumers would dead-letter them (and, past their DLQ limit, stop).
+TOPIC = f"relay-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def topic(settings):
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin.create_topics([NewTopic(settings.topic(TOPIC), 6, settings.topic_replication_factor)])
+    yield settings.topic(TOPIC)
+    admin.delete_topics([settings.topic(TOPIC)])
+    admin.close()
 
 
 @pytest.fixture
@@ -41,7 +56,7 @@ def relay(outbox, store, settings, lease_ms: int, **producer):
 def test_a_second_relay_does_not_publish_while_the_first_holds_the_lease_and_takes_over_after_it_lapses(
         settings, store, outbox, unique):
     key = unique("relay")
-    topic = settings.topic("follows.events")
+    topic = settings.topic(TOPIC)
     first, second = relay(outbox, store, settings, 1000), relay(outbox, store, settings, 1000)
     assert first._holds_lease()  # and then it dies: it never renews
     for n in range(3):
@@ -56,7 +71,7 @@ def test_a_second_relay_does_not_publish_while_the_first_holds_the_lease_and_tak
     finally:
         stop.set()
         thread.join(10)
-    records = read_topic(settings, "follows.events", lambda rs: len([r for r in rs if r.key == key.encode()]) >= 3,
+    records = read_topic(settings, TOPIC, lambda rs: len([r for r in rs if r.key == key.encode()]) >= 3,
                          raw=True)
     assert [r.value for r in records if r.key == key.encode()] == [b"entry 0", b"entry 1", b"entry 2"]
 
@@ -86,22 +101,25 @@ class SlowToAcknowledge(KafkaProducer):
 
 def test_the_lease_is_kept_while_kafka_takes_longer_than_the_lease_to_acknowledge(settings, store, outbox, unique):
     key = unique("relay")
-    store.xadd(outbox.key, {"topic": settings.topic("follows.events"), "key": key, "value": "entry"})
-    holder = OutboxRelay(outbox, store, lambda: SlowToAcknowledge(3.0, bootstrap_servers=settings.kafka_bootstrap.split(","),
-                                                                 acks="all"), lease_ms=1000)
-    other = relay(outbox, store, settings, 1000)
+    store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": key, "value": "entry"})
+    # Leases of 2 s renewed every 0.67 s: room for a busy machine's scheduling, three leases' wait.
+    holder = OutboxRelay(outbox, store, lambda: SlowToAcknowledge(6.0, bootstrap_servers=settings.kafka_bootstrap.split(","),
+                                                                 acks="all"), lease_ms=2000)
+    other = relay(outbox, store, settings, 2000)
     assert holder._holds_lease()
     thread = threading.Thread(target=holder.publish_batch, kwargs={"block_ms": 100}, daemon=True)
+    started = time.monotonic()
     thread.start()
     taken = []
     while thread.is_alive():
         taken.append(other._holds_lease())
         time.sleep(0.2)
+    waited = time.monotonic() - started
     holder._reset_producer()
 
-    assert len(taken) > 10 and not any(taken)  # waited three leases' time, never lost its lease
+    assert waited >= 6.0 and taken and not any(taken)  # waited three leases' time, never lost its lease
     assert outbox.pending(store) == 0
-    records = read_topic(settings, "follows.events", lambda rs: any(r.key == key.encode() for r in rs), raw=True)
+    records = read_topic(settings, TOPIC, lambda rs: any(r.key == key.encode() for r in rs), raw=True)
     assert [r.value for r in records if r.key == key.encode()] == [b"entry"]
 
 
@@ -118,6 +136,7 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
     relay_until_empty(publisher)
     publisher._reset_producer()
 
+    # A real event: the outbox names its own topic.
     records = read_topic(settings, "follows.events", lambda rs: any(r.value == encode(event) for r in rs), raw=True)
     [record] = [r for r in records if r.value == encode(event)]
     assert dict(record.headers) == {"content-type": b"application/cloudevents+json; charset=UTF-8",
@@ -126,7 +145,7 @@ def test_the_relay_publishes_structured_cloudevents_with_their_type_in_a_header(
 
 def test_entries_written_within_the_relays_linger_leave_in_one_batch(settings, store, outbox, unique):
     key = unique("linger")
-    topic = settings.topic("follows.events")
+    topic = settings.topic(TOPIC)
     lingering = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000, linger_ms=300)
     assert lingering._holds_lease()
     store.xadd(outbox.key, {"topic": topic, "key": key, "value": "first"})
@@ -164,7 +183,7 @@ def drop_streams(store, outbox) -> None:
 
 
 def published(settings, key: str, count: int, timeout: float = 30) -> list[str]:
-    records = read_topic(settings, "follows.events",
+    records = read_topic(settings, TOPIC,
                          lambda rs: len([r for r in rs if r.key == key.encode()]) >= count, timeout=timeout, raw=True)
     return [r.value.decode() for r in records if r.key == key.encode()]
 
@@ -219,7 +238,7 @@ def test_an_outbox_stream_of_a_shard_is_in_the_slot_of_the_shards_keys(settings)
 def test_three_relays_publish_the_entries_of_64_shards_each_once_in_each_streams_order(
         settings, store, sharded, unique):
     key = unique("shards")
-    topic = settings.topic("follows.events")
+    topic = settings.topic(TOPIC)
     with Relays(sharded, store, settings, 3, lease_ms=3000) as relays:
         values = write_entries(store, sharded, topic, key, per_stream=5)
         values += write_entries(store, sharded, topic, key, per_stream=5, prefix="late-")  # while they share out
@@ -236,7 +255,7 @@ def test_three_relays_publish_the_entries_of_64_shards_each_once_in_each_streams
 def test_a_relay_killed_or_frozen_mid_batch_loses_its_streams_to_another_and_no_entry_is_lost(
         settings, store, sharded, unique, how):
     key = unique("takeover")
-    topic = settings.topic("follows.events")
+    topic = settings.topic(TOPIC)
     env = {**os.environ, **settings.replace(log_level="WARNING").as_env()}
     # A long linger: the relay spends most of its time inside a batch, read and not yet deleted.
     doomed = subprocess.Popen([sys.executable, "-m", "tests.support.relay_process", sharded.service, "1500", "300"],
@@ -265,7 +284,7 @@ def test_a_relay_killed_or_frozen_mid_batch_loses_its_streams_to_another_and_no_
 
 def test_a_relay_waiting_on_a_slow_kafka_keeps_its_shards_from_every_other_relay(settings, store, sharded, unique):
     key = unique("slow")
-    topic = settings.topic("follows.events")
+    topic = settings.topic(TOPIC)
     holder = OutboxRelay(sharded, store, lambda: SlowToAcknowledge(3.0, bootstrap_servers=settings.kafka_bootstrap.split(","),
                                                                   acks="all"), lease_ms=1000)
     assert holder._holds_lease() and len(holder.held) == 65
@@ -297,7 +316,7 @@ def test_an_idle_relay_reads_ever_less_often_and_still_publishes_the_next_entry(
         # Every 20 ms it would read about 100 times in 2 s; doubling up to 320 ms, about a dozen.
         assert len(reads) < 25, len(reads)
         key = unique("after-idle")
-        store.xadd(outbox.key_for("{s3}"), {"topic": settings.topic("follows.events"), "key": key, "value": "late"})
+        store.xadd(outbox.key_for("{s3}"), {"topic": settings.topic(TOPIC), "key": key, "value": "late"})
         eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry after a quiet spell")
     finally:
         stop.set()
