@@ -495,6 +495,19 @@ redis.call('XADD', K.outbox, '*', unpack(A.event))
 return {'added', A.now, redis.call('HGET', K.names, A.skill_key)}
 """)
 
+# In the endorsee's slot: a closed account's endorsement of one skill goes. The count drops
+# only when the endorser was still there (ZREM's reply), so a retried erasure drops it once;
+# a skill nobody endorses any more goes with its name.
+ERASE_ENDORSEMENT = LuaScript("erase_endorsement", keys=("endorsers", "skills", "names"),
+                              args=("endorser", "skill_key"), source="""
+if redis.call('ZREM', K.endorsers, A.endorser) == 0 then return 0 end
+if tonumber(redis.call('ZINCRBY', K.skills, -1, A.skill_key)) <= 0 then
+  redis.call('ZREM', K.skills, A.skill_key)
+  redis.call('HDEL', K.names, A.skill_key)
+end
+return 1
+""")
+
 # Every script of the service, for the tests that check the convention.
 SCRIPTS = (SEND, ACCEPT, IGNORE, WITHDRAW, REMOVE, BLOCK, UNBLOCK, INTRODUCE, DECLINE_INTRODUCTION,
-           RESERVE_INVITATION, PROJECT, ENDORSE)
+           RESERVE_INVITATION, PROJECT, ENDORSE, ERASE_ENDORSEMENT)
