@@ -222,6 +222,25 @@ redis.call('XADD', K.outbox, '*', unpack(A.event))
 return 'changed'
 """)
 
+# Store, the post's slot: a closed account's like goes, and the count drops only when the
+# likers set changed, so a retried erasure drops it once.
+ERASE_LIKE = LuaScript("erase_like", keys=("post", "likers"), args=("member",), source="""
+if redis.call('SREM', K.likers, A.member) == 0 then return 'unchanged' end
+if redis.call('EXISTS', K.post) == 1 then redis.call('HINCRBY', K.post, 'likes', -1) end
+return 'changed'
+""")
+
+# Store, the post's slot: a closed account's comments go (ids given), each counted off once.
+ERASE_COMMENTS = LuaScript("erase_comments", keys=("post", "comments", "comment_bodies"), args=("*ids",), source="""
+local gone = 0
+for _, id in ipairs(A.ids) do
+  gone = gone + redis.call('ZREM', K.comments, id)
+  redis.call('HDEL', K.comment_bodies, id)
+end
+if gone > 0 and redis.call('EXISTS', K.post) == 1 then redis.call('HINCRBY', K.post, 'comments', -gone) end
+return gone
+""")
+
 # Store, the original post's slot. A reshare counted (delta 1) or uncounted (delta -1) once,
 # by the reshare's id: the request that writes the reshare and the consumer of its
 # post.created both apply it. A deleted original is not recreated.
