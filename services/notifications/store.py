@@ -242,6 +242,38 @@ announce(A.id)
 return 'stored'
 """)
 
+# A closed account leaves one notification of one member (all keys of that member's slot):
+# its actor entry goes, the count drops and its name leaves the shown actors; a notification
+# whose only actor it was goes with its group. Nothing changes when the actor entry is gone
+# already (ZREM's reply), so a retried erasure counts nobody off twice. Replies 'gone'
+# (the notification went), 'shrunk' or 'unchanged'.
+ERASE_ACTOR = LuaScript("erase_actor", keys=("inbox", "unread", "notes", "actors", "groups"),
+                        args=("id", "actor"), source="""
+if redis.call('ZREM', K.actors, A.id .. '|' .. A.actor) == 0 then return 'unchanged' end
+local raw = redis.call('HGET', K.notes, A.id)
+if not raw then return 'unchanged' end
+local note = cjson.decode(raw)
+note.actor_count = note.actor_count - 1
+local recent = {}
+for _, entry in ipairs(note.recent) do
+  if entry[1] ~= A.actor then recent[#recent + 1] = entry end
+end
+if note.actor_count > 0 and #recent > 0 then
+  note.recent = recent
+  redis.call('HSET', K.notes, A.id, cjson.encode(note))
+  return 'shrunk'
+end
+redis.call('ZREM', K.inbox, A.id)
+redis.call('ZREM', K.unread, A.id)
+redis.call('HDEL', K.notes, A.id)
+if note.group and note.group ~= '' then
+  local cur = redis.call('HGET', K.groups, note.group)
+  if cur and string.sub(cur, 1, #A.id + 1) == A.id .. '|' then redis.call('HDEL', K.groups, note.group) end
+end
+redis.call('ZREMRANGEBYLEX', K.actors, '[' .. A.id .. '|', '(' .. A.id .. '}')
+return 'gone'
+""")
+
 # One member's side of a replicated fact: ``member`` in (present '1') or out of (present
 # '0') ``set``, when ``version`` is newer than the one held beside it. Replies 'applied',
 # 'current' (this version was applied already) or 'stale' (an older one). Used for post
