@@ -90,3 +90,13 @@ def not_connected(store: redis.Redis, keys: Keys, member: str, others: list[str]
             return missing
         time.sleep(POLL_SECONDS)
         found = None
+
+
+def forget(store: redis.Redis, tx, keys: Keys, member: str) -> None:
+    """Queue the erasure of a closed account's pair records (each a key of its pair's slot).
+
+    The pair records have no index by member; they are found by one SCAN (closing an account is
+    rare). Nothing needs them afterwards: a closed account neither sends nor receives."""
+    for key in store.scan_iter(match="messaging:*:pair:*", count=1000):
+        if member in key.rsplit(":", 1)[1].split("|"):
+            tx.delete(key)
