@@ -47,6 +47,9 @@ def erase(member: str, fx: Effects) -> None:
             others.add(b if a == member else a)
         elif kind == "reinvite-cooldown" and member in key.split(":")[-2:]:
             tx.delete(key)
+        elif kind == "suggestions" and store.zscore(key, member) is not None:
+            # Lists name 2nd-degree members, and may be older than the network: look in all.
+            tx.zrem(key, member)
         elif kind == "endorsers":
             endorsee, _, skill_key = _endorsers_parts(key)
             if endorsee == member:
