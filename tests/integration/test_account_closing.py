@@ -30,8 +30,8 @@ STAYS = {
     # The consumers' dedup markers of the member's own events (the member.closed among them), keyed
     # by the event's key: they keep a redelivered event from applying twice, and expire.
     "consumer dedup markers": re.compile(r"^dedup:"),
-    # The outbox streams hold the events the member's own acts emitted, already relayed to Kafka;
-    # the relay trims them, and Kafka's retention ends the topic copies.
+    # The outbox streams hold the events the member's own acts emitted until the relay has them
+    # acknowledged by Kafka and deletes them; Kafka's retention ends the topic copies.
     "outbox stream entries": re.compile(r"^outbox:"),
 }
 
