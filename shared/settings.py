@@ -129,6 +129,9 @@ class Settings:
     # When every outbox stream a relay holds was empty, it reads them all again after this long:
     # the most an idle relay adds to an event's way, and what bounds its idle cost.
     relay_idle_ms: int = 50
+    # ... and, while they stay empty, ever longer up to this: what an idle relay costs falls
+    # eightfold, and the first event after a quiet spell waits at most this long.
+    relay_idle_max_ms: int = 400
     # A consumer stops (instead of dead-lettering on) past this many dead letters in a row on
     # one partition, or past this share of the last 1000 records it read. 0: no limit.
     dlq_max_consecutive: int = 100

@@ -188,7 +188,7 @@ class OutboxRelay:
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
                  batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0,
-                 idle_ms: int = 50):
+                 idle_ms: int = 50, idle_max_ms: int = 0):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -198,6 +198,10 @@ class OutboxRelay:
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.linger_ms = linger_ms  # after the first entries, wait this long for more to join the batch
         self.idle_ms = idle_ms  # when every stream held was empty, wait this long before reading again
+        # ... doubling with each empty round up to this (0: no growth): a long-idle relay reads
+        # its streams a few times a second instead of twenty, and the first event after a quiet
+        # spell waits at most this long.
+        self.idle_max_ms = max(idle_max_ms, idle_ms)
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -368,13 +372,17 @@ class OutboxRelay:
     def run(self, stop: threading.Event) -> None:
         """Publish until ``stop`` is set; survive Kafka and Redis outages; release the leases."""
         backoff = 0.2
+        idle = self.idle_ms
         while not stop.is_set():
             try:
                 if not self._holds_lease():
                     stop.wait(min(self.lease_ms / 3000, 1.0))
                     continue
-                if not self.publish_batch():
-                    stop.wait(self.idle_ms / 1000)
+                if self.publish_batch():
+                    idle = self.idle_ms
+                else:
+                    stop.wait(idle / 1000)
+                    idle = min(idle * 2, self.idle_max_ms)
                 backoff = 0.2
             except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)

@@ -282,3 +282,23 @@ def test_a_relay_waiting_on_a_slow_kafka_keeps_its_shards_from_every_other_relay
     assert len(held_by_others) > 20 and not any(held_by_others)  # three leases' time, none taken
     assert sharded.pending(store) == 0
     assert sorted(published(settings, key, len(values))) == sorted(values)  # published once, by the holder
+
+
+def test_an_idle_relay_reads_ever_less_often_and_still_publishes_the_next_entry(settings, store, outbox, unique):
+    idle = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=20, idle_max_ms=320)
+    reads = []
+    read = idle._read
+    idle._read = lambda *a, **kw: reads.append(time.monotonic()) or read(*a, **kw)
+    stop = threading.Event()
+    thread = threading.Thread(target=idle.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(2.0)
+        # Every 20 ms it would read about 100 times in 2 s; doubling up to 320 ms, about a dozen.
+        assert len(reads) < 25, len(reads)
+        key = unique("after-idle")
+        store.xadd(outbox.key_for("{s3}"), {"topic": settings.topic("follows.events"), "key": key, "value": "late"})
+        eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry after a quiet spell")
+    finally:
+        stop.set()
+        thread.join(10)

@@ -94,7 +94,8 @@ def test_a_pages_event_source_opened_with_a_stream_ticket_receives_a_notificatio
         producer.send(settings.topic("feed.events"), key=event.key.encode(), value=encode(event)).get(10)
     finally:
         producer.close()
-    page.wait_for_function("window.received.length > 0", timeout=20_000)
+    # The session's notifications consumer may still be working through what earlier tests sent.
+    page.wait_for_function("window.received.length > 0", timeout=60_000)
 
     [received] = page.evaluate("window.received")
     assert (received["data"]["type"], received["data"]["actors"], received["data"]["object"]) == \
