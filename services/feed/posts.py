@@ -279,9 +279,13 @@ def set_like(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, like
     name = "post.liked" if like else "post.unliked"
     event = new_event("feed", name, {"post_id": post_id, "author": post.author, "actor": reader,
                                      "at": rfc3339(now_ms())})
+    if like:  # the footprint (reader's slot) before the like, so erasure never misses one
+        store.sadd(keys.liked(reader), post_id)
     result = keys.run(keys.LIKE, store, keys={"post": keys.post(post_id), "likers": keys.likers(post_id),
                                               "outbox": outbox.key_for(keys.post_shard(post_id))},
                       member=reader, delta=1 if like else -1, event=outbox.xadd_args(event))
+    if not like or result == "not_found":  # after: a crash between leaves an entry erasure skips
+        store.srem(keys.liked(reader), post_id)
     if result == "not_found":
         raise _missing(post_id)
 
@@ -307,6 +311,8 @@ def add_comment(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, t
     event = new_event("feed", "comment.added", {"comment_id": comment.id, "post_id": post_id,
                                                 "author": post.author, "commenter": reader,
                                                 "excerpt": text[:EXCERPT], "at": rfc3339(at)})
+    # The footprint (commenter's slot) before the comment, so erasure never misses one.
+    store.sadd(keys.commented(reader), f"{post_id} {comment.id}")
     # Every key in the post's slot, with the outbox entry; a transaction (not a script) so that
     # an idempotent request's mark joins it.
     with store.pipeline(transaction=True) as tx:
