@@ -26,6 +26,10 @@ POLL_SECONDS = 0.02
 def apply(tx: redis.client.Pipeline, keys: Keys, a: str, b: str, version: int, *, connected: bool | None = None,
           blocker: str = "", block: bool | None = None) -> None:
     """Queue one change of the pair ``a``–``b`` on the consumer's transaction."""
+    # The footprint on each side (its member's shard), queued before the record: the consumer
+    # redoes the whole event on a redelivery, so no record is left without its entries.
+    tx.sadd(keys.pairs(a), b)
+    tx.sadd(keys.pairs(b), a)
     PAIR(tx, keys={"pair": keys.pair(a, b)}, pipe=tx, version=version,
          connected="" if connected is None else ("1" if connected else "0"),
          blocker=blocker, block="" if block is None else ("1" if block else "0"))
@@ -93,10 +97,11 @@ def not_connected(store: redis.Redis, keys: Keys, member: str, others: list[str]
 
 
 def forget(store: redis.Redis, tx, keys: Keys, member: str) -> None:
-    """Queue the erasure of a closed account's pair records (each a key of its pair's slot).
-
-    The pair records have no index by member; they are found by one SCAN (closing an account is
-    rare). Nothing needs them afterwards: a closed account neither sends nor receives."""
-    for key in store.scan_iter(match="messaging:*:pair:*", count=1000):
-        if member in key.rsplit(":", 1)[1].split("|"):
-            tx.delete(key)
+    """Queue the erasure of a closed account's pair records (each a key of its pair's slot) and
+    of its footprint entries on the other side, found from its own footprint (no SCAN: in
+    proportion to the members it had a record with). Nothing needs them afterwards: a closed
+    account neither sends nor receives."""
+    for other in store.smembers(keys.pairs(member)):
+        tx.delete(keys.pair(member, other))
+        tx.srem(keys.pairs(other), member)
+    tx.delete(keys.pairs(member))
