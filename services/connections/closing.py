@@ -10,9 +10,24 @@ is one single-key command, or ``ERASE_ENDORSEMENT`` on the endorsee's slot, queu
 consumer's per-slot transactions. Counts are cardinalities (connections) or move only on
 ZREM's reply (endorsements), so a retried ``member.closed`` drops nothing twice.
 
-Invitations, introductions and endorsements given live in other members' and pairs' slots with
-no index by member; they are found by one SCAN of the service's keys of those kinds. Closing
-an account is rare, and a full SCAN is the price of keeping no extra index on every write.
+No SCAN: what names the member in other slots is found from its own keys, so erasure costs in
+proportion to what the member touched, not to the store:
+
+- the members it has a pair record with: ``projected`` (every pair whose version moved is
+  projected on both sides, by the request at once and by the worker from each event), its
+  connections and blocks. Each pair's ``relationship`` and both ``reinvite_cooldown`` keys
+  are named from the two ids; its invitations are the pair's ``pair_records`` (added by SEND
+  with the invitation, in the pair's slot: no extra command);
+- ``introductions``: added on the requester's, target's and go-between's slots before
+  INTRODUCE writes the introduction (an introduction moves no pair version, so is not projected);
+- ``endorsed`` (``<endorsee> <skill key>``): added before ENDORSE; the endorsements received
+  are the member's own ``endorsement_skills``;
+- people-you-may-know lists naming the member are those of its 2nd-degree network (a list
+  holds 2nd-degree members): its connections' connections. A list computed from a connection
+  that has since ended is not found; it expires ``suggestions.KEEP_MS`` after it was computed.
+
+A footprint entry is written before (or with) its record, so erasure never misses a record; an
+entry whose record never came (a refused introduction) is skipped.
 """
 from __future__ import annotations
 
@@ -21,64 +36,77 @@ from shared.bus.consumer import Effects
 
 _MEMBER_KINDS = ("connections", "invitations-received", "invitations-sent", "invitations-open", "blocks",
                  "blocked-by", "projected", "invitations-log", "settings", "endorsement-skills",
-                 "endorsement-skill-names", "suggestions", "suggestions-state")
-
-
-def _kind(key: str) -> str:
-    return key.split(":", 3)[2]
+                 "endorsement-skill-names", "suggestions", "suggestions-state", "introductions", "endorsed")
 
 
 def erase(member: str, fx: Effects) -> None:
     """Queue the erasure of everything the connections store holds of ``member``."""
     store, tx = fx.store, fx.tx
-    others = set(store.hkeys(keys.projected(member)))
-    others |= set(store.zrange(keys.connections(member), 0, -1)) | set(store.zrange(keys.blocks(member), 0, -1))
-    others |= set(store.smembers(keys.blocked_by(member)))
-    records: list[str] = []  # invitation and introduction keys naming the member
-    for key in store.scan_iter(match="connections:*", count=1000):
-        kind = _kind(key) if key.count(":") >= 3 else ""
-        if kind in ("invitation", "introduction"):
-            fields = store.hmget(key, "inviter", "invitee", "requester", "target", "via", "introduced_by")
-            if member in fields:
-                records.append(key)
-                others |= {f for f in fields[:4] if f and f != member}
-        elif kind == "relationship" and member in key.rsplit(":", 1)[1].split("|"):
-            a, b = key.rsplit(":", 1)[1].split("|")
-            others.add(b if a == member else a)
-        elif kind == "reinvite-cooldown" and member in key.split(":")[-2:]:
-            tx.delete(key)
-        elif kind == "suggestions" and store.zscore(key, member) is not None:
-            # Lists name 2nd-degree members, and may be older than the network: look in all.
-            tx.zrem(key, member)
-        elif kind == "endorsers":
-            endorsee, _, skill_key = _endorsers_parts(key)
-            if endorsee == member:
-                tx.delete(key)
-            elif store.zscore(key, member) is not None:
-                keys.ERASE_ENDORSEMENT(tx, pipe=tx, keys={"endorsers": key, "skills": keys.endorsement_skills(endorsee),
-                                                          "names": keys.endorsement_names(endorsee)},
-                                       endorser=member, skill_key=skill_key)
-    ids = {key.rsplit(":", 1)[1] for key in records}
-    for key in records:
-        tx.delete(key)
+    connections = store.zrange(keys.connections(member), 0, -1)
+    others = set(store.hkeys(keys.projected(member))) | set(connections)
+    others |= set(store.zrange(keys.blocks(member), 0, -1)) | set(store.smembers(keys.blocked_by(member)))
+    others.discard(member)
+
+    invitation_ids: set[str] = set()
+    for other in others:
+        ids = store.smembers(keys.pair_records(member, other))
+        invitation_ids |= ids
+        for invitation_id in ids:
+            tx.delete(keys.invitation(invitation_id))
+        tx.delete(keys.pair_records(member, other), keys.relationship(member, other))  # the pair's slot
+        tx.delete(keys.reinvite_cooldown(member, other))
+        tx.delete(keys.reinvite_cooldown(other, member))
+
+    for introduction_id in store.smembers(keys.introductions(member)):
+        requester, target, via, invitation_id = store.hmget(
+            keys.introduction(introduction_id), "requester", "target", "via", "invitation_id")
+        if requester is None:
+            continue  # refused: never written
+        for named in (requester, target, via):
+            if named != member:
+                tx.srem(keys.introductions(named), introduction_id)
+        if member == via and invitation_id:
+            # The other two's invitation stays theirs, without the go-between's name.
+            tx.hset(keys.invitation(invitation_id), "introduced_by", "")
+        if member in (requester, target):
+            others |= {requester, target} - {member}
+        if store.hget(keys.relationship(requester, target), f"intro:{requester}") == introduction_id:
+            tx.hdel(keys.relationship(requester, target), f"intro:{requester}")
+        tx.delete(keys.introduction(introduction_id))
+
     for other in others - {member}:
-        tx.delete(keys.relationship(member, other))  # the pair's slot
         tx.zrem(keys.connections(other), member)
         tx.hdel(keys.open_invitations(other), member)
         tx.hdel(keys.projected(other), member)
         tx.zrem(keys.blocks(other), member)
         tx.srem(keys.blocked_by(other), member)
         tx.zrem(keys.suggestions(other), member)
-        if ids:
-            tx.zrem(keys.sent(other), *ids)
-            tx.zrem(keys.received(other), *ids)
+        if invitation_ids:
+            tx.zrem(keys.sent(other), *invitation_ids)
+            tx.zrem(keys.received(other), *invitation_ids)
+
+    # Endorsements given: the endorsee's count of each skill drops once (ERASE_ENDORSEMENT).
+    for entry in store.smembers(keys.endorsed(member)):
+        endorsee, _, skill_key = entry.partition(" ")
+        keys.ERASE_ENDORSEMENT(tx, pipe=tx, keys={"endorsers": keys.endorsers(endorsee, skill_key),
+                                                  "skills": keys.endorsement_skills(endorsee),
+                                                  "names": keys.endorsement_names(endorsee)},
+                               endorser=member, skill_key=skill_key)
+    # Endorsements received: the endorsers' footprints name the member.
+    for skill_key in store.zrange(keys.endorsement_skills(member), 0, -1):
+        for endorser in store.zrange(keys.endorsers(member, skill_key), 0, -1):
+            tx.srem(keys.endorsed(endorser), f"{member} {skill_key}")
+        tx.delete(keys.endorsers(member, skill_key))
+
+    # People-you-may-know lists naming the member: its 2nd-degree network's.
+    if connections:
+        with store.pipeline(transaction=False) as pipe:
+            for connection in connections:
+                pipe.zrange(keys.connections(connection), 0, -1)
+            second = {m for met in pipe.execute() for m in met} - {member}
+        for other in second - others:
+            tx.zrem(keys.suggestions(other), member)
+
     tx.zrem(keys.suggestions_due(), member)
     for kind in _MEMBER_KINDS:
         tx.delete(f"connections:{keys.member_tag(member)}:{kind}:{member}")
-
-
-def _endorsers_parts(key: str) -> tuple[str, str, str]:
-    """(endorsee, '', skill key) of an endorsers key ``connections:{sN}:endorsers:<endorsee>:<skill>``."""
-    rest = key.split(":", 3)[3]
-    endorsee, _, skill_key = rest.partition(":")
-    return endorsee, "", skill_key
