@@ -8,10 +8,13 @@ keys and values, for the closed id: nothing may be left but what ``STAYS`` names
 from __future__ import annotations
 
 import re
+import threading
+import uuid
 
 import pytest
 
-from shared import store_client
+from services.messaging.store import Keys as MessagingKeys
+from shared import members, store_client
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
 from tests.support.infra import EventPublisher, eventually
@@ -73,32 +76,47 @@ def stores(settings):
     return found
 
 
-def test_closing_an_account_erases_it_from_every_store_and_the_timeline_cache(
-        settings, workers, apps, auth, unique, connect, stores):
+def _network(settings, workers, apps, auth, unique, connect, stores) -> dict:
+    """A member (``closer``) whose acts left something in every store: connections, past ones,
+    an introduction, invitations both ways and a withdrawn one, endorsements both ways, blocks,
+    follows both ways and a past one, a post fanned out, liked and commented on by others, likes
+    and a comment on another's post, notifications both ways, a people-you-may-know list naming
+    them. Returns the members and posts the checks need."""
     for service in SERVICES + ("messaging",):  # messaging shares a database with notifications here
         workers(service)
     conn, follows, feed, notes = (apps(s) for s in SERVICES)
     closer = unique("closer")
-    ada, bob, cy, dee, eve, fay, gus = (unique(n) for n in ("ada", "bob", "cy", "dee", "eve", "fay", "gus"))
+    ada, bob, cy, dee, eve, fay, gus, hal, ivy, jon = (
+        unique(n) for n in ("ada", "bob", "cy", "dee", "eve", "fay", "gus", "hal", "ivy", "jon"))
 
-    # Connections, an introduction through one of them, invitations both ways, endorsements
-    # both ways, blocks both ways.
+    # Connections, one of them removed since, an introduction through one of them, invitations
+    # both ways and one withdrawn (its cool-down names both), endorsements both ways, blocks both ways.
     connect(closer, ada)
     connect(closer, bob)
     connect(ada, dee)
+    connect(closer, hal)
+    assert conn.delete(f"/v1/connections/{hal}", headers=auth(closer)).status_code == 204
     intro = conn.post("/v1/introductions", json={"target": dee, "via": ada}, headers=auth(closer))
     assert intro.status_code == 201, intro.get_json()
     assert conn.post("/v1/invitations", json={"invitee": cy}, headers=auth(closer)).status_code == 201
     assert conn.post("/v1/invitations", json={"invitee": closer}, headers=auth(eve)).status_code == 201
+    withdrawn = conn.post("/v1/invitations", json={"invitee": ivy}, headers=auth(closer)).get_json()["id"]
+    assert conn.post(f"/v1/invitations/{withdrawn}/withdraw", headers=auth(closer)).status_code == 200
     for endorser, endorsee in ((closer, ada), (dee, ada), (ada, closer)):
         response = conn.post(f"/v1/members/{endorsee}/endorsements", json={"skill": "Compilers"}, headers=auth(endorser))
         assert response.status_code == 201, response.get_json()
     assert conn.put(f"/v1/blocks/{fay}", headers=auth(closer)).status_code == 204
     assert conn.put(f"/v1/blocks/{closer}", headers=auth(gus)).status_code == 204
+    # dee's people-you-may-know: the closer is 2nd-degree (through ada).
+    eventually(lambda: closer in str(conn.get("/v1/suggestions", headers=auth(dee)).get_json()), 20,
+               message="dee's suggestions name the closer")
 
-    # Follows both ways; cy's timeline exists (a read builds it), so the closer's post fans out to it.
+    # Follows both ways (cy with post alerts), and one ended (its version stays behind); cy's
+    # timeline exists (a read builds it), so the closer's post fans out to it.
     assert follows.put(f"/v1/following/{dee}", headers=auth(closer)).status_code == 201
-    assert follows.put(f"/v1/following/{closer}", headers=auth(cy)).status_code == 201
+    assert follows.put(f"/v1/following/{jon}", headers=auth(closer)).status_code == 201
+    assert follows.delete(f"/v1/following/{jon}", headers=auth(closer)).status_code == 204
+    assert follows.put(f"/v1/following/{closer}", json={"notify_on_post": True}, headers=auth(cy)).status_code == 201
     eventually(lambda: feed.get("/v1/feed", headers=auth(cy)).status_code == 200, message="cy reads a feed")
     eventually(lambda: stores["feed"].zscore(f"feed:{_tag(settings, closer)}:followers:{closer}", cy) is not None,
                20, message="the feed's audience replica learns cy follows the closer")
@@ -107,6 +125,9 @@ def test_closing_an_account_erases_it_from_every_store_and_the_timeline_cache(
     own_post = post.get_json()["id"]
     eventually(lambda: own_post in [p["id"] for p in feed.get("/v1/feed", headers=auth(cy)).get_json()["items"]],
                20, message="the closer's post reaches cy's timeline")
+    # Others' like and comment on the closer's post: their footprints name the post.
+    assert feed.put(f"/v1/posts/{own_post}/like", headers=auth(bob)).status_code == 204
+    assert feed.post(f"/v1/posts/{own_post}/comments", json={"text": "bye"}, headers=auth(bob)).status_code == 201
 
     # Likes and a comment on someone else's post: ada's post, liked by the closer and bob.
     theirs = feed.post("/v1/posts", json={"text": "a post of ada", "visibility": "public"}, headers=auth(ada))
@@ -121,14 +142,29 @@ def test_closing_an_account_erases_it_from_every_store_and_the_timeline_cache(
     eventually(liked_group, 30, message="ada's grouped post_liked notification has both likers")
     eventually(lambda: notes.get("/v1/notifications", headers=auth(closer)).get_json()["items"], 30,
                message="the closer has notifications")
+    eventually(lambda: stores["notifications"].smembers(f"notifications:{_tag(settings, closer)}:post-alerts:{closer}"),
+               20, message="the notifications replica learns cy's post alerts")
+    return {"closer": closer, "ada": ada, "bob": bob, "dee": dee, "ada_post": ada_post}
+
+
+def _close(settings, member: str, version: int = 99) -> None:
+    """Publish ``member.closed`` on profiles.events, as the profiles service's relay does."""
+    publish = EventPublisher(settings)
+    try:
+        publish(new_event("profiles", "member.closed", {"member": member, "at": rfc3339(now_ms()), "version": version}))
+    finally:
+        publish.close()
+
+
+def test_closing_an_account_erases_it_from_every_store_and_the_timeline_cache(
+        settings, workers, apps, auth, unique, connect, stores):
+    net = _network(settings, workers, apps, auth, unique, connect, stores)
+    conn, follows, feed, notes = (apps(s) for s in SERVICES)
+    closer, ada, bob, dee, ada_post = (net[k] for k in ("closer", "ada", "bob", "dee", "ada_post"))
     assert _left(stores, closer), "the scan sees the member before the erasure"
     before = {"ada connections": _count(conn, auth, ada), "dee followers": _followers(follows, auth, dee)}
 
-    publish = EventPublisher(settings)
-    try:
-        publish(new_event("profiles", "member.closed", {"member": closer, "at": rfc3339(now_ms()), "version": 99}))
-    finally:
-        publish.close()
+    _close(settings, closer)
 
     _erased(stores, closer)
     assert _count(conn, auth, ada) == before["ada connections"] - 1
@@ -140,6 +176,57 @@ def test_closing_an_account_erases_it_from_every_store_and_the_timeline_cache(
     assert (group["actor_count"], group["actors"]) == (1, [bob])
     endorsements = conn.get(f"/v1/members/{ada}/endorsements", headers=auth(ada)).get_json()
     assert closer not in str(endorsements) and "1" in str(endorsements), endorsements
+
+
+class _Monitor:
+    """Every command one Redis server runs while it is open (MONITOR), in order."""
+
+    def __init__(self, client):
+        self._client, self.commands = client, []
+        self._marker = f"end-of-monitor-{uuid.uuid4().hex}"
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(5), "MONITOR started"
+
+    def _listen(self):
+        with self._client.monitor() as monitor:
+            self._ready.set()
+            for command in monitor.listen():
+                if self._marker in command["command"]:
+                    return
+                self.commands.append(command["command"])
+
+    def stop(self) -> list[str]:
+        """The commands seen up to now: the marker, sent last, ends the listening after them."""
+        self._client.echo(self._marker)
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "MONITOR saw its end marker"
+        return self.commands
+
+
+def test_erasing_a_closed_account_issues_no_scan_of_the_store(settings, workers, apps, auth, unique, connect, stores):
+    net = _network(settings, workers, apps, auth, unique, connect, stores)
+    closer = net["closer"]
+    servers = {(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"]): s
+               for s in stores.values()}
+    monitors = [_Monitor(client) for client in servers.values()]
+
+    _close(settings, closer)
+    # The erasure reads (where a SCAN would be) before it commits, with the tombstone, in one
+    # round trip: once every service's tombstone is there, every read it made was sent.
+    messaging = MessagingKeys(settings.shards)
+
+    def tombstoned():
+        return (all(stores[s].hget(members.key(s, settings, closer), "state") == "closed" for s in SERVICES)
+                and stores["notifications"].exists(messaging.closed(closer)))  # messaging's database here
+    eventually(tombstoned, 60, interval=0.2, message="every service handled member.closed")
+    seen = [command for monitor in monitors for command in monitor.stop()]
+
+    scans = [c for c in seen if c.split(" ", 1)[0].strip('"').upper() in ("SCAN", "SSCAN", "ZSCAN", "HSCAN", "KEYS")]
+    assert not scans, "the erasure scanned:\n" + "\n".join(scans[:20])
+    assert any(closer in c for c in seen), "the monitors saw the erasure's commands"
+    _erased(stores, closer)
 
 
 def test_a_retried_member_closed_drops_no_count_twice(settings, workers, apps, auth, unique, connect, stores):
