@@ -11,6 +11,11 @@ changes together (``{s}`` below is the member's shard tag):
 - ``notifications:{s}:actors:m``     sorted set, every score 0: ``<id>|<actor>`` for each distinct
                                      actor of each notification (how a group knows an actor
                                      joined already); a notification's range goes with it
+- ``notifications:{s}:by-actor:m``   sorted set, scores 0: ``<actor>|<id>``, the inverse of ``actors``
+- ``notifications:{s}:notifiers:m``  set: every actor ``m``'s inbox ever had (never shrinks)
+- ``notifications:{s}:acted-in:a``   set: the owners whose inbox may name ``a`` as an actor
+                                     (``by-actor``, ``notifiers`` and ``acted-in`` are footprints for
+                                     closing an account without a SCAN: services/notifications/closing.py)
 - ``notifications:{s}:groups:m``     hash: group field (``post_liked|<post>``) → ``<id>|<opened_at_ms>``
 - ``notifications:{s}:muted:m``      set: notification types the member muted
 - ``notifications:{s}:live:m``       stream (capped): one entry per new or grown notification, for
@@ -34,6 +39,8 @@ that member's slot, each with the version of the last event applied beside it:
 - ``notifications:{s}:alert-version:author|follower``       the version applied to that entry
 - ``notifications:{s}:connections:m``                       set: ``m``'s 1st-degree connections
 - ``notifications:{s}:pair-version:m|other``                the version applied to ``m``'s side of the pair
+- ``notifications:{s}:alerts-to:follower``, ``alert-seen:author``, ``paired:m``  footprints: whom the
+  versions above name (services/notifications/closing.py)
 """
 from __future__ import annotations
 
