@@ -262,6 +262,12 @@ def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> Non
     if post.author != reader:
         raise Forbidden("Only the author may delete a post.", code="not_post_author")
     event = new_event("feed", "post.deleted", {"post_id": post_id, "author": reader, "at": rfc3339(now_ms())})
+    # Who liked or commented on it (the post's slot), whose footprints name it (the post id
+    # carries the author's): they go with it, else they would outlive the author's account.
+    with store.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.likers(post_id))
+        pipe.hgetall(keys.comment_bodies(post_id))
+        likers, bodies = pipe.execute()
     result = keys.run(keys.DELETE_POST, store, keys={
         "post": keys.post(post_id), "likers": keys.likers(post_id), "comments": keys.comments(post_id),
         "comment_bodies": keys.comment_bodies(post_id), "resharers": keys.resharers(post_id),
@@ -269,6 +275,13 @@ def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> Non
         "outbox": outbox.key_for(keys.post_shard(post_id))}, post_id=post_id, event=outbox.xadd_args(event))
     if result == "not_found":
         raise _missing(post_id)  # deleted meanwhile
+    if likers or bodies:
+        with store.pipeline(transaction=False) as pipe:  # one command a member, each in their slot
+            for liker in likers:
+                pipe.srem(keys.liked(liker), post_id)
+            for comment_id, raw in bodies.items():
+                pipe.srem(keys.commented(json.loads(raw)["author"]), f"{post_id} {comment_id}")
+            pipe.execute()
     if post.reshare_of:
         count_reshare(store, post.reshare_of, post_id, -1)
 

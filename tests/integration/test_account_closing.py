@@ -79,8 +79,8 @@ def stores(settings):
 def _network(settings, workers, apps, auth, unique, connect, stores) -> dict:
     """A member (``closer``) whose acts left something in every store: connections, past ones,
     an introduction, invitations both ways and a withdrawn one, endorsements both ways, blocks,
-    follows both ways and a past one, a post fanned out, liked and commented on by others, likes
-    and a comment on another's post, notifications both ways, a people-you-may-know list naming
+    follows both ways and a past one, a post fanned out, liked and commented on by others (and
+    one deleted since), likes and a comment on another's post, notifications both ways, a people-you-may-know list naming
     them. Returns the members and posts the checks need."""
     for service in SERVICES + ("messaging",):  # messaging shares a database with notifications here
         workers(service)
@@ -125,9 +125,14 @@ def _network(settings, workers, apps, auth, unique, connect, stores) -> dict:
     own_post = post.get_json()["id"]
     eventually(lambda: own_post in [p["id"] for p in feed.get("/v1/feed", headers=auth(cy)).get_json()["items"]],
                20, message="the closer's post reaches cy's timeline")
-    # Others' like and comment on the closer's post: their footprints name the post.
-    assert feed.put(f"/v1/posts/{own_post}/like", headers=auth(bob)).status_code == 204
-    assert feed.post(f"/v1/posts/{own_post}/comments", json={"text": "bye"}, headers=auth(bob)).status_code == 201
+    # Others' like and comment on the closer's posts: their footprints name the post, also
+    # when the closer deleted it before closing.
+    deleted = feed.post("/v1/posts", json={"text": "second thoughts", "visibility": "public"},
+                        headers=auth(closer)).get_json()["id"]
+    for post_id in (own_post, deleted):
+        assert feed.put(f"/v1/posts/{post_id}/like", headers=auth(bob)).status_code == 204
+        assert feed.post(f"/v1/posts/{post_id}/comments", json={"text": "bye"}, headers=auth(bob)).status_code == 201
+    assert feed.delete(f"/v1/posts/{deleted}", headers=auth(closer)).status_code == 204
 
     # Likes and a comment on someone else's post: ada's post, liked by the closer and bob.
     theirs = feed.post("/v1/posts", json={"text": "a post of ada", "visibility": "public"}, headers=auth(ada))
