@@ -3,7 +3,9 @@
 The member's network is built through the services' HTTP APIs and their real workers (Kafka,
 Redis); the account is closed by publishing ``member.closed`` on profiles.events, as the
 profiles service's relay does. Then every store database and the timeline cache is scanned,
-keys and values, for the closed id: nothing may be left but what ``STAYS`` names.
+keys and values, for the closed id: nothing may be left but what ``STAYS`` names. The erasure
+itself may not SCAN (it must cost what the member touched, not the store): MONITOR on every
+Redis server sees no SCAN-family command while the services handle ``member.closed``.
 """
 from __future__ import annotations
 
