@@ -120,17 +120,25 @@ def register_many(client: redis.Redis, service: str, settings: Settings, ids, *,
             pipe.execute()
 
 
-def handlers(service: str) -> dict[str, Callable]:
-    """The member handlers a service's worker runs on profiles.events (event name → handler)."""
+def handlers(service: str, erase: Callable | None = None) -> dict[str, Callable]:
+    """The member handlers a service's worker runs on profiles.events (event name → handler).
+
+    ``erase(member, fx)``, when given, runs on ``member.closed`` beside the tombstone: it queues
+    on ``fx.tx`` the erasure of what the service holds of the member. It reads what is left and
+    erases that, so a retried or replayed ``member.closed`` finds less and changes no count twice.
+    """
     def on_member_event(event: Event, fx) -> None:
         apply(fx.store, service, fx.settings, event.name, event.data, pipe=fx.tx)
+        if erase is not None and event.name == "member.closed":
+            erase(event.data["member"], fx)
     return {name: on_member_event for name in KINDS}
 
 
-def consumer(service: str):
-    """The consumer keeping ``service``'s member replica: group ``<service>.members``."""
+def consumer(service: str, erase: Callable | None = None):
+    """The consumer keeping ``service``'s member replica: group ``<service>.members``; with
+    ``erase``, it also erases a closed account's data (``handlers``)."""
     return Consumer(name=f"{service}.members", service=service, topics=(PROFILES_TOPIC,),
-                    handlers=handlers(service))
+                    handlers=handlers(service, erase))
 
 
 @dataclass(frozen=True)

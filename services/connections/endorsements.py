@@ -57,6 +57,8 @@ def endorse(store: redis.Redis, outbox: Outbox, endorser: str, endorsee: str, sk
     now = now_ms()
     event = new_event("connections", "endorsement.added", {"endorser": endorser, "endorsee": endorsee,
                                                            "skill": display, "at": rfc3339(now)})
+    # The footprint (the endorser's slot) before the endorsement, so closing the endorser finds it.
+    store.sadd(keys.endorsed(endorser), f"{endorsee} {key}")
     # All in the endorsee's slot: their projected connections say whether the endorser is one.
     reply = keys.ENDORSE(store, keys={
         "connections": keys.connections(endorsee), "endorsers": keys.endorsers(endorsee, key),

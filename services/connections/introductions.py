@@ -89,6 +89,12 @@ def request(store: redis.Redis, outbox: Outbox, requester: str, target: str, via
     # The introducer's connections (their projection, one slot) say whether they know both; the
     # introduction itself is decided in the requester and target's pair slot.
     mutual = all(score is not None for score in store.zmscore(keys.connections(via), [requester, target]))
+    # The footprints of the three (each one's slot, one round trip) before the introduction, so
+    # closing any of them finds it; an introduction refused below leaves entries erasure skips.
+    with store.pipeline(transaction=False) as pipe:
+        for member in (requester, target, via):
+            pipe.sadd(keys.introductions(member), introduction_id)
+        pipe.execute()
     reply = keys.INTRODUCE(store, keys={
         "relationship": keys.relationship(requester, target), "introduction": keys.introduction(introduction_id),
         "outbox": outbox.key_for(keys.pair_tag(requester, target)),

@@ -168,7 +168,7 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
                 "reverse": keys.invitation(reverse or invitation_id),
                 "cooldown": keys.reinvite_cooldown(inviter, invitee),
                 "introduction": keys.introduction(introduction_id) if introduction_id else keys.invitation(invitation_id),
-                "outbox": outbox.key_for(tag),
+                "outbox": outbox.key_for(tag), "records": keys.pair_records(inviter, invitee),
             }, inviter=inviter, invitee=invitee, id=invitation_id, now=now, message=message or "",
                 reserved="1" if reserved else "0", lifts_at="" if reserved else reservation[1],
                 inviter_full=inviter_full, invitee_full=invitee_full, expected_reverse=reverse,

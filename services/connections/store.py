@@ -93,6 +93,25 @@ def introduction(introduction_id: str) -> str:
     return f"{SERVICE}:{id_tag(introduction_id) or '{unknown}'}:introduction:{introduction_id}"
 
 
+def pair_records(a: str, b: str) -> str:
+    """Set (footprint, the pair's slot): the ids of every invitation of the pair (either order),
+    added by SEND with the invitation, so a closed account's invitations are found from the
+    members it has a pair record with (``projected``) without a SCAN."""
+    return f"{SERVICE}:{pair_tag(a, b)}:pair-records:{pair(a, b)}"
+
+
+def introductions(member: str) -> str:
+    """Set (footprint): the ids of the introductions ``member`` is the requester, target or
+    go-between of, added on each of the three before INTRODUCE writes the introduction."""
+    return _m("introductions", member)
+
+
+def endorsed(endorser: str) -> str:
+    """Set (footprint): ``<endorsee> <skill key>`` for each endorsement ``endorser`` gave, added
+    before ENDORSE (endorsements are not withdrawn: an entry goes with the endorsement's erasure)."""
+    return _m("endorsed", endorser)
+
+
 def reinvite_cooldown(inviter: str, invitee: str) -> str:
     """String with a TTL: until when (ms) ``inviter`` may not invite ``invitee`` again."""
     return f"{SERVICE}:{pair_tag(inviter, invitee)}:reinvite-cooldown:{inviter}:{invitee}"
@@ -228,7 +247,7 @@ local function close_open()
 end
 """
 
-SEND = LuaScript("send", keys=("relationship", "invitation", "reverse", "cooldown", "introduction", "outbox"),
+SEND = LuaScript("send", keys=("relationship", "invitation", "reverse", "cooldown", "introduction", "outbox", "records"),
                  args=("inviter", "invitee", "id", "now", "message", "reserved", "lifts_at", "inviter_full",
                        "invitee_full", "expected_reverse", "introduction_id", "introducer", "n", "m", "*events"),
                  source=_PAIR + """
@@ -275,6 +294,7 @@ if A.reserved ~= '1' then return {'invitation_limit_reached', A.lifts_at} end
 if A.inviter_full == '1' then return {'connection_limit_reached', A.inviter} end
 redis.call('HSET', K.invitation, 'id', A.id, 'inviter', A.inviter, 'invitee', A.invitee, 'message', A.message,
            'status', 'pending', 'created_at', A.now, 'introduced_by', A.introducer)
+redis.call('SADD', K.records, A.id)
 redis.call('HSET', rel, 'open', A.id, 'open_by', A.inviter, 'open_at', A.now, 'open_status', 'pending')
 bump()
 redis.call('XADD', K.outbox, '*', unpack(A.events, 1, n))
@@ -495,6 +515,19 @@ redis.call('XADD', K.outbox, '*', unpack(A.event))
 return {'added', A.now, redis.call('HGET', K.names, A.skill_key)}
 """)
 
+# In the endorsee's slot: a closed account's endorsement of one skill goes. The count drops
+# only when the endorser was still there (ZREM's reply), so a retried erasure drops it once;
+# a skill nobody endorses any more goes with its name.
+ERASE_ENDORSEMENT = LuaScript("erase_endorsement", keys=("endorsers", "skills", "names"),
+                              args=("endorser", "skill_key"), source="""
+if redis.call('ZREM', K.endorsers, A.endorser) == 0 then return 0 end
+if tonumber(redis.call('ZINCRBY', K.skills, -1, A.skill_key)) <= 0 then
+  redis.call('ZREM', K.skills, A.skill_key)
+  redis.call('HDEL', K.names, A.skill_key)
+end
+return 1
+""")
+
 # Every script of the service, for the tests that check the convention.
 SCRIPTS = (SEND, ACCEPT, IGNORE, WITHDRAW, REMOVE, BLOCK, UNBLOCK, INTRODUCE, DECLINE_INTRODUCTION,
-           RESERVE_INVITATION, PROJECT, ENDORSE)
+           RESERVE_INVITATION, PROJECT, ENDORSE, ERASE_ENDORSEMENT)

@@ -3,7 +3,7 @@ each pair's record onto both members and keeps people-you-may-know lists precomp
 replica (profiles.events), and the loop that recomputes the lists reads found old."""
 from __future__ import annotations
 
-from services.connections import suggestions
+from services.connections import closing, suggestions
 from services.connections.handlers import HANDLERS
 from shared import members
 from shared.bus.consumer import Consumer
@@ -13,7 +13,7 @@ from shared.settings import Settings
 def consumers(settings: Settings) -> list[Consumer]:
     return [Consumer(name="connections.suggestions", service="connections", topics=("connections.events",),
                      handlers=dict(HANDLERS)),
-            members.consumer("connections")]
+            members.consumer("connections", erase=closing.erase)]
 
 
 def tasks(settings: Settings) -> dict:

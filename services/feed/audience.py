@@ -31,10 +31,12 @@ def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followe
     flag = "1" if present else "0"
     with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
         keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
-                                      "version": keys.follow_version(follower, followee)}, pipe=pipe,
+                                      "version": keys.follow_version(follower, followee),
+                                      "seen": keys.following_seen(follower)}, pipe=pipe,
                          member=followee, score=since_ms, version=version, present=flag)
         keys.FOLLOW_SIDE(store, keys={"edges": keys.followers(followee),
-                                      "version": keys.follower_version(followee, follower)}, pipe=pipe,
+                                      "version": keys.follower_version(followee, follower),
+                                      "seen": keys.followers_seen(followee)}, pipe=pipe,
                          member=follower, score=since_ms, version=version, present=flag)
         (word, _), (their_word, followers) = pipe.execute()
     if their_word == APPLIED:
@@ -74,7 +76,7 @@ def _rank_author(store: redis.Redis, settings: Settings, author: str, followers:
 def _pair_side(store: redis.Redis, member: str, other: str, change: str, version: int, at_ms: int = 0) -> str:
     return keys.PAIR_SIDE(store, keys={"connections": keys.connections(member), "hidden": keys.hidden(member),
                                        "disconnections": keys.disconnections(member),
-                                       "version": keys.pair_version(member, other)},
+                                       "version": keys.pair_version(member, other), "paired": keys.paired(member)},
                           other=other, change=change, version=version, at=at_ms, keep=DISCONNECTED_MAX)
 
 

@@ -262,6 +262,12 @@ def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> Non
     if post.author != reader:
         raise Forbidden("Only the author may delete a post.", code="not_post_author")
     event = new_event("feed", "post.deleted", {"post_id": post_id, "author": reader, "at": rfc3339(now_ms())})
+    # Who liked or commented on it (the post's slot), whose footprints name it (the post id
+    # carries the author's): they go with it, else they would outlive the author's account.
+    with store.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.likers(post_id))
+        pipe.hgetall(keys.comment_bodies(post_id))
+        likers, bodies = pipe.execute()
     result = keys.run(keys.DELETE_POST, store, keys={
         "post": keys.post(post_id), "likers": keys.likers(post_id), "comments": keys.comments(post_id),
         "comment_bodies": keys.comment_bodies(post_id), "resharers": keys.resharers(post_id),
@@ -269,6 +275,13 @@ def delete(store: redis.Redis, outbox: Outbox, reader: str, post_id: str) -> Non
         "outbox": outbox.key_for(keys.post_shard(post_id))}, post_id=post_id, event=outbox.xadd_args(event))
     if result == "not_found":
         raise _missing(post_id)  # deleted meanwhile
+    if likers or bodies:
+        with store.pipeline(transaction=False) as pipe:  # one command a member, each in their slot
+            for liker in likers:
+                pipe.srem(keys.liked(liker), post_id)
+            for comment_id, raw in bodies.items():
+                pipe.srem(keys.commented(json.loads(raw)["author"]), f"{post_id} {comment_id}")
+            pipe.execute()
     if post.reshare_of:
         count_reshare(store, post.reshare_of, post_id, -1)
 
@@ -279,9 +292,13 @@ def set_like(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, like
     name = "post.liked" if like else "post.unliked"
     event = new_event("feed", name, {"post_id": post_id, "author": post.author, "actor": reader,
                                      "at": rfc3339(now_ms())})
+    if like:  # the footprint (reader's slot) before the like, so erasure never misses one
+        store.sadd(keys.liked(reader), post_id)
     result = keys.run(keys.LIKE, store, keys={"post": keys.post(post_id), "likers": keys.likers(post_id),
                                               "outbox": outbox.key_for(keys.post_shard(post_id))},
                       member=reader, delta=1 if like else -1, event=outbox.xadd_args(event))
+    if not like or result == "not_found":  # after: a crash between leaves an entry erasure skips
+        store.srem(keys.liked(reader), post_id)
     if result == "not_found":
         raise _missing(post_id)
 
@@ -307,6 +324,8 @@ def add_comment(store: redis.Redis, outbox: Outbox, reader: str, post_id: str, t
     event = new_event("feed", "comment.added", {"comment_id": comment.id, "post_id": post_id,
                                                 "author": post.author, "commenter": reader,
                                                 "excerpt": text[:EXCERPT], "at": rfc3339(at)})
+    # The footprint (commenter's slot) before the comment, so erasure never misses one.
+    store.sadd(keys.commented(reader), f"{post_id} {comment.id}")
     # Every key in the post's slot, with the outbox entry; a transaction (not a script) so that
     # an idempotent request's mark joins it.
     with store.pipeline(transaction=True) as tx:

@@ -89,6 +89,19 @@ def resharers(post_id: str) -> str:
     return _post_key("reshares", post_id)
 
 
+def liked(member: str) -> str:
+    """Set (footprint, ``member``'s slot): the post ids ``member`` likes, added before the like
+    and removed after an unlike, so a closed account's likes are found without a SCAN. An entry
+    whose post was deleted meanwhile is harmless (its erasure changes nothing)."""
+    return _member_key("liked", member)
+
+
+def commented(member: str) -> str:
+    """Set (footprint, ``member``'s slot): ``<post id> <comment id>`` for each comment ``member``
+    wrote, added before the comment, so a closed account's comments are found without a SCAN."""
+    return _member_key("commented", member)
+
+
 def posts(author: str) -> str:
     """Sorted set: every live post of ``author``, scored by creation time (ms)."""
     return _member_key("posts", author)
@@ -122,6 +135,22 @@ def follow_version(follower: str, followee: str) -> str:
 def follower_version(followee: str, follower: str) -> str:
     """String, beside ``followers(followee)``: the version of the last follows event of the edge applied there."""
     return f"feed:{shard(followee)}:followers-version:{followee}|{follower}"
+
+
+def following_seen(member: str) -> str:
+    """Set (footprint): every followee a ``follow_version(member, …)`` names, added with it by
+    FOLLOW_SIDE, so a closed account's versions are found without a SCAN."""
+    return _member_key("following-seen", member)
+
+
+def followers_seen(member: str) -> str:
+    """Set (footprint): every follower a ``follower_version(member, …)`` names (FOLLOW_SIDE)."""
+    return _member_key("followers-seen", member)
+
+
+def paired(member: str) -> str:
+    """Set (footprint): every other member a ``pair_version(member, …)`` names (PAIR_SIDE)."""
+    return _member_key("paired", member)
 
 
 def connections(member: str) -> str:
@@ -222,6 +251,25 @@ redis.call('XADD', K.outbox, '*', unpack(A.event))
 return 'changed'
 """)
 
+# Store, the post's slot: a closed account's like goes, and the count drops only when the
+# likers set changed, so a retried erasure drops it once.
+ERASE_LIKE = LuaScript("erase_like", keys=("post", "likers"), args=("member",), source="""
+if redis.call('SREM', K.likers, A.member) == 0 then return 'unchanged' end
+if redis.call('EXISTS', K.post) == 1 then redis.call('HINCRBY', K.post, 'likes', -1) end
+return 'changed'
+""")
+
+# Store, the post's slot: a closed account's comments go (ids given), each counted off once.
+ERASE_COMMENTS = LuaScript("erase_comments", keys=("post", "comments", "comment_bodies"), args=("*ids",), source="""
+local gone = 0
+for _, id in ipairs(A.ids) do
+  gone = gone + redis.call('ZREM', K.comments, id)
+  redis.call('HDEL', K.comment_bodies, id)
+end
+if gone > 0 and redis.call('EXISTS', K.post) == 1 then redis.call('HINCRBY', K.post, 'comments', -gone) end
+return gone
+""")
+
 # Store, the original post's slot. A reshare counted (delta 1) or uncounted (delta -1) once,
 # by the reshare's id: the request that writes the reshare and the consumer of its
 # post.created both apply it. A deleted original is not recreated.
@@ -242,12 +290,14 @@ return 'changed'
 # (present '0') a following or followers set, when ``version`` is newer than the one held
 # beside it. Replies {word, the set's size}: 'applied'; 'current' (this version was applied
 # already: a redelivery, whose follow-up effects may be redone); 'stale' (an older one).
-FOLLOW_SIDE = LuaScript("follow_side", keys=("edges", "version"), args=("member", "score", "version", "present"),
+# ``seen`` is the footprint of the versions kept beside ``edges`` (who they name).
+FOLLOW_SIDE = LuaScript("follow_side", keys=("edges", "version", "seen"), args=("member", "score", "version", "present"),
                         source="""
 local held = tonumber(redis.call('GET', K.version) or '0')
 local version = tonumber(A.version)
 if version < held then return {'stale', redis.call('ZCARD', K.edges)} end
 if version == held then return {'current', redis.call('ZCARD', K.edges)} end
+redis.call('SADD', K.seen, A.member)
 redis.call('SET', K.version, A.version)
 if A.present == '1' then
   redis.call('ZADD', K.edges, A.score, A.member)
@@ -261,12 +311,14 @@ return {'applied', redis.call('ZCARD', K.edges)}
 # ``version`` is newer than the one held beside it: 'connect', 'disconnect' (removed),
 # 'block' (disconnected and hidden) or 'unblock'. An ended connection is remembered in
 # ``disconnections`` (the newest ``keep``). Replies 'applied', 'current' or 'stale' (as FOLLOW_SIDE).
-PAIR_SIDE = LuaScript("pair_side", keys=("connections", "hidden", "disconnections", "version"),
+# ``paired`` is the footprint of the pair versions kept in the member's slot (who they name).
+PAIR_SIDE = LuaScript("pair_side", keys=("connections", "hidden", "disconnections", "version", "paired"),
                       args=("other", "change", "version", "at", "keep"), source="""
 local held = tonumber(redis.call('GET', K.version) or '0')
 local version = tonumber(A.version)
 if version < held then return 'stale' end
 if version == held then return 'current' end
+redis.call('SADD', K.paired, A.other)
 redis.call('SET', K.version, A.version)
 if A.change == 'connect' then
   redis.call('SADD', K.connections, A.other)

@@ -1,7 +1,7 @@
 """The feed worker: outbox relay, audience replica, fan-out planning, fan-out batches, member replica."""
 from __future__ import annotations
 
-from services.feed import handlers
+from services.feed import closing, handlers
 from services.feed import store as keys
 from services.feed.timelines import Timelines
 from shared import members
@@ -53,5 +53,5 @@ def consumers(settings: Settings) -> list[Consumer]:
             handlers={"fanout.batch": handlers.on_fanout_batch},
             max_poll_records=10,  # a batch is up to fanout_batch_size timeline writes
         ),
-        members.consumer("feed"),
+        members.consumer("feed", erase=closing.erase),
     ]

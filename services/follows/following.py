@@ -58,7 +58,7 @@ def _follow_keys(outbox: Outbox, follower: str, followee: str) -> dict:
     return {"following": keys.following(follower), "alerts": keys.alerts(follower),
             "blocks": keys.blocks(follower), "blocked_by": keys.blocked_by(follower),
             "connections": keys.connections(follower), "outbox": outbox.key_for(keys.member_tag(follower)),
-            "version": keys.follow_version(follower, followee)}
+            "version": keys.follow_version(follower, followee), "followed": keys.followed(follower)}
 
 
 def follow_args(outbox: Outbox, follower: str, followee: str, notify_on_post: bool | None,
@@ -133,7 +133,8 @@ def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reas
         "follower": follower, "followee": followee, "reason": reason, "at": rfc3339(at), "version": PENDING_VERSION})
     return keys.UNFOLLOW(client, keys={"following": keys.following(follower), "alerts": keys.alerts(follower),
                                        "outbox": outbox.key_for(keys.member_tag(follower)),
-                                       "version": keys.follow_version(follower, followee)},
+                                       "version": keys.follow_version(follower, followee),
+                                       "followed": keys.followed(follower)},
                          follower=follower, followee=followee, event=outbox.xadd_args(removed), pipe=pipe)
 
 

@@ -29,6 +29,7 @@ def _fresh(store: redis.Redis, tx: redis.client.Pipeline, member: str, other: st
     last = store.get(key)
     if last is not None and version <= int(last):
         return False
+    tx.sadd(keys.paired(member), other)  # the footprint, before the version it indexes
     tx.set(key, version)
     return True
 

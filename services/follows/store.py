@@ -56,6 +56,13 @@ def follow_version(follower: str, followee: str) -> str:
     return f"{SERVICE}:{member_tag(follower)}:follow-version:{follower}:{followee}"
 
 
+def followed(member: str) -> str:
+    """Set (footprint): every followee whose edge from ``member`` has a ``follow_version``, kept
+    by the scripts that number the edge, so a closed account's versions are found without a
+    SCAN. Never shrinks (a version outlives its edge, to order a later follow)."""
+    return _m("followed", member)
+
+
 def follow_setting(member: str) -> str:
     """Hash: ``member``'s follow setting (field ``followers``: everyone | connections)."""
     return _m("follow-setting", member)
@@ -95,13 +102,20 @@ def pair_version(member: str, other: str) -> str:
     return f"{SERVICE}:{member_tag(member)}:pair-version:{member}:{other}"
 
 
+def paired(member: str) -> str:
+    """Set (footprint): every other member a ``pair_version`` of ``member``'s side names, written
+    with it (same slot, same transaction) so a closed account's versions are found without a SCAN."""
+    return _m("paired", member)
+
+
 # --- scripts --------------------------------------------------------------------------
 
 # In the follower's slot. The refusal checks, the edge and its event happen at once: no follow
 # slips past a block (the follower's replica holds blocks either way). The followee's follow
 # setting lives in their slot: it is read before and passed as ``restricted`` (a follow racing a
 # change of the setting is one made just before it, which the change would not have removed).
-FOLLOW = LuaScript("follow", keys=("following", "alerts", "blocks", "blocked_by", "connections", "outbox", "version"),
+FOLLOW = LuaScript("follow", keys=("following", "alerts", "blocks", "blocked_by", "connections", "outbox", "version",
+                                   "followed"),
                    args=("follower", "followee", "now", "notify", "restricted", "*events"), source=STAMP_VERSION + """
 -- events: created (6 fields), then updated (6 fields); stamped() counts ARGV from 1.
 local base = 5
@@ -117,6 +131,7 @@ if since then
     else
       redis.call('SREM', K.alerts, A.followee)
     end
+    redis.call('SADD', K.followed, A.followee)
     local v = redis.call('INCR', K.version)
     redis.call('XADD', K.outbox, '*', unpack(stamped(base + 7, base + 12, v)))
     return {'updated', since, tonumber(A.notify), v}
@@ -132,18 +147,20 @@ if A.notify == '1' then
   redis.call('SADD', K.alerts, A.followee)
   alert = 1
 end
+redis.call('SADD', K.followed, A.followee)
 local v = redis.call('INCR', K.version)
 redis.call('XADD', K.outbox, '*', unpack(stamped(base + 1, base + 6, v)))
 return {'created', A.now, alert, v}
 """)
 
 # In the follower's slot.
-UNFOLLOW = LuaScript("unfollow", keys=("following", "alerts", "outbox", "version"),
+UNFOLLOW = LuaScript("unfollow", keys=("following", "alerts", "outbox", "version", "followed"),
                      args=("follower", "followee", "*event"), source=STAMP_VERSION + """
 if redis.call('ZREM', K.following, A.followee) == 0 then
   return 0
 end
 redis.call('SREM', K.alerts, A.followee)
+redis.call('SADD', K.followed, A.followee)
 redis.call('XADD', K.outbox, '*', unpack(stamped(3, 8, redis.call('INCR', K.version))))
 return 1
 """)

@@ -2,6 +2,7 @@
 followers projected from follows.events, its member replica."""
 from __future__ import annotations
 
+from services.follows import closing
 from services.follows.handlers import FOLLOWERS_HANDLERS, HANDLERS
 from shared import members
 from shared.bus.consumer import Consumer
@@ -15,4 +16,4 @@ def consumers(settings: Settings) -> list[Consumer]:
                      handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
             Consumer(name="follows.followers", service="follows", topics=("follows.events",),
                      handlers=dict(FOLLOWERS_HANDLERS)),
-            members.consumer("follows")]
+            members.consumer("follows", erase=closing.erase)]

@@ -36,7 +36,9 @@ def on_block_removed(event: Event, fx: Effects) -> None:
 
 
 def on_member_closed(event: Event, fx: Effects) -> None:
-    inbox.close_member(_messaging(fx), fx.tx, event.data["member"], event.data["version"])
+    m = _messaging(fx)
+    inbox.close_member(m, fx.tx, event.data["member"], event.data["version"])
+    network.forget(fx.store, fx.tx, m.keys, event.data["member"])
 
 
 def on_message_sent(event: Event, fx: Effects) -> None:

@@ -26,6 +26,10 @@ POLL_SECONDS = 0.02
 def apply(tx: redis.client.Pipeline, keys: Keys, a: str, b: str, version: int, *, connected: bool | None = None,
           blocker: str = "", block: bool | None = None) -> None:
     """Queue one change of the pair ``a``–``b`` on the consumer's transaction."""
+    # The footprint on each side (its member's shard), queued before the record: the consumer
+    # redoes the whole event on a redelivery, so no record is left without its entries.
+    tx.sadd(keys.pairs(a), b)
+    tx.sadd(keys.pairs(b), a)
     PAIR(tx, keys={"pair": keys.pair(a, b)}, pipe=tx, version=version,
          connected="" if connected is None else ("1" if connected else "0"),
          blocker=blocker, block="" if block is None else ("1" if block else "0"))
@@ -90,3 +94,14 @@ def not_connected(store: redis.Redis, keys: Keys, member: str, others: list[str]
             return missing
         time.sleep(POLL_SECONDS)
         found = None
+
+
+def forget(store: redis.Redis, tx, keys: Keys, member: str) -> None:
+    """Queue the erasure of a closed account's pair records (each a key of its pair's slot) and
+    of its footprint entries on the other side, found from its own footprint (no SCAN: in
+    proportion to the members it had a record with). Nothing needs them afterwards: a closed
+    account neither sends nor receives."""
+    for other in store.smembers(keys.pairs(member)):
+        tx.delete(keys.pair(member, other))
+        tx.srem(keys.pairs(other), member)
+    tx.delete(keys.pairs(member))

@@ -106,6 +106,12 @@ class Keys:
         p = pair(a, b)
         return f"messaging:{self.tag(p)}:pair:{p}"
 
+    def pairs(self, member: str) -> str:
+        """Set (footprint, the member's shard): every other member a pair record of ``member``
+        names, added by the consumer with the record, so a closed account's records are found
+        without a SCAN."""
+        return f"messaging:{self.tag(member)}:pairs:{member}"
+
 
 def bell(member: str) -> str:
     """Pub/sub channel: rung when ``member``'s live stream grows or one of their streams must close."""

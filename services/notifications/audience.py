@@ -15,27 +15,31 @@ import redis
 from services.notifications import store as keys
 
 
-def _side(tx: redis.client.Pipeline, set_key: str, version_key: str, member: str, present: bool,
+def _side(tx: redis.client.Pipeline, set_key: str, version_key: str, seen_key: str, member: str, present: bool,
           version: int) -> None:
-    keys.SET_SIDE(None, keys={"set": set_key, "version": version_key}, pipe=tx, member=member,
+    keys.SET_SIDE(None, keys={"set": set_key, "version": version_key, "seen": seen_key}, pipe=tx, member=member,
                   present="1" if present else "0", version=version)
 
 
 def set_post_alerts(tx: redis.client.Pipeline, follower: str, author: str, on: bool, version: int) -> None:
     """Queue, unless stale: ``follower`` does (or no longer does) want an alert for each post of
     ``author``. The author's side of the edge, in the author's slot (whose posts it alerts of)."""
-    _side(tx, keys.post_alerts(author), keys.alert_version(author, follower), follower, on, version)
+    tx.sadd(keys.alerts_to(follower), author)  # the footprint (follower's slot), before the version
+    _side(tx, keys.post_alerts(author), keys.alert_version(author, follower), keys.alert_seen(author), follower, on,
+          version)
 
 
 def connect(tx: redis.client.Pipeline, a: str, b: str, version: int) -> None:
     """Queue each member's side of a new connection, each in its member's slot, unless stale."""
     for member, other in ((a, b), (b, a)):
-        _side(tx, keys.connections(member), keys.pair_version(member, other), other, True, version)
+        _side(tx, keys.connections(member), keys.pair_version(member, other), keys.paired(member), other, True,
+              version)
 
 
 def disconnect(tx: redis.client.Pipeline, a: str, b: str, version: int) -> None:
     for member, other in ((a, b), (b, a)):
-        _side(tx, keys.connections(member), keys.pair_version(member, other), other, False, version)
+        _side(tx, keys.connections(member), keys.pair_version(member, other), keys.paired(member), other, False,
+              version)
 
 
 def post_audience(store: redis.Redis, author: str, visibility: str,

@@ -96,6 +96,8 @@ def notify(tx: redis.client.Pipeline, recipient: str, notification_id: str, type
         group = type_
     elif type_ in GROUPED:
         group = f"{type_}|{obj}"
+    # The footprint (the actor's slot) before the notification: erasing a closed actor finds it.
+    tx.sadd(keys.acted_in(actor), recipient)
     keys.NOTIFY(None, keys=recipient_keys(recipient), pipe=tx, id=notification_id, type=type_, actor=actor,
                 object=obj or "", text=text or "", about=about or "", at=at_ms, group=group,
                 window=window_hours * 3600 * 1000, cap=cap, shown=SHOWN_ACTORS, live_cap=LIVE_CAP,
@@ -106,7 +108,7 @@ def recipient_keys(recipient: str) -> dict[str, str]:
     """NOTIFY's keys for ``recipient``: their inbox's, all of their slot."""
     return {"inbox": keys.inbox(recipient), "unread": keys.unread(recipient), "notes": keys.notes(recipient),
             "actors": keys.actors(recipient), "groups": keys.groups(recipient), "muted": keys.muted(recipient),
-            "live": keys.live(recipient)}
+            "live": keys.live(recipient), "by_actor": keys.by_actor(recipient), "notifiers": keys.notifiers(recipient)}
 
 
 def load(store: redis.Redis, member: str, ids: list[str]) -> list[Notification]:

@@ -11,6 +11,11 @@ changes together (``{s}`` below is the member's shard tag):
 - ``notifications:{s}:actors:m``     sorted set, every score 0: ``<id>|<actor>`` for each distinct
                                      actor of each notification (how a group knows an actor
                                      joined already); a notification's range goes with it
+- ``notifications:{s}:by-actor:m``   sorted set, scores 0: ``<actor>|<id>``, the inverse of ``actors``
+- ``notifications:{s}:notifiers:m``  set: every actor ``m``'s inbox ever had (never shrinks)
+- ``notifications:{s}:acted-in:a``   set: the owners whose inbox may name ``a`` as an actor
+                                     (``by-actor``, ``notifiers`` and ``acted-in`` are footprints for
+                                     closing an account without a SCAN: services/notifications/closing.py)
 - ``notifications:{s}:groups:m``     hash: group field (``post_liked|<post>``) → ``<id>|<opened_at_ms>``
 - ``notifications:{s}:muted:m``      set: notification types the member muted
 - ``notifications:{s}:live:m``       stream (capped): one entry per new or grown notification, for
@@ -34,6 +39,8 @@ that member's slot, each with the version of the last event applied beside it:
 - ``notifications:{s}:alert-version:author|follower``       the version applied to that entry
 - ``notifications:{s}:connections:m``                       set: ``m``'s 1st-degree connections
 - ``notifications:{s}:pair-version:m|other``                the version applied to ``m``'s side of the pair
+- ``notifications:{s}:alerts-to:follower``, ``alert-seen:author``, ``paired:m``  footprints: whom the
+  versions above name (services/notifications/closing.py)
 """
 from __future__ import annotations
 
@@ -78,6 +85,41 @@ def notes(member: str) -> str:
 def actors(member: str) -> str:
     """Sorted set (scores 0): ``<notification id>|<actor>`` for every distinct actor of each notification."""
     return _key("actors", member)
+
+
+def by_actor(member: str) -> str:
+    """Sorted set (scores 0), the inverse of ``actors``: ``<actor>|<notification id>``, kept with it
+    by NOTIFY and ERASE_ACTOR, so one actor's notifications of ``member`` are a lex range."""
+    return _key("by-actor", member)
+
+
+def notifiers(member: str) -> str:
+    """Set (footprint): every actor of a notification ``member`` ever had (NOTIFY); it does not
+    shrink when a notification is dropped, so closing ``member`` finds every ``acted_in`` naming them."""
+    return _key("notifiers", member)
+
+
+def acted_in(actor: str) -> str:
+    """Set (footprint, the actor's slot): the members whose inbox may name ``actor`` as an actor,
+    added by the inbox consumer before the notification, so a closed account's name is found in
+    others' notifications without a SCAN."""
+    return _key("acted-in", actor)
+
+
+def alerts_to(follower: str) -> str:
+    """Set (footprint, the follower's slot): the authors whose ``alert_version`` names ``follower``,
+    added by the consumer before the version."""
+    return _key("alerts-to", follower)
+
+
+def alert_seen(author: str) -> str:
+    """Set (footprint): every follower an ``alert_version(author, …)`` names (SET_SIDE)."""
+    return _key("alert-seen", author)
+
+
+def paired(member: str) -> str:
+    """Set (footprint): every other member a ``pair_version(member, …)`` names (SET_SIDE)."""
+    return _key("paired", member)
 
 
 def groups(member: str) -> str:
@@ -159,7 +201,8 @@ def pair_version(member: str, other: str) -> str:
 # ``window`` ms before; a group that grows moves up and is unread again. At most ``cap``
 # notifications are kept, the least recently active dropped with their actors. A stored or
 # grown one is appended to the live stream (capped at ``live_cap``) and rings ``bell``.
-NOTIFY = LuaScript("notify", keys=("inbox", "unread", "notes", "actors", "groups", "muted", "live"),
+NOTIFY = LuaScript("notify", keys=("inbox", "unread", "notes", "actors", "groups", "muted", "live", "by_actor",
+                                   "notifiers"),
                    args=("id", "type", "actor", "object", "text", "about", "at", "group", "window", "cap",
                          "shown", "live_cap", "bell"), source="""
 if redis.call('SISMEMBER', K.muted, A.type) == 1 then return 'muted' end
@@ -191,6 +234,8 @@ if A.group ~= '' then
       -- Join the open group. An actor already in it (a duplicate, a like after an unlike)
       -- changes nothing: the group only moves up when it grows.
       if redis.call('ZADD', K.actors, 'NX', 0, gid .. '|' .. A.actor) == 0 then return 'unchanged' end
+      redis.call('ZADD', K.by_actor, 0, A.actor .. '|' .. gid)
+      redis.call('SADD', K.notifiers, A.actor)
       local note = cjson.decode(raw)
       add_actor(note, A.actor)
       local score = tonumber(redis.call('ZSCORE', K.inbox, gid))
@@ -213,6 +258,8 @@ local note = {id = A.id, type = A.type, object = A.object, text = A.text, about 
 add_actor(note, A.actor)
 redis.call('HSET', K.notes, A.id, cjson.encode(note))
 redis.call('ZADD', K.actors, 'NX', 0, A.id .. '|' .. A.actor)
+redis.call('ZADD', K.by_actor, 0, A.actor .. '|' .. A.id)
+redis.call('SADD', K.notifiers, A.actor)
 redis.call('ZADD', K.inbox, at, A.id)
 redis.call('ZADD', K.unread, at, A.id)
 if A.group ~= '' then redis.call('HSET', K.groups, A.group, A.id .. '|' .. at) end
@@ -234,6 +281,9 @@ if excess > 0 then
     end
     redis.call('HDEL', K.notes, old)
     -- Its actors: every '<old>|…' entry ('}' follows '|'), whatever other ids begin with <old>.
+    for _, entry in ipairs(redis.call('ZRANGEBYLEX', K.actors, '[' .. old .. '|', '(' .. old .. '}')) do
+      redis.call('ZREM', K.by_actor, string.sub(entry, #old + 2) .. '|' .. old)
+    end
     redis.call('ZREMRANGEBYLEX', K.actors, '[' .. old .. '|', '(' .. old .. '}')
   end
   if redis.call('HEXISTS', K.notes, A.id) == 0 then return 'dropped' end
@@ -242,15 +292,53 @@ announce(A.id)
 return 'stored'
 """)
 
+# A closed account leaves one notification of one member (all keys of that member's slot):
+# its actor entry goes, the count drops and its name leaves the shown actors; a notification
+# whose only actor it was goes with its group. Nothing changes when the actor entry is gone
+# already (ZREM's reply), so a retried erasure counts nobody off twice. Replies 'gone'
+# (the notification went), 'shrunk' or 'unchanged'.
+ERASE_ACTOR = LuaScript("erase_actor", keys=("inbox", "unread", "notes", "actors", "groups", "by_actor"),
+                        args=("id", "actor"), source="""
+redis.call('ZREM', K.by_actor, A.actor .. '|' .. A.id)
+if redis.call('ZREM', K.actors, A.id .. '|' .. A.actor) == 0 then return 'unchanged' end
+local raw = redis.call('HGET', K.notes, A.id)
+if not raw then return 'unchanged' end
+local note = cjson.decode(raw)
+note.actor_count = note.actor_count - 1
+local recent = {}
+for _, entry in ipairs(note.recent) do
+  if entry[1] ~= A.actor then recent[#recent + 1] = entry end
+end
+if note.actor_count > 0 and #recent > 0 then
+  note.recent = recent
+  redis.call('HSET', K.notes, A.id, cjson.encode(note))
+  return 'shrunk'
+end
+redis.call('ZREM', K.inbox, A.id)
+redis.call('ZREM', K.unread, A.id)
+redis.call('HDEL', K.notes, A.id)
+if note.group and note.group ~= '' then
+  local cur = redis.call('HGET', K.groups, note.group)
+  if cur and string.sub(cur, 1, #A.id + 1) == A.id .. '|' then redis.call('HDEL', K.groups, note.group) end
+end
+for _, entry in ipairs(redis.call('ZRANGEBYLEX', K.actors, '[' .. A.id .. '|', '(' .. A.id .. '}')) do
+  redis.call('ZREM', K.by_actor, string.sub(entry, #A.id + 2) .. '|' .. A.id)
+end
+redis.call('ZREMRANGEBYLEX', K.actors, '[' .. A.id .. '|', '(' .. A.id .. '}')
+return 'gone'
+""")
+
 # One member's side of a replicated fact: ``member`` in (present '1') or out of (present
 # '0') ``set``, when ``version`` is newer than the one held beside it. Replies 'applied',
 # 'current' (this version was applied already) or 'stale' (an older one). Used for post
 # alerts (an author's side of a follow edge) and connections (each member's side of a pair).
-SET_SIDE = LuaScript("set_side", keys=("set", "version"), args=("member", "present", "version"), source="""
+# ``seen`` is the footprint of the versions kept beside ``set`` (whom they name).
+SET_SIDE = LuaScript("set_side", keys=("set", "version", "seen"), args=("member", "present", "version"), source="""
 local held = tonumber(redis.call('GET', K.version) or '0')
 local version = tonumber(A.version)
 if version < held then return 'stale' end
 if version == held then return 'current' end
+redis.call('SADD', K.seen, A.member)
 redis.call('SET', K.version, A.version)
 if A.present == '1' then
   redis.call('SADD', K.set, A.member)

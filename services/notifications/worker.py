@@ -1,6 +1,7 @@
 """The notifications worker: the inbox consumer of every topic, and its member replica."""
 from __future__ import annotations
 
+from services.notifications import closing
 from services.notifications import store as keys
 from services.notifications.handlers import HANDLERS
 from shared import members
@@ -20,5 +21,5 @@ def consumers(settings: Settings) -> list[Consumer]:
             # inbox script: they may share one transaction per batch.
             batch_size=100,
         ),
-        members.consumer("notifications"),
+        members.consumer("notifications", erase=closing.erase),
     ]

@@ -48,7 +48,7 @@ def send(store, p, inviter, invitee, *, id=None, reserved="1", lifts_at="", invi
         "relationship": p.rel, "invitation": keys.invitation(id), "reverse": keys.invitation(reverse or id),
         "cooldown": keys.reinvite_cooldown(inviter, invitee),
         "introduction": keys.introduction(introduction_id) if introduction_id else keys.invitation(id),
-        "outbox": p.outbox,
+        "outbox": p.outbox, "records": keys.pair_records(inviter, invitee),
     }, inviter=inviter, invitee=invitee, id=id, now=NOW, message="", reserved=reserved, lifts_at=lifts_at,
         inviter_full=inviter_full, invitee_full=invitee_full, expected_reverse=expected_reverse,
         introduction_id=introduction_id, introducer="", n=6, m=len(accepted),

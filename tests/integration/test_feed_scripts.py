@@ -99,7 +99,8 @@ def test_reshared_counts_a_reshare_once_by_its_id_and_never_recreates_a_deleted_
 
 def follow_side(store, follower, followee, version, present=True):
     return keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
-                                         "version": keys.follow_version(follower, followee)},
+                                         "version": keys.follow_version(follower, followee),
+                                         "seen": keys.following_seen(follower)},
                             member=followee, score=5, version=version, present="1" if present else "0")
 
 
@@ -116,7 +117,7 @@ def test_follow_side_applies_a_newer_version_only(store, unique):
 def pair_side(store, member, other, change, version, at=10):
     return keys.PAIR_SIDE(store, keys={"connections": keys.connections(member), "hidden": keys.hidden(member),
                                        "disconnections": keys.disconnections(member),
-                                       "version": keys.pair_version(member, other)},
+                                       "version": keys.pair_version(member, other), "paired": keys.paired(member)},
                           other=other, change=change, version=version, at=at, keep=DISCONNECTED_MAX)
 
 

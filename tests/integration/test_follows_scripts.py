@@ -34,13 +34,14 @@ def follow(store, a, b, notify="", restricted="0"):
     return keys.FOLLOW(store, keys={
         "following": keys.following(a), "alerts": keys.alerts(a), "blocks": keys.blocks(a),
         "blocked_by": keys.blocked_by(a), "connections": keys.connections(a), "outbox": outbox(a),
-        "version": keys.follow_version(a, b),
+        "version": keys.follow_version(a, b), "followed": keys.followed(a),
     }, follower=a, followee=b, now=NOW, notify=notify, restricted=restricted, events=[*event(), *event()])
 
 
 def unfollow(store, a, b):
     return keys.UNFOLLOW(store, keys={"following": keys.following(a), "alerts": keys.alerts(a), "outbox": outbox(a),
-                                      "version": keys.follow_version(a, b)}, follower=a, followee=b, event=event())
+                                      "version": keys.follow_version(a, b), "followed": keys.followed(a)},
+                         follower=a, followee=b, event=event())
 
 
 def test_follow_creates_updates_and_keeps_an_edge_each_with_its_version(store, members):

@@ -96,7 +96,8 @@ def test_notify_cleans_only_the_dropped_notifications_actors(store, unique):
 
 
 def side(store, member, other, present, version):
-    return keys.SET_SIDE(store, keys={"set": keys.connections(member), "version": keys.pair_version(member, other)},
+    return keys.SET_SIDE(store, keys={"set": keys.connections(member), "version": keys.pair_version(member, other),
+                                      "seen": keys.paired(member)},
                          member=other, present="1" if present else "0", version=version)
 
 
