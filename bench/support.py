@@ -296,3 +296,17 @@ def write_results(name: str, figures: dict) -> Path:
     print(json.dumps(record, indent=2))
     print(f"written to {path.relative_to(REPO_ROOT)}")
     return path
+
+
+def bench_cluster_settings(**overrides) -> Settings:
+    """The cluster stack's settings (``rapport up --cluster``: every store and the cache on its
+    Redis Cluster, Kafka on its three brokers) under the benchmark's own Kafka namespace; a
+    Cluster has no databases, so the members' unique ids keep a run's keys apart."""
+    from shared.stack import cluster
+
+    base = cluster.settings_for(load_settings())
+    settings = base.replace(env=overrides.pop("env", base.env or "local"), namespace=f"bench-{uuid.uuid4().hex[:6]}",
+                            **overrides)
+    ensure_topics(settings)
+    atexit.register(drop_topics, settings)
+    return settings
