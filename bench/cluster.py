@@ -14,8 +14,9 @@ For each stack, one after the other on the same machine:
 
 and once, the latency ``WAIT`` adds to a write (bench/cluster_wait.py's measurement).
 
-Needs both stacks' infrastructure: ``rapport up --infra-only`` and ``rapport up --cluster
---infra-only`` (same environment). Figures in ``bench/results/cluster.json``
+Needs the default stack's infrastructure (``rapport up --infra-only``); the cluster stack's is
+used when it runs (``rapport up --cluster --infra-only``, same environment), else started for
+the run and stopped after it. Figures in ``bench/results/cluster.json``
 (``cluster_quick.json`` with ``--quick``: 20,000 followers, a smaller graph, shorter runs).
 
     .venv/bin/python -m bench.cluster [--quick]
@@ -39,6 +40,8 @@ from bench.support import (BENCH_STORE_DB, bench_cluster_settings, bench_setting
 from services.connections import store as connection_keys
 from shared import store_client
 from shared.settings import Settings, load_settings
+from shared.stack import cluster as stack_cluster
+from shared.stack import runner
 
 FEED_WORKERS = 3
 PARTITIONS = 6
@@ -172,15 +175,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 followers, a smaller graph, shorter runs")
     args = parser.parse_args()
     stop_on_sigterm()
-    no_metrics = {"worker_metrics_ports": {s: 0 for s in load_settings().worker_metrics_ports}}
+    settings = load_settings()
+    started_here = not stack_cluster.anything_started(settings)
+    if started_here:  # as bench/cluster_wait.py: the cluster stack for this run only
+        runner.up(settings, infra_only=True, cluster=True)
+    try:
+        run(settings, args.quick)
+    finally:
+        if started_here:
+            stack_cluster.down(settings)
+
+
+def run(settings: Settings, quick: bool) -> None:
+    no_metrics = {"worker_metrics_ports": {s: 0 for s in settings.worker_metrics_ports}}
     single = bench_settings(**no_metrics)
     on_cluster = bench_cluster_settings(**no_metrics)
-    figures = {"quick": args.quick, "feed_workers": FEED_WORKERS, "partitions": PARTITIONS}
-    figures["single_node"] = one_stack("single node", single, args.quick, None)
-    figures["cluster"] = one_stack("cluster", on_cluster, args.quick, cluster_zadd(on_cluster))
+    figures = {"quick": quick, "feed_workers": FEED_WORKERS, "partitions": PARTITIONS}
+    figures["single_node"] = one_stack("single node", single, quick, None)
+    figures["cluster"] = one_stack("cluster", on_cluster, quick, cluster_zadd(on_cluster))
     wait_client = store_client.connect(on_cluster.store_url("follows"))
     cluster_wait.measure(wait_client, 50, 0)  # warm the slot table
-    writes = 500 if args.quick else 2_000
+    writes = 500 if quick else 2_000
     no_wait, with_wait = cluster_wait.measure(wait_client, writes, 0), cluster_wait.measure(wait_client, writes, 1)
     single_write = cluster_wait.measure(
         store_client.connect(f"redis://127.0.0.1:{single.store_port}/{BENCH_STORE_DB['follows']}"), writes, 0)
@@ -195,7 +210,7 @@ def main() -> None:
         "relationship_p99": round(c["relationships"]["wrk"]["p99_ms"] / s["relationships"]["wrk"]["p99_ms"], 3),
         "invite_accept_pairs_per_s": round(c["invite_accept"]["pairs_per_s"] / s["invite_accept"]["pairs_per_s"], 3),
     }
-    write_results("cluster_quick" if args.quick else "cluster", figures)
+    write_results("cluster_quick" if quick else "cluster", figures)
 
 
 if __name__ == "__main__":
