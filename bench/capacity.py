@@ -34,8 +34,7 @@ from services.feed import store as feed_keys
 from services.feed.app import create_app as feed_app
 from services.follows import following as follows_following
 from services.follows import store as follow_keys
-from shared import members
-from shared import store_client
+from shared import members, store_client
 from shared.bus.outbox import Outbox
 
 BATCH = 2_000

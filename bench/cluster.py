@@ -35,8 +35,19 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench import cluster_wait, connections_network, feed_fanout
-from bench.support import (BENCH_STORE_DB, bench_cluster_settings, bench_settings, gunicorn, gunicorn_config,
-                           percentiles, register, stop_on_sigterm, token_for, write_results, wrk)
+from bench.support import (
+    BENCH_STORE_DB,
+    bench_cluster_settings,
+    bench_settings,
+    gunicorn,
+    gunicorn_config,
+    percentiles,
+    register,
+    stop_on_sigterm,
+    token_for,
+    write_results,
+    wrk,
+)
 from services.connections import store as connection_keys
 from shared import store_client
 from shared.settings import Settings, load_settings
@@ -197,13 +208,14 @@ def run(settings: Settings, quick: bool) -> None:
     cluster_wait.measure(wait_client, 50, 0)  # warm the slot table
     writes = 500 if quick else 2_000
     no_wait, with_wait = cluster_wait.measure(wait_client, writes, 0), cluster_wait.measure(wait_client, writes, 1)
-    single_write = cluster_wait.measure(
-        store_client.connect(f"redis://127.0.0.1:{single.store_port}/{BENCH_STORE_DB['follows']}"), writes, 0)
+    single_client = store_client.connect(f"redis://127.0.0.1:{single.store_port}/{BENCH_STORE_DB['follows']}")
+    single_write = cluster_wait.measure(single_client, writes, 0)
     figures["wait"] = {"what": cluster_wait.__doc__.split("\n")[0], "writes": writes, "single_node": single_write,
                        "cluster_no_wait": no_wait, "cluster_wait_1_replica": with_wait,
                        "wait_adds_p50_ms": round(with_wait["p50_ms"] - no_wait["p50_ms"], 3),
                        "wait_adds_p99_ms": round(with_wait["p99_ms"] - no_wait["p99_ms"], 3)}
     cluster_wait.forget(wait_client)
+    cluster_wait.forget(single_client)
     s, c = figures["single_node"], figures["cluster"]
     figures["cluster_over_single"] = {
         "timeline_inserts_per_s": round(c["fanout"]["timeline_inserts_per_s"] / s["fanout"]["timeline_inserts_per_s"], 3),

@@ -113,8 +113,12 @@ def test_a_worker_joining_and_one_killed_mid_stream_leave_every_follow_projected
         writer.start()
         time.sleep(WRITE_SECONDS / 6)
         second = start_worker()
-        shared_out = eventually(lambda: (lambda held: len(held) == 2 and all(held) and held)(group_members(own, group)),
-                                timeout=45, interval=0.2, message="the second worker joined and took partitions")
+        def both_hold_partitions():
+            held = group_members(own, group)
+            return held if len(held) == 2 and all(held) else None
+
+        shared_out = eventually(both_hold_partitions, timeout=45, interval=0.2,
+                                message="the second worker joined and took partitions")
         assert sorted(p for held in shared_out for p in held) == list(range(own.topic_partitions))
         assert not done.is_set(), "the join came mid-stream"
         time.sleep(1.0)
