@@ -45,6 +45,13 @@ def measure(client, writes: int, replicas: int) -> dict:
     return percentiles(samples)
 
 
+def forget(client) -> None:
+    """Delete the keys ``measure`` wrote, on every primary."""
+    for node, _ in store_client.primaries(client, "bench"):
+        for key in node.scan_iter("bench:*", count=1000):
+            node.delete(key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--writes", type=int, default=2000)
@@ -79,9 +86,7 @@ def run(settings, single, writes: int) -> None:
     figures["wait_adds_p99_ms"] = round(figures["cluster_wait_1_replica"]["p99_ms"]
                                         - figures["cluster_no_wait"]["p99_ms"], 3)
     for client in (single, on_cluster):
-        for node, _ in store_client.primaries(client, "bench"):
-            for key in node.scan_iter("bench:*", count=1000):
-                node.delete(key)
+        forget(client)
     write_results("cluster_wait", figures)
 
 

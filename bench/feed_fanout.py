@@ -48,17 +48,11 @@ def batch_ends(fans: list[str], size: int) -> list[str]:
     return ordered[size - 1::size] + ([ordered[-1]] if len(ordered) % size else [])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="20,000 followers instead of 100,000")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--inline-limit", type=int, help="fanout_inline_limit (default: the settings')")
-    parser.add_argument("--runs", type=int, default=3, help="posts measured one after the other (the spread)")
-    args = parser.parse_args()
-    followers = 20_000 if args.quick else 100_000
-    settings = bench_settings(fanout_threshold=10 * followers)
-    if args.inline_limit is not None:
-        settings = settings.replace(fanout_inline_limit=args.inline_limit)
+def measure(settings, followers: int, workers: int, runs: int, zadd_requests: int, zadd=None) -> dict:
+    """Seed ``followers`` followers and live timelines, run ``workers`` feed worker processes and
+    time ``runs`` posts, each beside redis-benchmark's pipelined ZADD on the same cache (``zadd``:
+    a function of the request count, by default the single-node one); cleans up after itself."""
+    zadd = zadd or (lambda requests: redis_benchmark_zadd(settings, requests))
     store, cache = clients(settings)
     run = uuid.uuid4().hex[:6]
     author, warm_author = f"star-{run}", f"warm-{run}"
@@ -97,7 +91,7 @@ def main() -> None:
             pipe.zscore(keys.timeline(fan), post_id)
         delivered = sum(score is not None for score in pipe.execute())
         assert delivered == followers, f"only {delivered} of {followers} timelines got the post"
-        zadd_rps = redis_benchmark_zadd(settings, 200_000 if args.quick else 1_000_000)  # same run, same Redis
+        zadd_rps = zadd(zadd_requests)  # same run, same Redis
         inserts = delivered / seconds
         return {"delivered": delivered, "seconds_201_to_last_timeline": round(seconds, 3),
                 "seconds_201_to_first_batch": round(first - t0, 3), "timeline_inserts_per_s": round(inserts),
@@ -105,25 +99,39 @@ def main() -> None:
                 "ratio_to_pipelined_zadd": round(inserts / zadd_rps, 3)}
 
     try:
-        with feed_workers(settings, args.workers):
+        with feed_workers(settings, workers):
             warm_id, _ = publish(warm_author)  # consumers join their groups on this one
             wait_for(landed(warm_id, batch_ends(warm_fans, settings.fanout_batch_size)), timeout=120, interval=0.05)
-            runs = []
-            for _ in range(args.runs):
-                runs.append(one_run())
-                print(runs[-1])
-        ratios = [r["ratio_to_pipelined_zadd"] for r in runs]
-        figures = {"followers": followers, "workers": args.workers, "inline_limit": settings.fanout_inline_limit,
-                   "batch_size": settings.fanout_batch_size, **runs[-1],
-                   "ratio_min": min(ratios), "ratio_max": max(ratios), "aim_ratio": 0.5, "runs": runs}
-        name = "feed_fanout_quick" if args.quick else "feed_fanout"
-        write_results(name if args.inline_limit is None else f"{name}_via_topic", figures)
+            measured = []
+            for _ in range(runs):
+                measured.append(one_run())
+                print(measured[-1])
+        ratios = [r["ratio_to_pipelined_zadd"] for r in measured]
+        return {"followers": followers, "workers": workers, "inline_limit": settings.fanout_inline_limit,
+                "batch_size": settings.fanout_batch_size, **measured[-1],
+                "ratio_min": min(ratios), "ratio_max": max(ratios), "aim_ratio": 0.5, "runs": measured}
     finally:
         forget(cache, fans)
         drop_zadd_keys(cache)
         store.delete(keys.followers(author), keys.followers(warm_author))
         for start in range(0, len(fans), 10_000):
             store.delete(*[keys.following(f) for f in fans[start:start + 10_000]])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="20,000 followers instead of 100,000")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--inline-limit", type=int, help="fanout_inline_limit (default: the settings')")
+    parser.add_argument("--runs", type=int, default=3, help="posts measured one after the other (the spread)")
+    args = parser.parse_args()
+    followers = 20_000 if args.quick else 100_000
+    settings = bench_settings(fanout_threshold=10 * followers)
+    if args.inline_limit is not None:
+        settings = settings.replace(fanout_inline_limit=args.inline_limit)
+    figures = measure(settings, followers, args.workers, args.runs, 200_000 if args.quick else 1_000_000)
+    name = "feed_fanout_quick" if args.quick else "feed_fanout"
+    write_results(name if args.inline_limit is None else f"{name}_via_topic", figures)
 
 
 if __name__ == "__main__":

@@ -299,6 +299,20 @@ def write_results(name: str, figures: dict) -> Path:
     return path
 
 
+def bench_cluster_settings(**overrides) -> Settings:
+    """The cluster stack's settings (``rapport up --cluster``: every store and the cache on its
+    Redis Cluster, Kafka on its three brokers) under the benchmark's own Kafka namespace; a
+    Cluster has no databases, so the members' unique ids keep a run's keys apart."""
+    from shared.stack import cluster
+
+    base = cluster.settings_for(load_settings())
+    settings = base.replace(env=overrides.pop("env", base.env or "local"), namespace=f"bench-{uuid.uuid4().hex[:6]}",
+                            **overrides)
+    ensure_topics(settings)
+    atexit.register(drop_topics, settings)
+    return settings
+
+
 class StreamListeners:
     """Open server-sent event streams of ``path`` (one per member, each on its own thread) and
     time each delivery against the moment its key was marked sent: ``key(data)`` names what a

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import redis
+from redis.cluster import RedisCluster
 from prometheus_client import Counter
 
 from shared.bus.consumer import Consumer
@@ -111,12 +112,20 @@ def register_many(client: redis.Redis, service: str, settings: Settings, ids, *,
     client.script_load(APPLY.source)
     ids = list(ids)
     for start in range(0, len(ids), batch):
-        with client.pipeline(transaction=False) as pipe:
-            for member in ids[start:start + batch]:
-                keys, args = APPLY.pack({"member": key(service, settings, member)},
-                                        {"kind": "profile", "version": version, "name": member, "headline": "",
-                                         "profile_visibility": DEFAULT_VISIBILITY, "at": ""})
-                pipe.evalsha(APPLY.sha, len(keys), *keys, *args)
+        # A cluster pipeline refuses scripts: one plain pipeline per node, each member's call
+        # sent to the node serving its key's slot.
+        pipes: dict[str, redis.client.Pipeline] = {}
+        for member in ids[start:start + batch]:
+            keys, args = APPLY.pack({"member": key(service, settings, member)},
+                                    {"kind": "profile", "version": version, "name": member, "headline": "",
+                                     "profile_visibility": DEFAULT_VISIBILITY, "at": ""})
+            node = client.get_node_from_key(keys[0]) if isinstance(client, RedisCluster) else None
+            name = node.name if node is not None else ""
+            if name not in pipes:
+                target = client.get_redis_connection(node) if node is not None else client
+                pipes[name] = target.pipeline(transaction=False)
+            pipes[name].evalsha(APPLY.sha, len(keys), *keys, *args)
+        for pipe in pipes.values():
             pipe.execute()
 
 
