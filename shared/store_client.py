@@ -21,10 +21,24 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from shared.slots import shard_tag, slot
 
 CLUSTER_SCHEME = "redis+cluster"
+
+# What a store answers while a node is down, restarting or being replaced by its replica: a
+# command that failed so is to be retried shortly, not reported as a bug. On a cluster, during
+# a failover: CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY (a client still writing to the old
+# primary, now a replica) and a slot no live node serves yet.
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ClusterDownError, TryAgainError,
+               MasterDownError, ReadOnlyError, SlotNotCoveredError)
 
 
 def is_cluster(url: str) -> bool:
