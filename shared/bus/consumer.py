@@ -227,7 +227,12 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
         try:
             with caused_by(item.marker):  # what it emits has ids a retry gives again
                 item.handler(item.event, effects(tx))
-        except TRANSIENT:
+        except TRANSIENT as exc:
+            nodes = getattr(dedup.store, "nodes_manager", None)
+            if isinstance(exc, REDIRECTED) and nodes is not None:
+                # A handler's own pipeline or transaction met a slot that moved: the map is
+                # read again before the retry, which would otherwise be sent to the same node.
+                nodes.initialize()
             raise
         except Exception as exc:  # a handler bug or an event it cannot apply
             tx.take()
