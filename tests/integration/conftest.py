@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import members
+from tests.support.cluster_stack import _own_cluster_env, own_cluster_stack  # noqa: F401 (fixtures)
 from tests.support.infra import eventually
 
 
