@@ -559,8 +559,12 @@ class ConsumerRunner:
             # rejoin. Refreshed every 5 s, a group holds its partitions seconds later.
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
-        consumer.subscribe(topics=[self.settings.topic(t) for t in self.spec.topics],
-                           listener=_Rebalance(self, consumer))
+        topics = [self.settings.topic(t) for t in self.spec.topics]
+        # The topics' metadata first: a group leader that joins before its client has it (seen
+        # on three brokers) assigns none of their partitions and does not rejoin once it comes.
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(topics=topics, listener=_Rebalance(self, consumer))
         return consumer
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
