@@ -21,10 +21,28 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MasterDownError,
+    MovedError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from shared.slots import shard_tag, slot
 
 CLUSTER_SCHEME = "redis+cluster"
+
+# What a store answers while a node is down, restarting or being replaced by its replica: a
+# command that failed so wrote nothing and is to be retried shortly, not reported as a bug. On a
+# cluster, during a failover: CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY (a client still writing
+# to the old primary, now a replica), a slot no live node serves yet, and MOVED or ASK reaching
+# the caller from a transaction or a node's own pipeline (the cluster client follows a
+# redirection of a plain command itself, and learns the new map from this one for the retry).
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, ClusterDownError, TryAgainError,
+               MasterDownError, ReadOnlyError, SlotNotCoveredError, MovedError, AskError)
 
 
 def is_cluster(url: str) -> bool:

@@ -22,6 +22,7 @@ import redis
 
 from services.connections import store as keys
 from services.connections.network import shared_connections
+from shared import store_client
 from shared.clock import now_ms
 from shared.logs import get_logger
 from shared.pages import decode_cursor, encode_cursor
@@ -172,7 +173,7 @@ def refresh_due(stop: threading.Event, store: redis.Redis) -> None:
                 if _due(*store.hmget(keys.suggestions_state(member), "computed_at", "stale")):
                     compute(store, member)
             backoff = 0.2
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+        except store_client.UNAVAILABLE as exc:
             log.warning("suggestions refresh waiting", error=repr(exc), retry_in=backoff)
             stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)

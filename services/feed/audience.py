@@ -16,6 +16,7 @@ Acting on them here too could undo a newer follow that crossed the removal on an
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from services.feed import store as keys
 from shared.events.catalogue import DISCONNECTED_MAX
@@ -29,16 +30,22 @@ def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followe
     """Both sides of the edge ``follower`` → ``followee``; the follower's side's word (they
     read their own follows) and the high-follower ranking of the followee kept current."""
     flag = "1" if present else "0"
-    with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
-        keys.FOLLOW_SIDE(store, keys={"edges": keys.following(follower),
-                                      "version": keys.follow_version(follower, followee),
-                                      "seen": keys.following_seen(follower)}, pipe=pipe,
-                         member=followee, score=since_ms, version=version, present=flag)
-        keys.FOLLOW_SIDE(store, keys={"edges": keys.followers(followee),
-                                      "version": keys.follower_version(followee, follower),
-                                      "seen": keys.followers_seen(followee)}, pipe=pipe,
-                         member=follower, score=since_ms, version=version, present=flag)
-        (word, _), (their_word, followers) = pipe.execute()
+    sides = [({"edges": keys.following(follower), "version": keys.follow_version(follower, followee),
+               "seen": keys.following_seen(follower)}, followee),
+             ({"edges": keys.followers(followee), "version": keys.follower_version(followee, follower),
+               "seen": keys.followers_seen(followee)}, follower)]
+    if isinstance(store, RedisCluster):
+        # A cluster's pipeline runs no script, and the two sides' slots may be on two nodes:
+        # one call each, routed (and re-routed through a failover) by the cluster client.
+        (word, _), (their_word, followers) = [
+            keys.FOLLOW_SIDE(store, keys=side_keys, member=other, score=since_ms, version=version, present=flag)
+            for side_keys, other in sides]
+    else:
+        with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
+            for side_keys, other in sides:
+                keys.FOLLOW_SIDE(store, keys=side_keys, pipe=pipe, member=other, score=since_ms, version=version,
+                                 present=flag)
+            (word, _), (their_word, followers) = pipe.execute()
     if their_word == APPLIED:
         _rank_author(store, settings, followee, followers, present)
     return word

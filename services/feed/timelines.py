@@ -27,6 +27,11 @@ log = get_logger(__name__)
 # of about 30 timelines, each holding its node for some 60 µs, so feed reads interleave.
 SCRIPT_BATCH = 2_000
 
+# A node that moved its slots or went away under a batch's pipeline (a failover, a resharding).
+TOPOLOGY_CHANGED = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.ConnectionError,
+                    redis.TimeoutError, redis.exceptions.ReadOnlyError)
+TOPOLOGY_ATTEMPTS = 3
+
 
 def by_node(cache, members: list[str]) -> dict:
     """The timelines of ``members`` grouped by the cluster node serving them, then by shard (one
@@ -74,8 +79,21 @@ class Timelines:
             tail += [score, post_id]
         written = 0
         for start in range(0, len(members), SCRIPT_BATCH):
-            for node, per_shard in by_node(self.cache, members[start:start + SCRIPT_BATCH]).items():
-                written += self._fan_out_to(node, list(per_shard.values()), tail)
+            batch = members[start:start + SCRIPT_BATCH]
+            for attempt in range(TOPOLOGY_ATTEMPTS):
+                try:
+                    written += sum(self._fan_out_to(node, list(per_shard.values()), tail)
+                                   for node, per_shard in by_node(self.cache, batch).items())
+                    break
+                except TOPOLOGY_CHANGED as exc:
+                    # The pipelines go to nodes straight, past the cluster client's own handling
+                    # of a failover: ask the cluster for its map again and redo the batch (each
+                    # insert is idempotent). Still failing: the caller's retry (503, the worker's).
+                    nodes = getattr(self.cache, "nodes_manager", None)
+                    if nodes is None or attempt == TOPOLOGY_ATTEMPTS - 1:
+                        raise
+                    log.warning("fan-out batch redone on the cluster's new map", error=repr(exc))
+                    nodes.initialize()
         return written
 
     def _fan_out_to(self, node, groups: list[list[str]], tail: list) -> int:

@@ -30,6 +30,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 
+from shared import store_client
 from shared.bus.outbox import Outbox
 from shared.bus.producer import get_producer
 from shared.bus.transactions import REDIRECTED, Queued, SlotMoved, SlotTransactions
@@ -48,7 +49,8 @@ HALTED = Gauge("rapport_consumer_halted", "1 while a consumer is stopped by its 
 # After this many failures of a handler on one event (not infrastructure errors), the event
 # is poison: to the DLQ, and the consumer goes on.
 MAX_HANDLER_ATTEMPTS = 3
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, KafkaError, OSError)
+METADATA_MAX_AGE_MS = 5_000
+TRANSIENT = (*store_client.UNAVAILABLE, KafkaError, OSError)
 
 
 @dataclass
@@ -225,7 +227,12 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
         try:
             with caused_by(item.marker):  # what it emits has ids a retry gives again
                 item.handler(item.event, effects(tx))
-        except TRANSIENT:
+        except TRANSIENT as exc:
+            nodes = getattr(dedup.store, "nodes_manager", None)
+            if isinstance(exc, REDIRECTED) and nodes is not None:
+                # A handler's own pipeline or transaction met a slot that moved: the map is
+                # read again before the retry, which would otherwise be sent to the same node.
+                nodes.initialize()
             raise
         except Exception as exc:  # a handler bug or an event it cannot apply
             tx.take()
@@ -546,9 +553,18 @@ class ConsumerRunner:
             fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
+            # On several brokers a topic just created reaches each broker's metadata a moment
+            # apart: a group leader that asked a broker not yet told assigns none of its
+            # partitions, and only a metadata refresh (default every 5 minutes) makes the group
+            # rejoin. Refreshed every 5 s, a group holds its partitions seconds later.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
-        consumer.subscribe(topics=[self.settings.topic(t) for t in self.spec.topics],
-                           listener=_Rebalance(self, consumer))
+        topics = [self.settings.topic(t) for t in self.spec.topics]
+        # The topics' metadata first: a group leader that joins before its client has it (seen
+        # on three brokers) assigns none of their partitions and does not rejoin once it comes.
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(topics=topics, listener=_Rebalance(self, consumer))
         return consumer
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:

@@ -5,8 +5,10 @@ its workers; every one of them has a ``<topic>.dlq`` for what its consumers coul
 """
 from __future__ import annotations
 
+import time
+
 from kafka import KafkaAdminClient
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.settings import Settings
 
@@ -51,9 +53,38 @@ def ensure_topics(settings: Settings, partitions: int | None = None, timeout: fl
                     raise RuntimeError(f"creating topic {topic['name']}: error {code} {topic.get('error_message')}")
         # A created topic is not usable until metadata shows a leader for each partition.
         admin.wait_for_topics(wanted, timeout_ms=int(timeout * 1000))
+        servers = settings.kafka_bootstrap.split(",")
+        if created and len(servers) > 1:
+            _wait_on_every_broker(servers, wanted, timeout)
         return created
     finally:
         admin.close()
+
+
+def _wait_on_every_broker(servers: list[str], topics: list[str], timeout: float) -> None:
+    """Wait until each broker's own metadata shows every partition of ``topics`` with a leader.
+
+    Brokers learn of a new topic from the controller a moment apart: a consumer group whose
+    leader asks one not yet told assigns none of that topic's partitions, and stays so until a
+    later metadata refresh. A client bootstrapped on one server asks that server first.
+    """
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        while True:
+            one = KafkaAdminClient(bootstrap_servers=[server], client_id="rapport-topics")
+            try:
+                described = one.describe_topics(topics)
+                if all(t.get("error_code", 0) == 0 and t["partitions"]
+                       and all(p.get("leader_id", p.get("leader", -1)) >= 0 for p in t["partitions"])
+                       for t in described):
+                    break
+            except KafkaError:
+                pass
+            finally:
+                one.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the topics are not known to the broker at {server} after {timeout:.0f}s")
+            time.sleep(0.2)
 
 
 def drop_topics(settings: Settings, timeout: float = 30.0) -> None:

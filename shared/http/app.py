@@ -30,7 +30,7 @@ from shared import store_client
 MEMBER_PATH_ARGS = ("member", "member_id")
 
 # Errors of a store that is down, restarting or loading its data: a 503, not a 500.
-STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+STORE_UNAVAILABLE = store_client.UNAVAILABLE
 
 # Endpoints reachable without a token.
 PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}

@@ -20,9 +20,11 @@ import requests
 from shared.auth import mint_token
 from shared.bus.topics import drop_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
+from shared.stack import cluster
 from shared.stack import processes
 from shared.stack.processes import PROCESSES
 from tests.support import members
+from tests.conftest import TEST_STACK
 from tests.support.infra import free_ports, require_infrastructure
 from shared import store_client
 
@@ -108,10 +110,15 @@ class Member:
         return self.call("DELETE", service, path, **kw)
 
 
+# What the cluster stack changes of a process's settings (besides every store's URL).
+CLUSTER_VARIABLES = ("RAPPORT_KAFKA_BOOTSTRAP", "RAPPORT_CACHE_URL", "RAPPORT_STORE_REPLICAS_ACK",
+                     "RAPPORT_TOPIC_REPLICATION_FACTOR", "RAPPORT_TOPIC_MIN_INSYNC_REPLICAS")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The whole application stack as real processes, started once for the session."""
-    base = load_settings()
+    base = cluster.settings_for(load_settings()) if TEST_STACK == "cluster" else load_settings()
     require_infrastructure(base)
     run_dir = tmp_path_factory.mktemp("e2e-run")
     *service_ports, gateway_port = free_ports(len(SERVICES) + 1)
@@ -129,6 +136,15 @@ def stack(tmp_path_factory):
         **{f"RAPPORT_{s.upper()}_STORE_URL": f"redis://127.0.0.1:{base.store_port}/{db}"
            for s, db in E2E_STORE_DB.items()},
     }
+    if TEST_STACK == "cluster":
+        # The cluster stack's Kafka and its one Redis Cluster for every store and the cache
+        # (no logical databases: the namespace and unique ids keep the session apart).
+        cluster_settings = cluster.settings_for(base)
+        overrides.update({k: v for k, v in cluster_settings.as_env().items()
+                          if k in CLUSTER_VARIABLES or k.endswith("_STORE_URL")})
+        # `rapport up --apps-only` first checks that a Redis answers on these: a cluster node does.
+        first_node = str(store_client.cluster_nodes(cluster_settings.cache_url)[0][1])
+        overrides.update(RAPPORT_STORE_PORT=first_node, RAPPORT_CACHE_PORT=first_node)
     env = {**os.environ, **overrides}
     settings = load_settings(env)
     stack = Stack(settings, env)
@@ -142,8 +158,9 @@ def stack(tmp_path_factory):
     finally:
         stopped = stack.rapport("down", "--keep-infra", timeout=120)
         drop_topics(settings)
-        for url in set(settings.store_urls.values()) | {settings.cache_url}:
-            store_client.connect(url, decode_responses=False).flushdb()
+        if TEST_STACK != "cluster":  # a cluster's FLUSHDB would empty every primary, the whole stack
+            for url in set(settings.store_urls.values()) | {settings.cache_url}:
+                store_client.connect(url, decode_responses=False).flushdb()
         leftovers = _group_members({pid for pid in pids.values() if pid})
         busy = [port for port in [*ports.values(), gateway_port] if processes.port_in_use("127.0.0.1", port)]
         assert stopped.returncode == 0, f"`rapport down --keep-infra` failed:\n{stopped.stdout}"

@@ -11,6 +11,7 @@ import pytest
 from shared import members as shared_members
 
 from tests.support import members
+from tests.support.cluster_stack import _own_cluster_env, own_cluster_stack  # noqa: F401 (fixtures)
 from tests.support.infra import eventually
 
 

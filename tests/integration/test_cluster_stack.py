@@ -1,11 +1,10 @@
-"""The cluster stack, ``rapport up --cluster``, started once for this module on its own ports and
-run folder (three Kafka JVMs and six Redis nodes: about a minute on this machine)."""
+"""The cluster stack, ``rapport up --cluster``: the tests' own, on its own ports and run folder
+(``tests/support/cluster_stack.py``)."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,37 +13,15 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from shared import store_client
 from shared.bus.topics import all_topics
-from shared.settings import load_settings
 from shared.slots import shard_tag, slot
 from shared.stack import cluster, processes
+from tests.support.cluster_stack import KAFKA_PORTS, REDIS_PORTS, rapport
 from tests.support.infra import eventually
-
-# Outside the default stack's ports and the cluster stack's defaults, and below the ephemeral
-# range (a Redis node's cluster bus listens on its port + 10000).
-KAFKA_PORTS = (19292, 19294, 19296)
-REDIS_PORTS = (17301, 17302, 17303, 17304, 17305, 17306)
-
-
-def _rapport(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    taken = [p for p in (*KAFKA_PORTS, *(p + 1 for p in KAFKA_PORTS), *REDIS_PORTS)
-             if processes.port_in_use("127.0.0.1", p)]
-    assert not taken, f"ports the cluster stack test needs are taken: {taken}"
-    env = {**os.environ, "RAPPORT_ENV": "local", "RAPPORT_RUN_DIR": str(tmp_path_factory.mktemp("run")),
-           "RAPPORT_CLUSTER_KAFKA_PORTS": ",".join(map(str, KAFKA_PORTS)),
-           "RAPPORT_CLUSTER_REDIS_PORTS": ",".join(map(str, REDIS_PORTS))}
-    settings = cluster.settings_for(load_settings(env))
-    try:
-        started = _rapport(env, "up", "--cluster", "--infra-only")
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield env, settings
-    finally:
-        _rapport(env, "down", "--cluster")
+def stack(own_cluster_stack):
+    return own_cluster_stack
 
 
 def _nodes(port: int) -> list[dict]:
@@ -156,7 +133,7 @@ def test_rapport_down_stops_every_process_of_the_cluster_stack(stack):
     pids = [processes.running_pid(settings.run_dir, f.stem) for f in (settings.run_dir / "pids").glob("*.pid")]
     assert len([p for p in pids if p]) >= 8  # three brokers and the Redis nodes still alive
 
-    stopped = _rapport(env, "down")
+    stopped = rapport(env, "down")
 
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert not [p for p in pids if p and not processes.exited(p)]

@@ -39,8 +39,12 @@ def private_kafka(settings):
     """A second single-node Kafka on its own ports, which this test may stop and start."""
     run_dir = Path(tempfile.mkdtemp(prefix="rapport-kafka-outage-"))
     # Its own namespace too: its outbox must not be drained by this session's other relays.
-    own = settings.replace(kafka_bootstrap="127.0.0.1:19092", run_dir=run_dir,
-                           namespace=settings.namespace + "-outage")
+    # One broker: its topics have one replica, whichever stack the session runs on.
+    # Its port (and the next, its controller) is outside the cluster stack's (19092…) and the
+    # cluster tests' own (19292…), which may run beside it.
+    own = settings.replace(kafka_bootstrap="127.0.0.1:19392", run_dir=run_dir,
+                           namespace=settings.namespace + "-outage", topic_replication_factor=1,
+                           topic_min_insync_replicas=1)
     kafka_node.ensure_jars(own)
     kafka_node.format_storage(own)
 

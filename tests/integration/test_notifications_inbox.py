@@ -15,6 +15,7 @@ from services.feed import store as feed_keys
 from services.notifications import inbox
 from services.notifications import store as keys
 from shared.bus.topics import drop_topics, ensure_topics
+from shared.bus.transactions import node_of
 from shared.bus.worker import Worker
 from shared.clock import now_ms, rfc3339
 from shared.events import encode, new_event
@@ -436,13 +437,16 @@ def test_at_most_the_cap_is_kept_and_the_oldest_go(settings, apps, auth, inbox_o
     """The cap is a setting (1,000); the same rule is checked here with a cap of 3."""
     grace = unique("grace")
     store = store_client.connect(settings.store_url("notifications"))
+    # Grace's inbox keys share one slot: a transaction on the node serving it (a cluster's own
+    # pipeline runs no script).
+    node = node_of(store, keys.notes(grace))
     base = now_ms()
     for i in range(5):
-        with store.pipeline(transaction=True) as tx:
+        with node.pipeline(transaction=True) as tx:
             inbox.notify(tx, grace, f"n{i}", "post_liked", unique(f"m{i}"), f"post{i}", base + i, cap=3)
             tx.execute()
     # A grown group counts as recent activity: post0's group is gone, so this is a new notification.
-    with store.pipeline(transaction=True) as tx:
+    with node.pipeline(transaction=True) as tx:
         inbox.notify(tx, grace, "n9", "post_liked", unique("late"), "post3", base + 9, cap=3)
         tx.execute()
 

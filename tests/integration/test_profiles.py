@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from services.profiles.store import Keys
+from shared import store_client
 from tests.support.http import assert_problem
 from tests.support.infra import events_of, eventually, read_topic
 
@@ -33,7 +34,8 @@ HIDDEN_FROM_LIMITED = {"contact", "experience", "education", "skills", "accompli
 
 @pytest.fixture
 def store(settings):
-    return redis.Redis.from_url(settings.store_url("profiles"), decode_responses=True)
+    # One node or a cluster (whose scan_iter walks every primary).
+    return store_client.connect(settings.store_url("profiles"), decode_responses=True)
 
 
 def view(api, auth, viewer, member):

@@ -11,12 +11,13 @@ from services.profiles.search import SEPARATOR
 from services.profiles.recommendations import new_id
 from shared.bus.outbox import Outbox
 from services.profiles.store import Keys
+from shared import store_client
 from shared.slots import CrossSlot
 
 
 @pytest.fixture(scope="module")
 def store(settings):
-    return redis.Redis.from_url(settings.store_url("profiles"), decode_responses=True)
+    return store_client.connect(settings.store_url("profiles"), decode_responses=True)
 
 
 @pytest.fixture(scope="module")

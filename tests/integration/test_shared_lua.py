@@ -6,6 +6,7 @@ import pytest
 from shared import slots
 from shared.lua import LuaScript
 from shared.store_client import cluster_nodes, connect, is_cluster
+from shared.bus.transactions import node_of
 
 ADD = LuaScript("add", keys=("counter", "*others"), args=("by", "*names"), source="""
 local total = redis.call('INCRBY', K.counter, A.by)
@@ -37,8 +38,9 @@ def test_a_script_runs_again_after_the_server_forgot_it(store, key):
 
 
 def test_a_script_queued_in_a_transaction_runs_at_exec(store, key):
-    store.script_flush()
-    pipe = store.pipeline(transaction=True)
+    node = node_of(store, key("c"))  # a cluster's own pipeline runs no script: the slot's node's
+    node.script_flush()
+    pipe = node.pipeline(transaction=True)
     pipe.set(key("c"), 10)
     ADD(store, keys={"counter": key("c"), "others": []}, pipe=pipe, by=1, names=[])
     assert pipe.execute() == [True, [11, 0]]

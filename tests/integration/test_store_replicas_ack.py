@@ -1,5 +1,6 @@
-"""A write answers 2xx only once a replica of its store holds it (``store_replicas_ack``): on a
-store with no replica, as the default stack's, the write is stored and answered 503."""
+"""A write answers 2xx only once a replica of its store holds it (``store_replicas_ack``): asking
+for more replicas than the store has (the default stack's has none, each cluster primary one),
+the write is stored and answered 503."""
 from __future__ import annotations
 
 from services.follows.app import create_app
@@ -7,7 +8,7 @@ from services.follows.app import create_app
 
 def test_a_write_no_replica_confirmed_is_answered_503_store_not_replicated_and_stays_stored(settings, auth,
                                                                                               unique):
-    waiting = settings.replace(store_replicas_ack=1, store_replicas_ack_timeout_ms=50)
+    waiting = settings.replace(store_replicas_ack=2, store_replicas_ack_timeout_ms=50)
     api = create_app({"TESTING": True}, settings=waiting).test_client()
     ada, grace = unique("ada"), unique("grace")
 
