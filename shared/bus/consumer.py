@@ -560,11 +560,14 @@ class ConsumerRunner:
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         topics = [self.settings.topic(t) for t in self.spec.topics]
-        # The topics' metadata first: a group leader that joins before its client has it (seen
-        # on three brokers) assigns none of their partitions and does not rejoin once it comes.
+        consumer.subscribe(topics=topics, listener=_Rebalance(self, consumer))
+        # The topics' metadata before the first poll joins the group: a group leader that joins
+        # before its client has it (seen on three brokers) assigns none of their partitions and
+        # does not rejoin once it comes. Read once subscribed, it is the subscription's own
+        # metadata: asked for before, it differs from the subscription's and the group rejoins
+        # (a revocation) seconds after its first assignment.
         for topic in topics:
             consumer.partitions_for_topic(topic)
-        consumer.subscribe(topics=topics, listener=_Rebalance(self, consumer))
         return consumer
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
