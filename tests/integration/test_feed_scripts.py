@@ -36,7 +36,9 @@ def post_id(store, unique):
 
 
 def outbox(post_id: str) -> str:
-    return f"outbox:test-feed:{keys.post_shard(post_id)}"
+    """An outbox stream of the post's own in its shard: a shard's stream would be shared with
+    other tests' posts of that shard (one in 64)."""
+    return f"outbox:test-feed:{post_id}:{keys.post_shard(post_id)}"
 
 
 def like(store, post_id, member, delta):
