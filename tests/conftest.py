@@ -101,6 +101,8 @@ def workers(settings):
     halted = {f"{service}: {name}": why for service, worker in started.items()
               for name, why in worker.halted().items()}
     for worker in started.values():
+        worker.stop.set()  # all at once: each then leaves its groups beside the others
+    for worker in started.values():
         worker.shutdown()
     # A session worker stopped by its DLQ limit fails the tests after it for no reason of theirs:
     # a test publishing what is not an event does it on a topic of its own.
