@@ -69,7 +69,8 @@ def closed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, member: st
         pipe.zrange(keys.received(member), 0, -1)
         pipe.zrange(keys.given(member), 0, -1)
         pipe.hget(keys.indexed(member), "name")
-        connections, blocks, blocked_by, skills, endorsed, received, given, indexed_name = pipe.execute()
+        pipe.hkeys(keys.pair_versions(member))  # every pair it was in, past ones too
+        connections, blocks, blocked_by, skills, endorsed, received, given, indexed_name, paired = pipe.execute()
     with store.pipeline(transaction=False) as pipe:
         for skill in skills:
             pipe.smembers(keys.endorsers(member, skill))
@@ -89,7 +90,8 @@ def closed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, member: st
         tx.srem(keys.blocked_by(other), member)
     for other in blocked_by:
         tx.srem(keys.blocks(other), member)
-    for other in connections | blocks | blocked_by:
+    # The other side's version of each pair, ended ones included (a removed connection's stays).
+    for other in connections | blocks | blocked_by | set(paired):
         tx.hdel(keys.pair_versions(other), member)
     for skill, endorsers in zip(skills, endorsers_of):
         for endorser in endorsers:
