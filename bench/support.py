@@ -74,6 +74,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_healthz(base: str) -> bool:
+    """Whether the API at ``base`` answers ``/healthz`` with 200 (within a second)."""
+    try:
+        return requests.get(f"{base}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 @contextlib.contextmanager
 def served(service: str, settings: Settings, workers: int | None = None, threads: int | None = None):
     """Serve ``service``'s API exactly as the stack runs it (its command in
@@ -95,12 +103,7 @@ def served(service: str, settings: Settings, workers: int | None = None, threads
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90  # a shared, busy machine starts five gunicorn workers slowly
-        while True:
-            try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
+        while not answers_healthz(base):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"gunicorn for {service} did not come up")
             time.sleep(0.2)

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from shared.settings import REPO_ROOT, Settings, load_settings
 from shared.stack import cluster, processes
+from bench.support import answers_healthz
 from tests.support.infra import free_ports
 
 # Outside the default stack's ports and the cluster stack's defaults, and below the ephemeral
@@ -85,12 +85,7 @@ class ServiceProcesses:
                             env=processes.environment(p, self.settings, self.env), cwd=REPO_ROOT)
         deadline = time.monotonic() + timeout
         for service, base in self.base_urls.items():
-            while True:
-                try:
-                    if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
+            while not answers_healthz(base):
                 dead = [p.name for p in self.table if processes.running_pid(self.run_dir, p.name) is None]
                 if dead or time.monotonic() > deadline:
                     self.stop()
