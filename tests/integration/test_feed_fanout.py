@@ -141,7 +141,7 @@ def test_a_worker_killed_mid_fan_out_resumes_and_every_timeline_gets_the_post_on
     cache = store_client.connect(own.cache_url)
     store = store_client.connect(own.store_url("feed"))
     author = unique("author")
-    fans = [unique(f"fan{i}") for i in range(fans_count)]
+    fans = unique.many("fan", fans_count)
     with cache.pipeline(transaction=False) as pipe:
         for fan in fans:  # live timelines, as a first read leaves them
             pipe.zadd(keys.timeline(fan), {keys.LIVE: "inf"})
@@ -203,7 +203,7 @@ def test_one_fan_out_reaches_thousands_of_live_timelines_in_server_side_batches_
         unique, small_settings):
     cache = store_client.connect(small_settings.cache_url)
     timelines = Timelines(cache, small_settings)
-    members = [unique(f"m{i}") for i in range(2 * SCRIPT_BATCH + 100)]
+    members = unique.many("m", 2 * SCRIPT_BATCH + 100)
     away = set(members[SCRIPT_BATCH - 1:SCRIPT_BATCH + 2])  # no live timeline, across a batch boundary
     live = [m for m in members if m not in away]
     pipe = cache.pipeline(transaction=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
+from services.notifications import store as notification_keys
 from shared.bus.outbox import Outbox
 from shared.bus.topics import drop_topics, ensure_topics
 from shared.bus.worker import Worker
@@ -105,7 +106,7 @@ def test_a_worker_killed_mid_stream_resumes_without_losing_or_doubling(settings,
     own = settings.replace(namespace=settings.namespace + "-kill")
     ensure_topics(own)
     total = 3000
-    followees = [unique(f"member{i}") for i in range(total)]
+    followees = unique.many("member", total)
     follower = unique("ada")
     producer = KafkaProducer(bootstrap_servers=own.kafka_bootstrap.split(","), acks="all", linger_ms=20)
     for i, followee in enumerate(followees):
@@ -134,6 +135,13 @@ def test_a_worker_killed_mid_stream_resumes_without_losing_or_doubling(settings,
         worker.kill()
         worker.wait(10)
         drop_topics(own)
+    # Every inbox read from the store in one pipeline, and a sample of them through the API.
+    inboxes = store_client.connect(own.store_url("notifications"))
+    with inboxes.pipeline(transaction=False) as pipe:
+        for followee in followees:
+            pipe.zcard(notification_keys.inbox(followee))
+        assert pipe.execute() == [1] * total
     client = apps("notifications")
-    counts = [len(notifications_of(client, auth, f)) for f in followees]
-    assert counts == [1] * total
+    sample = followees[::30]
+    assert [[(n["type"], n["actors"]) for n in notifications_of(client, auth, f)] for f in sample] \
+        == [[("new_follower", [follower])]] * len(sample)

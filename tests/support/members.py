@@ -69,5 +69,15 @@ class UniqueMembers:
             self.registered.add(member)
         return member
 
+    def many(self, name: str, count: int) -> list[str]:
+        """``count`` registered ids (``name0-…`` to ``name{count-1}-…``) in pipelined batches:
+        a test of thousands of members registers them as a bulk load would, not one by one."""
+        ids = [f"{name}{i}-{self.suffix}" for i in range(count)]
+        fresh = [member for member in ids if member not in self.registered]
+        for service in REPLICAS:
+            members.register_many(store(self.settings, service), service, self.settings, fresh)
+        self.registered.update(fresh)
+        return ids
+
     def unregistered(self, name: str) -> str:
         return f"{name}-never-registered-{self.suffix}"
