@@ -7,7 +7,7 @@ import uuid
 def test_the_demo_loads_a_network_and_shows_a_member_a_non_empty_feed(stack):
     tag = uuid.uuid4().hex[:6]
 
-    done = stack.rapport("demo", "--members", "120", "--tag", tag, timeout=120)
+    done = stack.rapport("demo", "--members", "60", "--tag", tag, timeout=120)
 
     assert done.returncode == 0, done.stdout
     lines = done.stdout.splitlines()
