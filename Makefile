@@ -43,26 +43,28 @@ test: system-deps $(INSTALLED)
 	$(RAPPORT) up --infra-only
 	@mkdir -p .run; rm -f .run/cluster-share.status
 	@( $(MAKE) --no-print-directory test-cluster > .run/cluster-share.log 2>&1; echo $$? > .run/cluster-share.status ) & \
-	status=0; $(VENV)/bin/pytest --durations=25 $(addprefix --ignore=,$(CLUSTER_OWN_TESTS)) $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(VENV)/bin/pytest --durations=25 $(addprefix --deselect=,$(OWN_STACK_TESTS)) $(PYTEST_ARGS) || status=$$?; \
 	wait; echo "== the cluster stack's share (.run/cluster-share.log)"; cat .run/cluster-share.log; \
 	[ $$status = 0 ] && [ "$$(cat .run/cluster-share.status)" = 0 ]
 
 # The cluster stack's share: the modules of the two-member transitions the slot rule reshaped,
 # on `rapport up --cluster --infra-only` (three brokers, a six-node Redis Cluster), then that
-# stack is stopped and the cluster stack's own tests and the failover test run on a cluster
-# stack of their own (tests/support/cluster_stack.py: they kill its nodes).
+# stack is stopped and the tests that start brokers and nodes of their own run.
 # CLUSTER_TESTS="tests/integration tests/e2e" runs everything on the cluster stack (about 25
 # minutes here).
 CLUSTER_TESTS ?= tests/integration/test_follows_api.py tests/integration/test_connections_invitations.py \
 	tests/integration/test_notifications_inbox.py
-CLUSTER_OWN_TESTS := tests/integration/test_cluster_stack.py tests/integration/test_cluster_failover.py
+# Tests that start brokers and nodes of their own to kill them: the cluster stack's own tests,
+# the failover test and the Kafka outage test (a private single broker).
+OWN_STACK_TESTS := tests/integration/test_cluster_stack.py tests/integration/test_cluster_failover.py \
+	tests/integration/test_nothing_lost.py::test_a_follow_made_while_kafka_is_down_is_notified_once_kafka_is_back
 
 test-cluster: system-deps $(INSTALLED)
 	$(RAPPORT) up --infra-only
 	$(RAPPORT) up --cluster --infra-only
 	@status=0; RAPPORT_TEST_STACK=cluster $(VENV)/bin/pytest $(CLUSTER_TESTS) $(PYTEST_ARGS) || status=$$?; \
 	$(RAPPORT) down --cluster; \
-	$(VENV)/bin/pytest $(CLUSTER_OWN_TESTS) $(PYTEST_ARGS) || status=$$?; \
+	$(VENV)/bin/pytest $(OWN_STACK_TESTS) $(PYTEST_ARGS) || status=$$?; \
 	exit $$status
 
 stop:
