@@ -148,7 +148,7 @@ def test_pair_side_refuses_an_unknown_change(store, unique):
 
 def test_fan_out_writes_only_live_timelines_of_its_slot_and_replies_how_many(cache, unique):
     # Members of one shard: their timelines share a slot.
-    members = [m for m in (unique(f"m{i}") for i in range(1000)) if keys.shard(m) == keys.shard(unique("m0"))]
+    members = [m for m in unique.many("m", 1000) if keys.shard(m) == keys.shard(unique("m0"))]
     live, away = members[:-1], members[-1]
     for member in live:
         cache.zadd(keys.timeline(member), {keys.LIVE: "inf"})
@@ -162,7 +162,7 @@ def test_fan_out_writes_only_live_timelines_of_its_slot_and_replies_how_many(cac
 
 def test_fan_out_refuses_timelines_of_two_slots(cache, unique):
     first = unique("m")
-    second = next(m for m in (unique(f"m{i}") for i in range(200)) if keys.shard(m) != keys.shard(first))
+    second = next(m for m in unique.many("m", 200) if keys.shard(m) != keys.shard(first))
     with pytest.raises(slots.CrossSlot):
         keys.FAN_OUT(cache, keys={"timelines": [keys.timeline(first), keys.timeline(second)]}, cap=2,
                      entries=[1, "p~1"])
@@ -188,7 +188,7 @@ def test_timeline_window_reads_newest_first_and_replies_nothing_for_a_missing_ti
 
 
 def test_a_fan_out_to_members_of_many_slots_writes_every_live_timeline(cache, settings, unique):
-    members = [unique(f"m{i}") for i in range(2000)]
+    members = unique.many("m", 2000)
     assert len({keys.shard(m) for m in members}) == slots.DEFAULT_SHARDS  # every shard has some
     for member in members:
         cache.zadd(keys.timeline(member), {keys.LIVE: "inf"})
