@@ -152,7 +152,7 @@ def test_every_image_can_come_from_a_mirror(compose):
 def test_the_image_s_build_context_leaves_out_the_virtualenv_the_run_dir_and_git():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    assert {".git", ".venv", ".run", "**/__pycache__", "bench/results", ".pytest_cache"} <= ignored
+    assert {".git", ".env", ".venv", ".run", "**/__pycache__", "bench/results", ".pytest_cache"} <= ignored
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     copied = re.findall(r"^COPY (\S+)", dockerfile, re.M)
     assert not [path for path in copied if path.rstrip("/") in ignored]
