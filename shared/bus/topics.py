@@ -90,7 +90,7 @@ def _wait_on_every_broker(servers: list[str], topics: list[str], timeout: float)
 def in_namespace(name: str, namespace: str) -> bool:
     """Whether topic or group ``name`` belongs to ``namespace`` or to a namespace made from it
     (``<namespace>-fanout``: tests give a scenario a namespace of its own that way)."""
-    return name.startswith(namespace + ".") or name.startswith(namespace + "-")
+    return name.startswith((namespace + ".", namespace + "-"))
 
 
 def _admin(settings: Settings, timeout: float) -> KafkaAdminClient:

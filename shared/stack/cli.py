@@ -100,6 +100,6 @@ def _kafka(args) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # stdout is the tool's alone
         kafka.ensure_tools(settings)
     try:
-        return subprocess.run(kafka.tool_argv(settings, args.tool, args.args)).returncode
+        return subprocess.run(kafka.tool_argv(settings, args.tool, args.args), check=False).returncode
     except KeyboardInterrupt:  # a console consumer is stopped so
         return 130

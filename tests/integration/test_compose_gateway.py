@@ -94,9 +94,10 @@ def compose_gateway(tmp_path_factory):
     text = ("user root;\n" if os.geteuid() == 0 else "") + text.replace("http {\n", "http {\n" + temp, 1)
     assert resolvers == 1
     (home / "nginx.conf").write_text(text)
-    nginx = subprocess.Popen([gateway.nginx_binary(), "-c", str(home / "nginx.conf"), "-p", str(home), "-e", "stderr",
-                              "-g", f"daemon off; pid {home / 'nginx.pid'};"],
-                             stdout=subprocess.DEVNULL, stderr=open(home / "nginx.log", "w"))
+    with open(home / "nginx.log", "w") as log:
+        nginx = subprocess.Popen([gateway.nginx_binary(), "-c", str(home / "nginx.conf"), "-p", str(home),
+                                  "-e", "stderr", "-g", f"daemon off; pid {home / 'nginx.pid'};"],
+                                 stdout=subprocess.DEVNULL, stderr=log)
     try:
         eventually(lambda: gateway.healthy(gateway_port) or nginx.poll() is not None, 15, message="the gateway answers")
         assert nginx.poll() is None, (home / "nginx.log").read_text()

@@ -18,8 +18,8 @@ from tests.support.infra import eventually
 
 def rapport_kafka(settings, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **settings.as_env()}
-    return subprocess.run([sys.executable, "-m", "shared.cli", "kafka", *args], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "shared.cli", "kafka", *args], env=env, capture_output=True,
+                          text=True, timeout=180, check=False)
 
 
 def make_group(settings, group: str, topic: str) -> None:
