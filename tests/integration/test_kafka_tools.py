@@ -9,10 +9,11 @@ import uuid
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from shared.bus.topics import drop_namespace, ensure_topics, in_namespace
 from shared.bus.worker import Worker
+from shared.stack import kafka
 from tests.support.infra import eventually
 
 
@@ -23,13 +24,13 @@ def rapport_kafka(settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def make_group(settings, group: str, topic: str) -> None:
-    """A consumer group with an offset committed on ``topic``, its consumer closed."""
+    """A consumer group with an offset committed on each partition of ``topic``, its consumer
+    closed (partitions assigned by hand: no rebalance to wait for)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=group,
                              enable_auto_commit=False)
     try:
-        consumer.subscribe([topic])
-        eventually(lambda: consumer.poll(timeout_ms=200) is not None and consumer.assignment(), 30,
-                   message=f"partitions of {topic} assigned to {group}")
+        partitions = eventually(lambda: consumer.partitions_for_topic(topic), 30, message=f"partitions of {topic}")
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
         consumer.commit({tp: OffsetAndMetadata(0, "", -1) for tp in consumer.assignment()})
     finally:
         consumer.close()
@@ -97,3 +98,22 @@ def test_a_session_s_teardown_leaves_none_of_its_groups_or_topics_on_the_broker(
     assert left == []
     assert eventually(lambda: names_in(settings, session.namespace) == ([], []), 30,
                       message="no group or topic of the namespace left")
+
+
+def test_a_cache_holding_only_the_broker_s_jars_gets_the_tools_beside_them(settings, tmp_path):
+    broker_libs = kafka.ensure_jars(settings)  # the cache the running stack was started from
+    old = settings.replace(cache_dir=tmp_path)
+    kafka.libs_dir(old).parent.mkdir(parents=True)
+    kafka.libs_dir(old).symlink_to(broker_libs)  # as a cache made before the tools were shipped
+    (kafka.libs_dir(old).parent / ".complete").write_text("made before the tools\n")
+    before = sorted(p.name for p in broker_libs.iterdir())
+
+    tools = kafka.ensure_tools(old)
+
+    jars = {p.name for p in tools.glob("*.jar")}
+    assert f"kafka-tools-{settings.kafka_version}.jar" in jars
+    assert not jars & set(before), "jars the broker's libs hold already"
+    assert sorted(p.name for p in broker_libs.iterdir()) == before
+    made = (tools.stat().st_ino, (tools.parent / "tools.complete").stat().st_mtime_ns)
+    assert kafka.ensure_tools(old) == tools
+    assert (tools.stat().st_ino, (tools.parent / "tools.complete").stat().st_mtime_ns) == made  # not fetched again
