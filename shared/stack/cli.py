@@ -101,5 +101,8 @@ def _kafka(args) -> int:
         kafka.ensure_tools(settings)
     try:
         return subprocess.run(kafka.tool_argv(settings, args.tool, args.args), check=False).returncode
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{exc.filename} not found: install Java 17 or newer "
+                           "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME") from exc
     except KeyboardInterrupt:  # a console consumer is stopped so
         return 130

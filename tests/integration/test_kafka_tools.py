@@ -17,8 +17,8 @@ from shared.stack import kafka
 from tests.support.infra import eventually
 
 
-def rapport_kafka(settings, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **settings.as_env()}
+def rapport_kafka(settings, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **settings.as_env(), **(env or {})}
     return subprocess.run([sys.executable, "-m", "shared.cli", "kafka", *args], env=env, capture_output=True,
                           text=True, timeout=180, check=False)
 
@@ -76,6 +76,13 @@ def test_rapport_kafka_topics_lists_the_session_s_topics(settings):
     assert done.returncode == 0, done.stderr
     listed = set(done.stdout.splitlines())
     assert {settings.topic("follows.events"), settings.topic("follows.events.dlq")} <= listed
+
+
+def test_rapport_kafka_without_java_says_what_to_install(settings, tmp_path):
+    done = rapport_kafka(settings, "topics", "--list", env={"JAVA_HOME": str(tmp_path / "no-java")})
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("rapport kafka: ") and "install Java 17" in done.stderr
 
 
 def test_a_session_s_teardown_leaves_none_of_its_groups_or_topics_on_the_broker(settings):
