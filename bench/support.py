@@ -31,7 +31,7 @@ from services.connections import store as suggestion_keys
 from shared import members
 from shared.auth import mint_token
 from shared.bus.outbox import Outbox
-from shared.bus.topics import drop_topics, ensure_topics
+from shared.bus.topics import drop_namespace, ensure_topics
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack.processes import PROCESSES
 from shared import store_client
@@ -53,7 +53,7 @@ def bench_settings(**overrides) -> Settings:
         **overrides,
     )
     ensure_topics(settings)
-    atexit.register(drop_topics, settings)  # a benchmark leaves no topics behind
+    atexit.register(drop_namespace, settings)  # a benchmark leaves no groups or topics behind
     return settings
 
 
@@ -312,7 +312,7 @@ def bench_cluster_settings(**overrides) -> Settings:
     settings = base.replace(env=overrides.pop("env", base.env or "local"), namespace=f"bench-{uuid.uuid4().hex[:6]}",
                             **overrides)
     ensure_topics(settings)
-    atexit.register(drop_topics, settings)
+    atexit.register(drop_namespace, settings)
     return settings
 
 

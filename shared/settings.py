@@ -16,6 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Published in the repository: accepted only where RAPPORT_ENV=local (see ``check_secrets``).
 DEVELOPMENT_JWT_SECRET = "rapport-local-development-secret-change-me"
+# What docker-compose.yml once filled in when RAPPORT_JWT_SECRET was unset: published as well.
+COMPOSE_JWT_SECRET = "rapport-compose-secret-change-me"
+PUBLISHED_JWT_SECRETS = frozenset({DEVELOPMENT_JWT_SECRET, COMPOSE_JWT_SECRET})
 
 # The local server's 16 logical databases are all taken (the stack 0-3, benchmarks 4-7, tests
 # 10-13, e2e 8, 9, 14, 15): profiles shares the follows database and messaging the notifications
@@ -175,15 +178,17 @@ class InsecureSettings(RuntimeError):
 
 
 def check_secrets(settings: Settings) -> None:
-    """Refuse the published development secret outside the local stack (``RAPPORT_ENV=local``).
+    """Refuse a secret published in the repository (the development secret, compose's former
+    default) outside the local stack (``RAPPORT_ENV=local``).
 
     A JWKS URL replaces the secret, so with one set the secret does not matter."""
     if settings.jwks_url or settings.env == "local":
         return
-    if settings.jwt_secret == DEVELOPMENT_JWT_SECRET:
+    if settings.jwt_secret in PUBLISHED_JWT_SECRETS:
         raise InsecureSettings(
-            "RAPPORT_JWT_SECRET is the published development secret: anyone can mint tokens with it. "
-            "Set a secret of your own (or RAPPORT_JWKS_URL), or RAPPORT_ENV=local for the local stack.")
+            "RAPPORT_JWT_SECRET is published in the repository (the development secret or compose's former "
+            "default): anyone can mint tokens with it. Set a secret of your own (or RAPPORT_JWKS_URL), "
+            "or RAPPORT_ENV=local for the local stack.")
 
 
 _MAPPINGS = ("store_urls", "ports", "worker_metrics_ports", "base_urls")  # one variable per service each

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 
 import pytest
 
 from shared.auth import mint_token
-from shared.bus.topics import drop_topics, ensure_topics
+from shared.bus.topics import drop_namespace, ensure_topics
 from shared.bus.worker import Worker
 from shared.settings import load_settings
 from tests.support.infra import free_ports, require_infrastructure
@@ -73,11 +74,17 @@ def unique():
 
 @pytest.fixture(scope="session")
 def infra(test_settings):
-    """The real Kafka and Redis, with this session's topics created."""
+    """The real Kafka and Redis, with this session's topics created.
+
+    At the end the session's consumer groups and topics (its namespace's and those of the
+    namespaces tests made from it) are deleted: every fixture that runs consumers depends on
+    this one, so they are closed by then."""
     require_infrastructure(test_settings)
     ensure_topics(test_settings)
     yield test_settings
-    drop_topics(test_settings)
+    left = drop_namespace(test_settings)
+    if left:
+        warnings.warn(f"consumer groups still busy, left on the broker: {left}")
 
 
 @pytest.fixture(scope="session")

@@ -87,16 +87,59 @@ def _wait_on_every_broker(servers: list[str], topics: list[str], timeout: float)
             time.sleep(0.2)
 
 
-def drop_topics(settings: Settings, timeout: float = 30.0) -> None:
-    """Delete this namespace's topics (test sessions and benchmarks clean up after themselves)."""
+def in_namespace(name: str, namespace: str) -> bool:
+    """Whether topic or group ``name`` belongs to ``namespace`` or to a namespace made from it
+    (``<namespace>-fanout``: tests give a scenario a namespace of its own that way)."""
+    return name.startswith((namespace + ".", namespace + "-"))
+
+
+def _admin(settings: Settings, timeout: float) -> KafkaAdminClient:
     if not settings.namespace:
-        raise ValueError("refusing to drop the un-namespaced topics of the stack")
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","),
-                             request_timeout_ms=int(timeout * 1000))
+        raise ValueError("refusing to drop the un-namespaced topics and groups of the stack")
+    return KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="rapport-topics",
+                            request_timeout_ms=int(timeout * 1000))
+
+
+def drop_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Delete the topics of this namespace and of those made from it (test sessions and
+    benchmarks clean up after themselves)."""
+    admin = _admin(settings, timeout)
     try:
-        existing = set(admin.list_topics())
-        doomed = [t for t in all_topics(settings) if t in existing]
+        doomed = [t for t in admin.list_topics() if in_namespace(t, settings.namespace)]
         if doomed:
             admin.delete_topics(doomed, timeout_ms=int(timeout * 1000))
     finally:
         admin.close()
+
+
+def drop_groups(settings: Settings, timeout: float = 10.0) -> list[str]:
+    """Delete the consumer groups of this namespace and of those made from it; return the ids
+    of those still there after ``timeout``.
+
+    Call it once the consumers are closed: the broker deletes only an empty group. A consumer
+    that has just left may keep its group busy a moment (its last commit, a rebalance), so
+    refusals are retried until ``timeout``; a group whose member died without leaving stays
+    until the member's session times out, and is reported.
+    """
+    admin = _admin(settings, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            doomed = [g["group_id"] for g in admin.list_groups() if in_namespace(g["group_id"], settings.namespace)]
+            if not doomed:
+                return []
+            outcome = admin.delete_groups(doomed)
+            left = sorted(g for g, result in outcome.items() if result not in ("OK", "GroupIdNotFoundError"))
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def drop_namespace(settings: Settings) -> list[str]:
+    """What a test session or a benchmark runs last: delete its consumer groups, then its
+    topics; return the groups that could not be deleted (see ``drop_groups``)."""
+    left = drop_groups(settings)
+    drop_topics(settings)
+    return left

@@ -1,4 +1,4 @@
-"""The stack's subcommands of ``rapport``: up, down, status and topics."""
+"""The stack's subcommands of ``rapport``: up, down, status, topics and kafka."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ from shared.settings import load_settings
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``up``, ``down``, ``status`` and ``topics`` to the ``rapport`` parser."""
+    """Add ``up``, ``down``, ``status``, ``topics`` and ``kafka`` to the ``rapport`` parser."""
     p = sub.add_parser("up", help="start the local stack: Kafka, Redis, then every API and worker")
     only = p.add_mutually_exclusive_group()
     only.add_argument("--infra-only", action="store_true", help="start Kafka and Redis only")
@@ -33,6 +33,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                    help="how long to wait for Kafka to answer first (default 120)")
     p.set_defaults(func=_topics)
+
+    from shared.stack.kafka import TOOLS
+
+    p = sub.add_parser("kafka", help="run one of Kafka's own tools on the stack's broker (fetched on first use)",
+                       description="Run Kafka's TOOL (what bin/kafka-TOOL.sh runs) with ARGS, on "
+                                   "RAPPORT_KAFKA_BOOTSTRAP unless ARGS give --bootstrap-server. "
+                                   "e.g. rapport kafka consumer-groups --describe --group feed.posts")
+    p.add_argument("tool", choices=list(TOOLS), help="the tool: " + ", ".join(TOOLS))
+    p.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments (--help lists them)")
+    p.set_defaults(func=_kafka)
 
 
 def _failing(run):
@@ -78,3 +88,21 @@ def _topics(args) -> int:
     for topic in all_topics(settings):
         print(f"{topic}: {'created' if topic in created else 'present'}")
     return 0
+
+
+@_failing
+def _kafka(args) -> int:
+    import contextlib
+
+    from shared.stack import kafka
+
+    settings = load_settings()
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is the tool's alone
+        kafka.ensure_tools(settings)
+    try:
+        return subprocess.run(kafka.tool_argv(settings, args.tool, args.args), check=False).returncode
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"{exc.filename} not found: install Java 17 or newer "
+                           "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME") from exc
+    except KeyboardInterrupt:  # a console consumer is stopped so
+        return 130

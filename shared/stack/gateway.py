@@ -27,10 +27,10 @@ def config_path(run_dir: Path) -> Path:
 
 
 def render(settings: Settings, ports: dict[str, int] | None = None) -> str:
-    """The local gateway's nginx.conf: the shared rules and routes, upstreams on loopback."""
+    """The local gateway's nginx.conf: the shared rules and routes, the APIs on loopback."""
     ports = dict(ports or settings.ports)
     home = settings.run_dir / NAME
-    upstreams = "\n".join(f"    upstream {s}_api {{ server 127.0.0.1:{ports[s]}; }}" for s in SERVICES)
+    addresses = "\n".join(f"        set $rapport_{s}_api 127.0.0.1:{ports[s]};" for s in SERVICES)
     # Run as root (a container, CI), nginx would hand its workers to "nobody", who cannot
     # enter the run dir: keep them as the user who started the stack.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -55,10 +55,10 @@ http {{
 
     include {NGINX_DIR / 'proxy.conf'};
 
-{upstreams}
-
     server {{
         listen 127.0.0.1:{settings.gateway_port};
+        # Where routes.conf sends each service: addresses, so no resolver is needed.
+{addresses}
         include {NGINX_DIR / 'routes.conf'};
     }}
 }}

@@ -1,7 +1,9 @@
 """A single-node Apache Kafka (KRaft, broker and controller in one JVM) for the local stack.
 
 The broker's jars come from Maven Central through ``deploy/kafka/pom.xml``, once, into
-``<cache_dir>/kafka/<version>/libs``; its data lives under ``<run_dir>/kafka``.
+``<cache_dir>/kafka/<version>/libs``; its data lives under ``<run_dir>/kafka``. Kafka's
+command-line tools (``rapport kafka <tool>``) come the same way, on first use, through
+``deploy/kafka/tools-pom.xml`` into ``<cache_dir>/kafka/<version>/tools``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import shutil
 import string
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,8 +28,27 @@ JVM_OPTS = ["-Xmx1G", "-Xms1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
             "-XX:InitiatingHeapOccupancyPercent=35", "-Djava.awt.headless=true"]
 
 
+# `rapport kafka <tool>`: the main class of each tool (Kafka's bin/kafka-<tool>.sh scripts run
+# the same ones). All of them take --bootstrap-server.
+TOOLS = {
+    "consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "topics": "org.apache.kafka.tools.TopicCommand",
+    "get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+    "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
+    "configs": "kafka.admin.ConfigCommand",
+}
+TOOLS_JVM_OPTS = ["-Xmx256M", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
+
+
 def libs_dir(settings: Settings) -> Path:
     return settings.cache_dir / "kafka" / settings.kafka_version / "libs"
+
+
+def tools_dir(settings: Settings) -> Path:
+    """The jars Kafka's tools need beyond the broker's own (``libs_dir``)."""
+    return settings.cache_dir / "kafka" / settings.kafka_version / "tools"
 
 
 def data_dir(settings: Settings) -> Path:
@@ -53,27 +75,76 @@ def listener(settings: Settings) -> tuple[str, int]:
     return host, int(port)
 
 
+def _resolve(pom: Path, folder: Path, version: str, marker: str, out=None) -> Path:
+    """Copy ``pom``'s runtime dependencies with Maven into a scratch folder of this process
+    beside ``folder`` (so an interrupted download never looks complete) and return it;
+    ``marker`` (a glob) must be among them."""
+    if shutil.which("mvn") is None:
+        raise RuntimeError("mvn not found: install Maven (apt-get install maven) to fetch Kafka")
+    print(f"resolving Kafka {version} jars ({pom.name}) from Maven Central into {folder} ...",
+          file=out or sys.stdout, flush=True)
+    scratch = folder.parent / f"{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
+                    "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={scratch}",
+                    f"-Dkafka.version={version}"], check=True, stdout=out, stderr=out)
+    if not list(scratch.glob(marker)):
+        raise RuntimeError(f"Maven finished but {scratch} holds no {marker}")
+    return scratch
+
+
+def _complete(scratch: Path, folder: Path, marker: Path) -> Path:
+    if marker.exists() and folder.is_dir():  # another process finished first: keep its copy
+        shutil.rmtree(scratch, ignore_errors=True)
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)  # what an interrupted run left
+    scratch.rename(folder)
+    marker.write_text(f"{len(list(folder.glob('*.jar')))} jars\n")
+    return folder
+
+
 def ensure_jars(settings: Settings) -> Path:
     """Resolve the broker's jars with Maven unless a complete copy is already cached."""
     libs = libs_dir(settings)
     if (libs.parent / _COMPLETE).exists() and libs.is_dir():
         return libs
-    if shutil.which("mvn") is None:
-        raise RuntimeError("mvn not found: install Maven (apt-get install maven) to fetch Kafka")
-    print(f"resolving Kafka {settings.kafka_version} jars from Maven Central into {libs} ...", flush=True)
-    # Into a scratch folder first, so an interrupted download never looks complete.
-    scratch = libs.parent / "libs.partial"
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.rmtree(libs, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    subprocess.run(["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(DEPLOY / "pom.xml"),
-                    "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={scratch}",
-                    f"-Dkafka.version={settings.kafka_version}"], check=True)
-    if not list(scratch.glob("kafka_2.13-*.jar")):
-        raise RuntimeError(f"Maven finished but {scratch} holds no kafka_2.13 jar")
-    scratch.rename(libs)
-    (libs.parent / _COMPLETE).write_text(f"{len(list(libs.glob('*.jar')))} jars\n")
-    return libs
+    scratch = _resolve(DEPLOY / "pom.xml", libs, settings.kafka_version, "kafka_2.13-*.jar")
+    return _complete(scratch, libs, libs.parent / _COMPLETE)
+
+
+def ensure_tools(settings: Settings) -> Path:
+    """Resolve Kafka's tools beside the broker's jars unless already cached; return their folder.
+
+    A cache made before the tools were shipped has ``libs`` only: its tools are fetched now,
+    into their own folder, without touching the broker's jars (a running broker reads them).
+    Only the jars ``libs`` lacks are kept.
+    """
+    libs = ensure_jars(settings)
+    tools = tools_dir(settings)
+    marker = tools.parent / f"tools{_COMPLETE}"
+    if marker.exists() and tools.is_dir():
+        return tools
+    scratch = _resolve(DEPLOY / "tools-pom.xml", tools, settings.kafka_version, "kafka-tools-*.jar",
+                       out=sys.stderr)
+    present = {jar.name for jar in libs.glob("*.jar")}
+    for jar in scratch.glob("*.jar"):
+        if jar.name in present:
+            jar.unlink()
+    return _complete(scratch, tools, marker)
+
+
+def tool_argv(settings: Settings, tool: str, args: list[str]) -> list[str]:
+    """The command line of Kafka's ``tool`` on the stack's broker: ``--bootstrap-server`` is
+    the stack's (``RAPPORT_KAFKA_BOOTSTRAP``) unless ``args`` name one."""
+    if tool not in TOOLS:
+        raise ValueError(f"unknown Kafka tool {tool!r}: one of {', '.join(TOOLS)}")
+    args = list(args)
+    if not any(a == "--bootstrap-server" or a.startswith("--bootstrap-server=") for a in args):
+        args = ["--bootstrap-server", settings.kafka_bootstrap, *args]
+    classpath = f"{libs_dir(settings)}/*{os.pathsep}{tools_dir(settings)}/*"
+    return [_java(), *TOOLS_JVM_OPTS, "-cp", classpath,
+            f"-Dlog4j2.configurationFile={DEPLOY / 'tools-log4j2.properties'}", TOOLS[tool], *args]
 
 
 def render_config(settings: Settings) -> Path:

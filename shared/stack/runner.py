@@ -168,7 +168,7 @@ def _start_kafka(settings: Settings) -> None:
         print(f"kafka: a broker not started by rapport listens on {settings.kafka_bootstrap}; using it")
         kafka.wait_ready(settings)
         return
-    kafka.ensure_jars(settings)
+    kafka.ensure_tools(settings)  # the broker's jars, then its tools (`rapport kafka`) beside them
     kafka.format_storage(settings)
     pid = kafka.start(settings)
     print(f"kafka: starting (pid {pid}), log in {settings.run_dir / 'logs'}", flush=True)

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from shared.auth import mint_token
-from shared.bus.topics import drop_topics
+from shared.bus.topics import drop_namespace
 from shared.settings import REPO_ROOT, SERVICES, Settings, load_settings
 from shared.stack import cluster
 from shared.stack import processes
@@ -157,7 +157,7 @@ def stack(tmp_path_factory):
         yield stack
     finally:
         stopped = stack.rapport("down", "--keep-infra", timeout=120)
-        drop_topics(settings)
+        drop_namespace(settings)  # its groups and topics, once its workers are down
         if TEST_STACK != "cluster":  # a cluster's FLUSHDB would empty every primary, the whole stack
             for url in set(settings.store_urls.values()) | {settings.cache_url}:
                 store_client.connect(url, decode_responses=False).flushdb()

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from services.follows.app import create_app
-from shared.settings import DEVELOPMENT_JWT_SECRET, REPO_ROOT, InsecureSettings, load_settings
+from shared.settings import COMPOSE_JWT_SECRET, DEVELOPMENT_JWT_SECRET, REPO_ROOT, InsecureSettings, load_settings
 
 ISSUER, AUDIENCE = "https://id.example.test/", "rapport"
 
@@ -25,6 +25,12 @@ def test_a_service_refuses_to_start_with_the_development_secret_outside_the_loca
         create_app({"TESTING": True}, settings=settings.replace(env=""))
     with pytest.raises(InsecureSettings):
         create_app({"TESTING": True}, settings=settings.replace(env="production"))
+
+
+def test_a_service_refuses_to_start_with_compose_s_former_default_secret_outside_the_local_stack(settings):
+    with pytest.raises(InsecureSettings):
+        create_app({"TESTING": True}, settings=settings.replace(env="", jwt_secret=COMPOSE_JWT_SECRET))
+    assert create_app({"TESTING": True}, settings=settings.replace(env="local", jwt_secret=COMPOSE_JWT_SECRET))
 
 
 def test_a_service_starts_with_a_secret_of_its_own_or_in_the_local_stack(settings):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from shared.settings import SERVICES, load_settings
+from shared.settings import COMPOSE_JWT_SECRET, SERVICES, load_settings
 from shared.stack import gateway
 from shared.stack.processes import PROCESSES
 
@@ -89,9 +90,19 @@ def test_the_gateway_routes_every_service_to_its_api_without_the_prefix(compose,
     for service in SERVICES:
         body = gateway_routes.get(f"/{service}/")
         assert body is not None, f"gateway has no route for /{service}/"
-        assert f"proxy_pass http://{service}_api/;" in body, service
-        assert f"upstream {service}_api {{ server {service}-api:8000; }}" in nginx_conf, service
+        assert f"rewrite ^/{service}(/.*)$ $1 break;" in body, service
+        assert f"proxy_pass http://$rapport_{service}_api;" in body, service
+        assert f"set $rapport_{service}_api {service}-api:8000;" in nginx_conf, service
         assert compose["services"]["gateway"]["depends_on"][f"{service}-api"]["condition"] == "service_healthy"
+
+
+def test_the_compose_gateway_resolves_the_apis_again_through_docker_s_dns(gateway_routes):
+    nginx_conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    # A name in an upstream block, or a proxy_pass without a variable, is resolved once at start.
+    assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s ipv6=off;$", nginx_conf, re.MULTILINE)
+    assert not re.search(r"^\s*upstream\b", nginx_conf, re.MULTILINE)
+    for prefix, body in gateway_routes.items():
+        assert re.findall(r"proxy_pass\s+([^;]+);", body) == [f"http://$rapport_{prefix.strip('/')}_api"], prefix
 
 
 def test_the_local_gateway_runs_the_same_rules_and_routes_as_compose(compose, tmp_path):
@@ -106,9 +117,62 @@ def test_the_local_gateway_runs_the_same_rules_and_routes_as_compose(compose, tm
         assert f"include /etc/nginx/rapport/{name};" in nginx_conf
         assert f"include {ROOT / 'deploy' / 'nginx' / name};" in local
     for service in SERVICES:
-        assert f"upstream {service}_api {{ server 127.0.0.1:{settings.ports[service]}; }}" in local
+        assert f"set $rapport_{service}_api 127.0.0.1:{settings.ports[service]};" in local
     assert "listen 127.0.0.1:18080;" in local and "listen 8080;" in nginx_conf
     assert compose["services"]["gateway"]["ports"] == ["8080:8080"]
+
+
+def test_the_compose_gateway_s_config_is_one_nginx_accepts(tmp_path):
+    # Debian's nginx (the local stack's) checks a copy whose includes point into the repository
+    # and whose temporary files go to tmp_path; the API names need no resolving to be checked.
+    text = (ROOT / "deploy" / "nginx.conf").read_text().replace("/etc/nginx/rapport/", f"{ROOT / 'deploy' / 'nginx'}/")
+    temp = "".join(f"    {kind}_temp_path {tmp_path / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    text = text.replace("http {\n", "http {\n" + temp, 1)
+    (tmp_path / "nginx.conf").write_text(text)
+
+    checked = subprocess.run([gateway.nginx_binary(), "-t", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+                              "-e", "stderr", "-g", f"pid {tmp_path / 'nginx.pid'};"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30, check=False)
+
+    assert checked.returncode == 0, checked.stdout
+    assert "syntax is ok" in checked.stdout
+
+
+def test_every_image_can_come_from_a_mirror(compose):
+    images = {name: service["image"] for name, service in compose["services"].items()}
+    for name, image in images.items():
+        assert re.fullmatch(r"\$\{RAPPORT_(\w+_)?IMAGE:-[^}]+\}", image), f"{name}: {image}"
+    build = compose["x-app"]["build"]
+    assert build["args"] == {"PYTHON_IMAGE": "${RAPPORT_PYTHON_IMAGE:-python:3.11-slim}"}
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", dockerfile, re.MULTILINE)
+    assert re.findall(r"^FROM (.+)$", dockerfile, re.MULTILINE) == ["${PYTHON_IMAGE}"]
+
+
+def test_the_image_s_build_context_leaves_out_the_virtualenv_the_run_dir_and_git():
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".git", ".env", ".venv", ".run", "**/__pycache__", "bench/results", ".pytest_cache"} <= ignored
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE)
+    assert not [path for path in copied if path.rstrip("/") in ignored]
+
+
+def test_compose_refuses_to_start_without_a_jwt_secret_of_the_operator_s(compose):
+    secret = compose["x-env"]["RAPPORT_JWT_SECRET"]
+    assert re.fullmatch(r"\$\{RAPPORT_JWT_SECRET:\?[^}]+\}", secret)  # compose stops, saying why
+    assert COMPOSE_JWT_SECRET not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_the_readme_says_which_docker_runs_the_compose_file(compose):
+    readme = (ROOT / "README.md").read_text()
+    uses_start_interval = any("start_interval" in (s.get("healthcheck") or {}) for s in compose["services"].values())
+    assert uses_start_interval and "Docker Engine 25" in readme and "Compose 2.20" in readme
+
+
+def test_each_worker_s_metrics_port_is_the_one_the_compose_file_names():
+    ports = sorted(load_settings({}).worker_metrics_ports.values())
+    assert f"{ports[0]}-{ports[-1]}" in (ROOT / "docker-compose.yml").read_text()
 
 
 def test_the_gateway_refuses_bodies_the_apis_would(tmp_path):
