@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 import structlog
 
@@ -77,8 +78,17 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # A library's warnings (deprecations, kafka-python's) as log lines of this service, not
     # plain text on stderr.
     logging.captureWarnings(True)
+    # A thread that dies of an exception: its traceback as one line, not plain text on stderr.
+    threading.excepthook = _log_thread_death
     # kafka-python is chatty at INFO about every connection it opens.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def _log_thread_death(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    structlog.get_logger(__name__).error("thread died", thread=getattr(args.thread, "name", None),
+                                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 def get_logger(name: str | None = None):

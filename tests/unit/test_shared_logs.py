@@ -44,3 +44,20 @@ def test_a_stdlib_record_formats_as_one_json_object_with_the_service():
 
 def test_a_line_naming_its_own_service_keeps_it():
     assert logs.ServiceName("follows")(None, "info", {"service": "feed"}) == {"service": "feed"}
+
+
+def test_a_thread_dying_of_an_exception_is_one_json_line_with_its_traceback(monkeypatch, capsys):
+    monkeypatch.setattr(logs, "_configured", False)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # restored after the test
+    logs.configure_logging("obs-test", "INFO")
+    capsys.readouterr()
+
+    def fail():
+        raise RuntimeError("the broker said no")
+
+    thread = threading.Thread(target=fail, name="relay")
+    thread.start()
+    thread.join()
+    [line] = lines_written(capsys)
+    assert line["event"] == "thread died" and line["thread"] == "relay" and line["service"] == "obs-test"
+    assert "RuntimeError: the broker said no" in line["exception"]
