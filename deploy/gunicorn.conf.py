@@ -4,6 +4,7 @@ The bind address comes from ``RAPPORT_BIND`` (the local runner sets 127.0.0.1:<s
 the image 0.0.0.0:8000), so the command line is one and the same everywhere; see
 ``shared/stack/processes.py``. The command line may still override anything here.
 """
+import logging
 import os
 import re
 import shutil
@@ -72,6 +73,11 @@ class JsonLogger(Logger):
         formatter = json_formatter(_service(sys.argv))
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter)
+        # Warnings raised before the app configures its logs (gevent's, as a worker boots) too.
+        logging.captureWarnings(True)
+        warnings = logging.getLogger("py.warnings")
+        warnings.handlers[:] = self.error_log.handlers
+        warnings.propagate = False
 
 
 logger_class = JsonLogger

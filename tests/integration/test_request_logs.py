@@ -31,3 +31,15 @@ def test_every_request_an_api_answers_is_one_json_line_with_its_request_id_route
     [refused] = [line for line in lines if line.get("request_id") == invalid and line["event"] == "request"]
     assert refused["status"] == 422 and refused["route"] == "/v1/settings" and refused["method"] == "PATCH"
     assert refused["member"] == member and refused["duration_ms"] > 0
+
+
+def test_every_line_of_a_gevent_api_is_json_with_its_service_the_warnings_of_its_workers_included(
+        settings, tmp_path):
+    logs = tmp_path / "notifications-api.log"
+    with logs.open("wb") as sink, \
+            served("notifications", settings, workers=1, env={"RAPPORT_LOG_LEVEL": "INFO"}, stderr=sink) as (base, _):
+        assert requests.get(f"{base}/healthz").status_code == 200
+    text = logs.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert all(line.get("service") == "notifications" for line in lines), text
+    assert any(line["event"] == "request" and line["route"] == "/healthz" for line in lines), text
