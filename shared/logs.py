@@ -8,10 +8,12 @@ through the same renderer.
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 
+import orjson
 import structlog
 
 _configured = False
@@ -38,6 +40,19 @@ class ServiceName:
         return event_dict
 
 
+def _dumps(event_dict: dict, default=None) -> str:
+    """One line of JSON: orjson (an API writes a line per request, and it takes a third less CPU
+    than the standard library's), else ``json`` for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(event_dict, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(event_dict, default=default)
+
+
+def _render():
+    return structlog.processors.JSONRenderer(serializer=_dumps)
+
+
 def _shared_processors(service: str) -> list:
     return [
         structlog.contextvars.merge_contextvars,
@@ -52,7 +67,7 @@ def json_formatter(service: str) -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer()],
+                    _render()],
         foreign_pre_chain=_shared_processors(service),
     )
 
@@ -64,8 +79,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         return
     _configured = True
     structlog.configure(
-        processors=[*_shared_processors(service), structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer()],
+        processors=[*_shared_processors(service), structlog.processors.format_exc_info, _render()],
         logger_factory=structlog.PrintLoggerFactory(_Stderr()),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=True,

@@ -61,3 +61,12 @@ def test_a_thread_dying_of_an_exception_is_one_json_line_with_its_traceback(monk
     [line] = lines_written(capsys)
     assert line["event"] == "thread died" and line["thread"] == "relay" and line["service"] == "obs-test"
     assert "RuntimeError: the broker said no" in line["exception"]
+
+
+def test_a_line_with_what_fast_json_refuses_is_still_one_json_line(monkeypatch, capsys):
+    monkeypatch.setattr(logs, "_configured", False)
+    logs.configure_logging("obs-test", "INFO")
+    capsys.readouterr()
+    structlog.get_logger("elsewhere").warning("odd values", partitions={3: "t"}, huge=2**70, thing=object())
+    [line] = lines_written(capsys)
+    assert line["partitions"] == {"3": "t"} and line["huge"] == 2**70 and line["thing"].startswith("<object")
