@@ -83,23 +83,25 @@ def answers_healthz(base: str) -> bool:
 
 
 @contextlib.contextmanager
-def served(service: str, settings: Settings, workers: int | None = None, threads: int | None = None):
+def served(service: str, settings: Settings, workers: int | None = None, threads: int | None = None,
+           env: dict[str, str] | None = None, stderr=None):
     """Serve ``service``'s API exactly as the stack runs it (its command in
     ``shared.stack.processes``, so ``deploy/gunicorn.conf.py`` and its worker class) on a free
     port; yields its base URL and the gunicorn master's pid.
 
     ``workers`` and ``threads`` go through the variables the config reads (WEB_CONCURRENCY,
-    RAPPORT_GUNICORN_THREADS); left out, the config's own defaults apply.
+    RAPPORT_GUNICORN_THREADS); left out, the config's own defaults apply. ``env`` adds to its
+    environment; ``stderr`` (a file) takes its logs.
     """
     [process] = [p for p in PROCESSES if p.service == service and p.kind == "api"]
     port = free_port()
-    env = {**settings_env(settings), "RAPPORT_BIND": f"127.0.0.1:{port}"}
+    env = {**settings_env(settings), **(env or {}), "RAPPORT_BIND": f"127.0.0.1:{port}"}
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
     if threads:
         env["RAPPORT_GUNICORN_THREADS"] = str(threads)
     argv = [sys.executable, "-m", *process.argv]  # "gunicorn -c deploy/gunicorn.conf.py ..."
-    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, start_new_session=True, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90  # a shared, busy machine starts five gunicorn workers slowly

@@ -4,9 +4,14 @@ The bind address comes from ``RAPPORT_BIND`` (the local runner sets 127.0.0.1:<s
 the image 0.0.0.0:8000), so the command line is one and the same everywhere; see
 ``shared/stack/processes.py``. The command line may still override anything here.
 """
+import logging
 import os
+import re
 import shutil
+import sys
 import tempfile
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
 
@@ -40,11 +45,42 @@ limit_request_fields = 100
 # Its default path is one per user, so four APIs on one machine would fight over it.
 control_socket_disable = True
 
-# Request lines are not logged (/metrics counts every request by endpoint and status); what the
-# apps do log is one JSON object a line carrying the request id.
+# gunicorn's access log stays off: the app writes one JSON line per request itself, with the
+# request id, the member, the route template and the duration (shared/http/app.py).
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
+
+
+def _service(argv: list[str]) -> str:
+    """The service this gunicorn serves, from its app argument (``services.<name>.app:...``)."""
+    for arg in reversed(argv):
+        found = re.match(r"services\.(\w+)\.app\b", arg)
+        if found:
+            return found.group(1)
+    return "gunicorn"
+
+
+class JsonLogger(Logger):
+    """gunicorn's own lines (start-up, workers booting and exiting, errors) as the apps' JSON
+    lines, with the service. A subclass rather than ``logconfig_dict``: a logging config turns
+    gunicorn's access log on, which formats every request's atoms even when nothing writes them."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from shared.logs import json_formatter  # structlog only: no prometheus_client before on_starting
+
+        formatter = json_formatter(_service(sys.argv))
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+        # Warnings raised before the app configures its logs (gevent's, as a worker boots) too.
+        logging.captureWarnings(True)
+        warnings = logging.getLogger("py.warnings")
+        warnings.handlers[:] = self.error_log.handlers
+        warnings.propagate = False
+
+
+logger_class = JsonLogger
 
 
 def post_fork(server, worker):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import redis
+from prometheus_client import Gauge
 
 from shared.clock import now_ms
 from shared.logs import get_logger
@@ -56,6 +57,10 @@ STALE_HEARTBEATS = 3
 
 # Entries read at once; more waiting are read on before the stream sleeps.
 READ_BATCH = 100
+
+# Under gunicorn each process counts its own streams (prometheus-client's multiprocess mode):
+# /metrics adds up those of the processes alive.
+OPEN_STREAMS = Gauge("rapport_live_streams_open", "Live streams open", ["service"], multiprocess_mode="livesum")
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,8 @@ class LiveHub:
     """
 
     def __init__(self, store: redis.Redis, keys: LiveKeys, streams_per_member: int,
-                 keepalive: float = KEEPALIVE_SECONDS):
+                 keepalive: float = KEEPALIVE_SECONDS, *, service: str = ""):
+        self.service = service  # names the streams in ``rapport_live_streams_open``
         self.store = store
         self.keys = keys
         self.streams_per_member = streams_per_member
@@ -188,6 +194,7 @@ class LiveHub:
         with self._lock:
             first = member not in self._listeners
             self._listeners.setdefault(member, set()).add(listener)
+        OPEN_STREAMS.labels(self.service).inc()
         if first:
             self._subscribe(self.keys.bell(member))
         now = int(time.time() * 1000)
@@ -212,6 +219,8 @@ class LiveHub:
         listener.closed = True
         with self._lock:
             mine = self._listeners.get(listener.member, set())
+            if listener in mine:
+                OPEN_STREAMS.labels(self.service).dec()
             mine.discard(listener)
             last = not mine
             if last:

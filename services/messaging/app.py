@@ -31,7 +31,8 @@ def create_app(test_config: dict | None = None, settings: Settings | None = None
     stream_store = store_client.connect(settings.store_url("messaging"), socket_timeout=10, pool_timeout=10,
                                         pool_size=app.config.get("MESSAGING_LIVE_POOL_SIZE", LIVE_POOL_SIZE))
     app.extensions["messaging.live"] = live.LiveHub(stream_store, app.extensions["messaging"].keys.live,
-                                                    settings.live_streams_per_member, keepalive)
+                                                    settings.live_streams_per_member, keepalive,
+                                                    service="messaging")
     # What the streams show is read through the same small pool.
     app.extensions["messaging.stream"] = Messaging(stream_store, settings)
     accept_credential(app, "conversations.Stream", ticket_holder)

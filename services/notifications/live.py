@@ -46,7 +46,7 @@ def redeem_ticket(store: redis.Redis, ticket: str) -> str:
 
 def LiveHub(store: redis.Redis, streams_per_member: int, keepalive: float = KEEPALIVE_SECONDS) -> sse.LiveHub:
     """The process's hub of notification streams."""
-    return sse.LiveHub(store, keys.LIVE, streams_per_member, keepalive)
+    return sse.LiveHub(store, keys.LIVE, streams_per_member, keepalive, service="notifications")
 
 
 def body(n: inbox.Notification) -> dict:

@@ -28,7 +28,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from shared import store_client
 from shared.bus.outbox import Outbox
@@ -43,8 +43,17 @@ from shared.slots import CrossSlot, slot
 
 log = get_logger(__name__)
 
-HANDLED = Counter("rapport_events_handled_total", "Events handled", ["consumer", "outcome"])
+HANDLED = Counter("rapport_events_handled_total", "Events handled", ["consumer", "topic", "outcome"])
 HALTED = Gauge("rapport_consumer_halted", "1 while a consumer is stopped by its DLQ limit", ["consumer"])
+HANDLE_SECONDS = Histogram("rapport_event_handle_seconds",
+                           "Time to read, dedup, handle and commit one batch of a partition's records "
+                           "(one record unless the consumer batches)", ["consumer", "topic"],
+                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+LAG = Gauge("rapport_consumer_lag", "Records of a partition not yet handled by its consumer (the partition's "
+            "high watermark minus the consumer's position)", ["consumer", "topic", "partition"])
+
+# How often a runner refreshes its lag gauges (from what its fetches already told it).
+LAG_INTERVAL_SECONDS = 1.0
 
 # After this many failures of a handler on one event (not infrastructure errors), the event
 # is poison: to the DLQ, and the consumer goes on.
@@ -426,6 +435,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             except Exception as exc:  # the new owners redo these events; dedup skips them
                 log.warning("offsets not committed on revocation", error=repr(exc))
         self.runner.attempts.forget(revoked)
+        self.runner.forget_lag(revoked)
 
     async def on_partitions_assigned(self, assigned):
         if self.runner.halted and assigned:
@@ -462,6 +472,8 @@ class ConsumerRunner:
         # One MULTI/EXEC per hash slot (always on a cluster), or per batch (a single node's
         # default); see ``handle_and_commit``.
         self.per_slot = per_slot
+        self._lag_at = float("-inf")
+        self._lagging: set[tuple[str, int]] = set()  # the partitions with a lag gauge
         HALTED.labels(spec.name).set(0)
 
     def _effects(self, tx: SlotTransactions) -> Effects:
@@ -502,7 +514,7 @@ class ConsumerRunner:
             item.outcome = DEAD_LETTERED
         else:
             self.limit.passed(item.record)
-        HANDLED.labels(self.spec.name, item.outcome).inc()
+        HANDLED.labels(self.spec.name, item.record.topic, item.outcome).inc()
         return True
 
     def dead_letter(self, record: ConsumerRecord, reason: str) -> None:
@@ -527,11 +539,13 @@ class ConsumerRunner:
             chunk = records[start:start + size]
             if self.spec.batch_by_key and len(chunk) > 1:
                 chunk = distinct_keys(chunk)
+            started = time.perf_counter()
             try:
                 items = self.process(chunk)
             except TRANSIENT as exc:
                 log.warning("consumer waiting", consumer=self.group, error=repr(exc))
                 return records[start].offset
+            HANDLE_SECONDS.labels(self.spec.name, chunk[0].topic).observe(time.perf_counter() - started)
             for item in items:
                 if not self.settle(item):
                     return item.record.offset
@@ -613,7 +627,36 @@ class ConsumerRunner:
                 waiting = True
         if self.offsets.due():
             self.offsets.commit(consumer)
+        if time.monotonic() - self._lag_at >= LAG_INTERVAL_SECONDS:
+            self.report_lag(consumer)
         return waiting
+
+    def report_lag(self, consumer: KafkaConsumer) -> None:
+        """Set each assigned partition's lag gauge: its high watermark (from the last fetch
+        response) minus the consumer's position. Both are read from kafka-python's subscription
+        state (the version is pinned): ``KafkaConsumer.position`` may ask the coordinator, and
+        this runs about once a second, never a round trip to a broker."""
+        self._lag_at = time.monotonic()
+        state = getattr(consumer, "_subscription", None)
+        if state is None:
+            return
+        try:
+            assigned = list(state.assignment.items())
+        except RuntimeError:  # changed by kafka-python's IO thread meanwhile: next time
+            return
+        for tp, partition in assigned:
+            position, highwater = partition.position, partition.highwater
+            if position is None or highwater is None:
+                continue
+            LAG.labels(self.spec.name, tp.topic, str(tp.partition)).set(max(highwater - position.offset, 0))
+            self._lagging.add((tp.topic, tp.partition))
+
+    def forget_lag(self, tps) -> None:
+        """Drop the lag gauges of partitions this consumer no longer holds (another member reports them)."""
+        for tp in tps:
+            if (tp.topic, tp.partition) in self._lagging:
+                self._lagging.discard((tp.topic, tp.partition))
+                LAG.remove(self.spec.name, tp.topic, str(tp.partition))
 
     def _halt(self, consumer: KafkaConsumer, exc: _Halt) -> None:
         """Stop consuming: commit what is done (not the record that tripped the limit) and

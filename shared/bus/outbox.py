@@ -25,7 +25,7 @@ import orjson
 import redis
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from shared.bus.transactions import node_of
 from shared.events import Event, encode
@@ -38,6 +38,10 @@ from shared.slots import all_tags
 log = get_logger(__name__)
 
 RELAYED = Counter("rapport_outbox_relayed_total", "Events the relay published to Kafka", ["service"])
+# Each relay counts the streams it holds (they are disjoint): a service's depth is the sum over
+# its workers.
+DEPTH = Gauge("rapport_outbox_depth", "Entries not yet published in the outbox streams this relay holds, "
+              "as of its last lease round", ["service"])
 
 
 # Set while an idempotent request runs (shared/http/idempotency.py): ``mark(pipe, events)`` adds
@@ -219,6 +223,22 @@ class OutboxRelay:
         return bool(self.held)
 
     def _rebalance(self) -> None:
+        self._rebalance_leases()
+        self._measure_depth()
+
+    def _measure_depth(self) -> None:
+        """Set ``rapport_outbox_depth``: the entries of the streams held (one pipeline of XLEN,
+        once per lease round, not per batch)."""
+        streams = list(self.held.values())
+        depth = 0
+        if streams:
+            with self.store.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.xlen(stream.key)
+                depth = sum(pipe.execute())
+        DEPTH.labels(self.outbox.service).set(depth)
+
+    def _rebalance_leases(self) -> None:
         live = int(HEARTBEAT(self.store, keys={"relays": self.outbox.relays_key}, owner=self.owner,
                              ttl_ms=self.lease_ms))
         share = math.ceil(len(self.streams) / max(live, 1))

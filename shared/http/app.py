@@ -44,8 +44,12 @@ URL_CREDENTIALS = {"access_token", "token", "bearer", "bearer_token", "jwt", "au
 AUTHENTICATORS = "rapport.authenticators"
 
 REQUESTS = Counter("rapport_http_requests_total", "HTTP requests", ["service", "method", "endpoint", "status"])
-LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency", ["service", "endpoint"],
+# ``route`` is the URL rule's template (/v1/following/<member>), never the path: one series per
+# endpoint, method and status, however many members there are.
+LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency",
+                    ["service", "endpoint", "route", "method", "status"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+UNMATCHED = "unmatched"  # the route of a request no URL rule matched (a 404 or 405)
 
 log = get_logger(__name__)
 
@@ -141,10 +145,13 @@ class ProblemApi(Api):
         return response
 
 
-def _authenticate() -> None:
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+def _start() -> None:
     g.started = time.perf_counter()
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
+
+
+def _authenticate() -> None:
     if request.url_rule is None:  # routing failed: let the 404/405 answer
         return
     endpoint = request.endpoint or ""
@@ -181,11 +188,19 @@ def _finish(response: Response) -> Response:
                                         or uuid.uuid4().hex)
     if getattr(g, "rate_limit_policy", None):
         response.headers.setdefault("RateLimit-Policy", g.rate_limit_policy)
-    endpoint = request.endpoint or "unmatched"
+    endpoint = request.endpoint or UNMATCHED
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
     service = current_app.config["RAPPORT_SERVICE"]
-    REQUESTS.labels(service, request.method, endpoint, response.status_code).inc()
-    if hasattr(g, "started"):
-        LATENCY.labels(service, endpoint).observe(time.perf_counter() - g.started)
+    status = response.status_code
+    REQUESTS.labels(service, request.method, endpoint, status).inc()
+    started = getattr(g, "started", None)
+    seconds = time.perf_counter() - started if started is not None else None
+    if seconds is not None:
+        LATENCY.labels(service, endpoint, route, request.method, status).observe(seconds)
+    # One line per request, errors included (the request id is the one the client got back).
+    log.info("request", request_id=response.headers["X-Request-Id"], member=getattr(g, "member", None),
+             method=request.method, route=route, status=status,
+             duration_ms=round(seconds * 1000, 3) if seconds is not None else None)
     structlog.contextvars.unbind_contextvars("request_id")
     return response
 
@@ -330,6 +345,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.extensions["rapport.api"] = api
+    app.before_request(_start)
     app.before_request(_check_size)
     app.before_request(_authenticate)
     app.before_request(_check_json)

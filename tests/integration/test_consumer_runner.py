@@ -243,7 +243,7 @@ def test_a_consumer_joining_the_group_mid_stream_loses_and_doubles_no_event(sett
     admin.delete_topics([settings.topic(topic)])
     admin.close()
     assert int(store.get(count_key)) == 600
-    assert HANDLED.labels(spec.name, "duplicate")._value.get() == 0
+    assert HANDLED.labels(spec.name, settings.topic(topic), "duplicate")._value.get() == 0
 
 
 # -- one transaction per hash slot -----------------------------------------------------------

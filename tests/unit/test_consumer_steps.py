@@ -194,3 +194,33 @@ def test_a_batch_by_key_ends_before_a_key_it_already_holds_and_every_record_is_d
     assert runner.process_partition([keyed(i, k) for i, k in enumerate(keys)]) is None
     assert chunks == [[b"a", b"b"], [b"a", b"c"], [b"c", b"d"]]
     assert runner.offsets.pending == {TopicPartition("t", 0): 6}
+
+
+class Assigned:
+    """A consumer whose subscription state holds two partitions, as kafka-python's does."""
+
+    def __init__(self, partitions: dict):
+        from types import SimpleNamespace
+
+        from kafka.structs import OffsetAndMetadata
+
+        self._subscription = SimpleNamespace(assignment={
+            tp: SimpleNamespace(position=None if position is None else OffsetAndMetadata(position, "", -1),
+                                highwater=highwater)
+            for tp, (position, highwater) in partitions.items()})
+
+
+def test_the_lag_of_a_partition_is_its_high_watermark_minus_the_position_and_goes_with_the_partition():
+    from prometheus_client import REGISTRY
+
+    spec = Consumer(name="lag-c", service="follows", topics=("follows.events",), handlers={})
+    runner = ConsumerRunner(spec, load_settings(), store=None, outbox=None)
+    first, second, unknown = TopicPartition("t", 0), TopicPartition("t", 1), TopicPartition("t", 2)
+    runner.report_lag(Assigned({first: (7, 10), second: (4, 4), unknown: (None, 9)}))
+
+    def lag(tp):
+        return REGISTRY.get_sample_value("rapport_consumer_lag", {"consumer": "lag-c", "topic": tp.topic,
+                                                                  "partition": str(tp.partition)})
+    assert (lag(first), lag(second), lag(unknown)) == (3, 0, None)
+    runner.forget_lag([first])
+    assert (lag(first), lag(second)) == (None, 0)

@@ -237,3 +237,21 @@ def test_the_ratelimit_policy_header_names_every_write_limit():
     from shared.http.ratelimit import policy_header
 
     assert policy_header(parse_many("30/second;900/minute")) == '"writes-1s";q=30;w=1, "writes-60s";q=900;w=60'
+
+
+def test_request_latency_is_counted_by_route_template_method_and_status_never_by_path(client):
+    from prometheus_client import REGISTRY
+
+    def count(route, method, status):
+        return REGISTRY.get_sample_value("rapport_http_request_seconds_count", {
+            "service": "probe", "endpoint": "probe.Probe" if route != "unmatched" else "unmatched",
+            "route": route, "method": method, "status": status}) or 0
+
+    before = count("/v1/probe/<member>", "POST", "201"), count("/v1/probe/<member>", "POST", "409")
+    client.post("/v1/probe/grace", json={"name": "x"}, headers=headers())
+    client.post("/v1/probe/alan", json={"name": "conflict"}, headers=headers())
+    unmatched = count("unmatched", "GET", "404")
+    client.get("/v1/no-such-path")
+    assert (count("/v1/probe/<member>", "POST", "201"), count("/v1/probe/<member>", "POST", "409")) == \
+        (before[0] + 1, before[1] + 1)
+    assert count("unmatched", "GET", "404") == unmatched + 1
