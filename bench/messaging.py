@@ -15,7 +15,7 @@ The connections the rules need are seeded into the messaging store's replica as
 connections.events would (the PAIR script), so the benchmark runs without the connections
 service. The load average of the machine is recorded at the start and the end.
 
-    .venv/bin/python -m bench.messaging [--quick]
+    .venv/bin/python -m bench.messaging [--quick] [--rate 200]
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def send_paced(base: str, paths: list[str], tokens: list[str], run: str, rate: i
     out.put((len(errors), total / (time.monotonic() - started)))
 
 
-def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -> dict:
+def stream_latency(base: str, api_pid: int, worker_pid: int, settings, streams: int, rate: int, seconds: int) -> dict:
     run = uuid.uuid4().hex[:6]
     recipients = [f"bench-r-{run}-{i}" for i in range(streams)]
     senders = [f"bench-s-{run}-{i}" for i in range(streams)]
@@ -142,6 +142,7 @@ def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -
     time.sleep(1)  # the first messages' projections have passed
 
     total = rate * seconds
+    cpu = process_tree_cpu(api_pid), process_tree_cpu(worker_pid)
     out = multiprocessing.get_context("spawn").Queue()
     sender = multiprocessing.get_context("spawn").Process(target=send_paced, args=(
         base, [f"/v1/conversations/{c}/messages" for c in conversations], [token_for(settings, s) for s in senders],
@@ -154,9 +155,13 @@ def stream_latency(base: str, settings, streams: int, rate: int, seconds: int) -
     while sum(1 for t in list(arrived) if t.startswith(mine)) < total - errors and time.monotonic() < deadline:
         time.sleep(0.1)
     listeners.close(within=0)
+    api_cpu, worker_cpu = process_tree_cpu(api_pid) - cpu[0], process_tree_cpu(worker_pid) - cpu[1]
     latencies = [at - float(text.rsplit("@", 1)[1]) for text, at in list(arrived.items()) if text.startswith(mine)]
     return {"open_streams": streams, "messages_per_s_aimed": rate, "messages_per_s_sent": round(achieved, 1),
-            "sent": total - errors, "delivered": len(latencies), "send_errors": errors, **percentiles(latencies)}
+            "sent": total - errors, "delivered": len(latencies), "send_errors": errors, **percentiles(latencies),
+            # Per message sent: its send, its projection and its delivery to one open stream.
+            "api_cpu_ms_per_message": round(api_cpu * 1000 / max(total - errors, 1), 3),
+            "worker_cpu_ms_per_message": round(worker_cpu * 1000 / max(total - errors, 1), 3)}
 
 
 def list_latency(base: str, settings, count: int, seconds: int) -> tuple[dict, str, list[str]]:
@@ -195,6 +200,7 @@ def send_throughput(base: str, pid: int, settings, member: str, conversations: l
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller, faster run")
+    parser.add_argument("--rate", type=int, default=200, help="messages a second of the stream latency run")
     args = parser.parse_args()
     stop_on_sigterm()
     seconds, stream_seconds, conversations = (5, 5, 300) if args.quick else (10, 15, 1_000)
@@ -204,8 +210,9 @@ def main() -> None:
     settings = bench_settings(write_rate_limits="1000000/second")
     os.environ["GUNICORN_CMD_ARGS"] = "--graceful-timeout 5 --worker-connections 1000"
     figures = {"load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
-    with worker_process(settings), served("messaging", settings, workers=2) as (base, pid):  # gevent, as deployed
-        figures["stream_latency"] = stream_latency(base, settings, 200, 200, stream_seconds)
+    with worker_process(settings) as worker, \
+            served("messaging", settings, workers=2) as (base, pid):  # gevent, as deployed
+        figures["stream_latency"] = stream_latency(base, pid, worker.pid, settings, 200, args.rate, stream_seconds)
         print("send → stream:", figures["stream_latency"])
         figures["conversation_list"], member, ids = list_latency(base, settings, conversations, seconds)
         print("list:", figures["conversation_list"])
