@@ -194,3 +194,31 @@ def test_a_batch_by_key_ends_before_a_key_it_already_holds_and_every_record_is_d
     assert runner.process_partition([keyed(i, k) for i, k in enumerate(keys)]) is None
     assert chunks == [[b"a", b"b"], [b"a", b"c"], [b"c", b"d"]]
     assert runner.offsets.pending == {TopicPartition("t", 0): 6}
+
+
+class FactoryConsumer:
+    """What ``make_consumer`` builds: it keeps the options it was given."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    def subscribe(self, topics, listener):
+        pass
+
+    def partitions_for_topic(self, topic):
+        return set()
+
+
+def test_a_consumer_fetches_with_its_own_fetch_min_bytes_or_else_the_settings():
+    settings = load_settings({}, consumer_fetch_min_bytes=16_384)
+    own = Consumer(name="c", service="follows", topics=("follows.events",), handlers={}, fetch_min_bytes=1)
+    built = [ConsumerRunner(spec, settings, store=None, outbox=None, consumer_factory=FactoryConsumer).make_consumer()
+             for spec in (own, SPEC)]
+    assert [c.options["fetch_min_bytes"] for c in built] == [1, 16_384]
+
+
+def test_the_messaging_projection_fetches_as_soon_as_an_event_arrived():
+    from services.messaging.worker import consumers
+
+    [inbox] = [c for c in consumers(load_settings()) if c.name == "messaging.inbox"]
+    assert inbox.fetch_min_bytes == 1
