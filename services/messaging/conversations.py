@@ -70,14 +70,42 @@ class Conversation:
     version: int
 
 
+# How many conversations' kind and participants one process remembers (``Messaging.headers``).
+HEADERS_KEPT = 20_000
+
+
 class Messaging:
-    """What every rule needs: the store, the outbox, the keys and the settings."""
+    """What every rule needs: the store, the outbox, the keys and the settings.
+
+    ``headers``: conversation → (kind, participants) of the conversations this process has
+    read. Both are fixed when a conversation is created and a conversation is never deleted,
+    so what is remembered stays true: a send reads only the replica before its script, and a
+    page of the list or of a stream reads the conversations and the replica they need in one
+    round trip."""
 
     def __init__(self, store: redis.Redis, settings: Settings):
         self.store = store
         self.settings = settings
         self.keys = Keys(settings.shards)
         self.outbox = Outbox("messaging", settings)
+        self.headers: dict[str, tuple[str, list[str]]] = {}
+
+    def remember(self, conversation_id: str, kind: str, participants: list[str]) -> None:
+        if len(self.headers) >= HEADERS_KEPT:
+            self.headers.clear()
+        self.headers[conversation_id] = (kind, participants)
+
+    def header(self, conversation_id: str) -> tuple[str, list[str]] | None:
+        """The conversation's kind and participants (former members too), or None when it does
+        not exist: remembered, or read once."""
+        found = self.headers.get(conversation_id)
+        if found is None:
+            kind, raw = self.store.hmget(self.keys.conversation(conversation_id), ["kind", "participants"])
+            if raw is None:
+                return None
+            found = (kind, json.loads(raw))
+            self.remember(conversation_id, *found)
+        return found
 
 
 def message_id(conversation_id: str, seq: int) -> str:
@@ -193,12 +221,13 @@ def send(m: Messaging, sender: str, conversation_id: str, text: str,
     ``messaging_refused`` across a block (which also hides it from both); in a group 403
     ``messaging_refused`` when a participant blocks the sender."""
     _check_text(text)
-    conversation = _parse(conversation_id, m.store.hgetall(m.keys.conversation(conversation_id)))
-    if conversation is None or sender not in conversation.participants:
+    header = m.header(conversation_id)
+    if header is None or sender not in header[1]:
         raise _not_found()
-    others = [p for p in conversation.participants if p != sender]
+    kind, participants = header
+    others = [p for p in participants if p != sender]
     found, gone = network.state(m.store, m.keys, sender, others)
-    if conversation.kind == "direct":
+    if kind == "direct":
         if network.is_blocked(found[others[0]]):
             _refuse_block()
         if gone or network.not_connected(m.store, m.keys, sender, others, m.settings.messaging_connection_wait_ms,
@@ -206,8 +235,7 @@ def send(m: Messaging, sender: str, conversation_id: str, text: str,
             _refuse_not_connected(others)
     elif any(network.blocked_by(found[o], o) for o in others):
         _refuse_block()
-    outcome, seq, at = _send(m, conversation_id, conversation.kind, conversation.participants, sender, text,
-                             idempotency_key, create=False)
+    outcome, seq, at = _send(m, conversation_id, kind, participants, sender, text, idempotency_key, create=False)
     if outcome == "duplicate":
         return _message(m, conversation_id, seq)
     return Message(conversation_id, seq, sender, text, at)
@@ -245,9 +273,8 @@ def read(m: Messaging, member: str, conversation_id: str, up_to: str | None) -> 
         seq = seq_of(conversation_id, up_to)
         if seq is None:
             raise Invalid({"up_to": ["Not a message of this conversation."]}, code="message_not_found")
-    raw = m.store.hget(m.keys.conversation(conversation_id), "participants")
     event = new_event("messaging", "conversation.read", {
-        "conversation_id": conversation_id, "participants": json.loads(raw), "member": member, "up_to": 1,
+        "conversation_id": conversation_id, "participants": m.header(conversation_id)[1], "member": member, "up_to": 1,
         "unread_count": 0, "at": rfc3339(now_ms()), "version": PENDING_VERSION})
     event.data["up_to"] = 0
     outcome, read_up_to, unread = with_outbox(READ, m.store, keys={
@@ -272,10 +299,12 @@ def _not_found() -> NotFound:
 _FIELDS = ("kind", "participants", "created_at", "last_seq", "last_sender", "last_excerpt", "last_at", "version")
 
 
-def _parse(conversation_id: str, raw: dict) -> Conversation | None:
+def _parse(conversation_id: str, raw: dict, m: Messaging | None = None) -> Conversation | None:
     if not raw or "participants" not in raw:
         return None
     participants = json.loads(raw["participants"])
+    if m is not None:
+        m.remember(conversation_id, raw["kind"], participants)
     return Conversation(
         id=conversation_id, kind=raw["kind"], participants=participants, created_at_ms=int(raw["created_at"]),
         last_seq=int(raw.get("last_seq", 0)), last_sender=raw.get("last_sender"),
@@ -286,7 +315,8 @@ def _parse(conversation_id: str, raw: dict) -> Conversation | None:
 
 def hydrate(m: Messaging, viewer: str, conversation_ids: list[str]) -> dict[str, Conversation]:
     """The conversations of ``conversation_ids`` that ``viewer`` may see now, as they are: one
-    HGETALL each (each in its shard), then the pair records and closed accounts they need. A
+    HGETALL each (each in its shard) and the pair records and closed accounts they need, in one
+    round trip when the process knows their participants (``Messaging.headers``), else two. A
     conversation ``viewer`` is not in, and a direct one a block hides, is left out; former
     members are left out of the participants and their messages' sender."""
     return _hydrate(m, viewer, conversation_ids, {})[0]
@@ -295,32 +325,40 @@ def hydrate(m: Messaging, viewer: str, conversation_ids: list[str]) -> dict[str,
 def visible_messages(m: Messaging, viewer: str, wanted: dict[str, list[int]]) \
         -> tuple[dict[str, Conversation], dict[tuple[str, int], Message]]:
     """``hydrate`` of the conversations of ``wanted`` (conversation → seqs), with those of their
-    messages ``viewer`` may see, in the same two round trips."""
+    messages ``viewer`` may see, in the same round trips."""
     return _hydrate(m, viewer, list(wanted), wanted)
 
 
 def _hydrate(m: Messaging, viewer: str, conversation_ids: list[str], wanted: dict[str, list[int]]):
-    with m.store.pipeline(transaction=False) as pipe:
+    # With every conversation's participants remembered, the pair records and closed accounts
+    # they need go in the same round trip as the conversations; else in a second one.
+    headers = [m.headers.get(cid) for cid in conversation_ids]
+    known = all(h is not None for h in headers)
+    if known:
+        paired, others = _replica_reads(viewer, [h for h in headers if viewer in h[1]])
+    with m.store.pipeline(transaction=False) as pipe:  # one shard per command
         for cid in conversation_ids:
             pipe.hgetall(m.keys.conversation(cid))
         asked = [(cid, seqs) for cid, seqs in wanted.items() if seqs]
         for cid, seqs in asked:
             pipe.hmget(m.keys.messages(cid), seqs)
+        if known:
+            _queue_replica_reads(m, pipe, viewer, paired, others)
         replies = pipe.execute()
     raws = replies[:len(conversation_ids)]
-    message_raws = dict(zip([cid for cid, _ in asked], replies[len(conversation_ids):]))
+    ends = len(conversation_ids) + len(asked)
+    message_raws = dict(zip([cid for cid, _ in asked], replies[len(conversation_ids):ends]))
     found = {cid: c for cid, raw in zip(conversation_ids, raws)
-             if (c := _parse(cid, raw)) is not None and viewer in c.participants}
-    everyone = {p for c in found.values() for p in c.participants}
+             if (c := _parse(cid, raw, m)) is not None and viewer in c.participants}
     direct_others = {cid: next(p for p in c.participants if p != viewer)
                      for cid, c in found.items() if c.kind == "direct"}
-    paired, others = list(set(direct_others.values())), list(everyone - {viewer})
-    with m.store.pipeline(transaction=False) as pipe:  # one round trip, one shard per command
-        for other in paired:
-            pipe.hgetall(m.keys.pair(viewer, other))
-        for other in others:
-            pipe.exists(m.keys.closed(other))
-        replies = pipe.execute() if paired or others else []
+    if known:
+        replies = replies[ends:]
+    else:
+        paired, others = _replica_reads(viewer, [(c.kind, c.participants) for c in found.values()])
+        with m.store.pipeline(transaction=False) as pipe:
+            _queue_replica_reads(m, pipe, viewer, paired, others)
+            replies = pipe.execute() if paired or others else []
     records = dict(zip(paired, replies))
     gone = {o for o, closed in zip(others, replies[len(paired):]) if closed}
     shown = {}
@@ -341,6 +379,21 @@ def _hydrate(m: Messaging, viewer: str, conversation_ids: list[str], wanted: dic
                 messages[(cid, seq)] = Message(cid, seq, None if d["sender"] in gone else d["sender"], d["text"],
                                                int(d["sent_at"]))
     return shown, messages
+
+
+def _replica_reads(viewer: str, headers: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
+    """Whose pair record with ``viewer`` (the other of each direct conversation) and whose closed
+    mark (every other participant) conversations of these headers need."""
+    paired = sorted({p for kind, participants in headers if kind == "direct" for p in participants if p != viewer})
+    others = sorted({p for _, participants in headers for p in participants} - {viewer})
+    return paired, others
+
+
+def _queue_replica_reads(m: Messaging, pipe, viewer: str, paired: list[str], others: list[str]) -> None:
+    for other in paired:
+        pipe.hgetall(m.keys.pair(viewer, other))
+    for other in others:
+        pipe.exists(m.keys.closed(other))
 
 
 def load(m: Messaging, conversation_id: str, viewer: str) -> Conversation:

@@ -41,7 +41,8 @@ def _chunk(m: Messaging, member: str, entries) -> str:
         seqs = wanted.setdefault(fields["conversation_id"], [])
         if fields["type"] == "message":
             seqs.append(int(fields["seq"]))
-    # Two round trips whatever the batch: the conversations and messages, then blocks and closed accounts.
+    # At most two round trips whatever the batch (one once the process knows the conversations):
+    # the conversations and messages, and the blocks and closed accounts they need.
     visible, messages = visible_messages(m, member, wanted)
     out = []
     for entry_id, fields in entries:

@@ -13,8 +13,9 @@ def consumers(settings: Settings) -> list[Consumer]:
         Consumer(name="messaging.network", service="messaging", topics=("connections.events", "profiles.events"),
                  handlers=dict(NETWORK_HANDLERS)),
         # Each projection is one script that reads only the member's own entry: a batch of one
-        # partition may share one transaction.
+        # partition may share one transaction. Its fetches do not wait to fill up: the recipient's
+        # live stream waits for each message.
         Consumer(name="messaging.inbox", service="messaging", topics=("messaging.events",),
-                 handlers=dict(INBOX_HANDLERS), batch_size=100),
+                 handlers=dict(INBOX_HANDLERS), batch_size=100, fetch_min_bytes=1),
         members.consumer("messaging"),
     ]

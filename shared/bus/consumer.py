@@ -92,6 +92,10 @@ class Consumer:
     # of an earlier event of its own aggregate; for handlers whose reads of other aggregates'
     # state may be a batch old (their writes run in order in the one MULTI/EXEC).
     batch_by_key: bool = False
+    # A fetch returns once it has this many bytes (or after ``consumer_fetch_wait_ms``); None:
+    # ``settings.consumer_fetch_min_bytes``. 1 for a consumer whose events someone waits for live
+    # (a fetch returns as soon as anything arrived; an idle one waits as long as any).
+    fetch_min_bytes: int | None = None
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
@@ -564,7 +568,7 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             max_poll_records=self.spec.max_poll_records,
             fetch_max_wait_ms=self.settings.consumer_fetch_wait_ms,
-            fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
+            fetch_min_bytes=self.spec.fetch_min_bytes or self.settings.consumer_fetch_min_bytes,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
             # On several brokers a topic just created reaches each broker's metadata a moment

@@ -196,7 +196,13 @@ def test_a_message_sent_in_the_moment_of_a_removal_is_kept_or_refused_never_lost
     apps("connections").delete(f"/v1/connections/{grace}", headers=auth(ada))
     answers = [send(ada, cid, text=f"racing {i}") for i in range(20)]
 
-    stored = [m["text"] for m in api.get(f"/v1/conversations/{cid}/messages", query_string={"limit": 50},
+    def refused():
+        answers.append(send(ada, cid, text=f"racing {len(answers)}"))
+        return answers[-1].status_code == 403
+    # The removal is applied in the end: a send is refused.
+    eventually(refused, timeout=10, message="a send refused once the removal reached the replica")
+    assert_problem(answers[-1], 403, "not_connected")
+    stored = [m["text"] for m in api.get(f"/v1/conversations/{cid}/messages", query_string={"limit": 100},
                                          headers=auth(grace)).get_json()["items"]]
     accepted = [f"racing {i}" for i, r in enumerate(answers) if r.status_code == 201]
     assert {r.status_code for r in answers} <= {201, 403}
@@ -206,14 +212,39 @@ def test_a_message_sent_in_the_moment_of_a_removal_is_kept_or_refused_never_lost
     assert codes == sorted(codes)
 
 
+def test_messages_make_no_notifications_where_a_follow_does(
+        start, send, api, apps, auth, connect, listed, workers, unique):
+    workers("follows"), workers("notifications")
+    ada, grace, linus = unique("ada"), unique("grace"), unique("linus")
+    connect(ada, grace)
+    cid = start(ada, grace, text="Hello").get_json()["conversation"]["id"]
+    assert send(ada, cid, text="Are you there?").status_code == 201
+    assert send(grace, cid, text="Yes").status_code == 201
+    # The messages are through messaging.events: grace's list has them.
+    eventually(lambda: (page := listed(grace))["items"] and page["items"][0]["last_message"]["excerpt"] == "Yes",
+               message="grace's list shows the last message")
+
+    # Something that does notify, after the messages: a follow.
+    assert apps("follows").put(f"/v1/following/{grace}", headers=auth(linus)).status_code == 201
+
+    def notified():
+        items = apps("notifications").get("/v1/notifications", headers=auth(grace)).get_json()["items"]
+        return {n["type"] for n in items} >= {"invitation_received", "new_follower"} and items
+    items = eventually(notified, timeout=20, message="grace notified of the invitation and the follow")
+    assert sorted((n["type"], n["actors"]) for n in items) == \
+        [("invitation_received", [ada]), ("new_follower", [linus])]
+
+
+@pytest.mark.parametrize("starter_blocks", [False, True], ids=["the_other_blocks", "the_starter_blocks"])
 def test_a_block_either_way_hides_the_conversation_from_both_and_refuses_sends(
-        start, send, api, apps, auth, connect, listed, unique):
+        start, send, api, apps, auth, connect, listed, unique, starter_blocks):
     ada, grace = unique("ada"), unique("grace")
     connect(ada, grace)
     cid = start(ada, grace).get_json()["conversation"]["id"]
     eventually(lambda: ids(listed(grace)) == [cid], message="grace's list shows the conversation")
+    blocker, blocked = (ada, grace) if starter_blocks else (grace, ada)
 
-    assert apps("connections").put(f"/v1/blocks/{ada}", headers=auth(grace)).status_code == 204
+    assert apps("connections").put(f"/v1/blocks/{blocked}", headers=auth(blocker)).status_code == 204
 
     eventually(lambda: api.get(f"/v1/conversations/{cid}", headers=auth(ada)).status_code == 404,
                message="the conversation hidden by the block")

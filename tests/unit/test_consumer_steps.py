@@ -224,3 +224,31 @@ def test_the_lag_of_a_partition_is_its_high_watermark_minus_the_position_and_goe
     assert (lag(first), lag(second), lag(unknown)) == (3, 0, None)
     runner.forget_lag([first])
     assert (lag(first), lag(second)) == (None, 0)
+
+
+class FactoryConsumer:
+    """What ``make_consumer`` builds: it keeps the options it was given."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    def subscribe(self, topics, listener):
+        pass
+
+    def partitions_for_topic(self, topic):
+        return set()
+
+
+def test_a_consumer_fetches_with_its_own_fetch_min_bytes_or_else_the_settings():
+    settings = load_settings({}, consumer_fetch_min_bytes=16_384)
+    own = Consumer(name="c", service="follows", topics=("follows.events",), handlers={}, fetch_min_bytes=1)
+    built = [ConsumerRunner(spec, settings, store=None, outbox=None, consumer_factory=FactoryConsumer).make_consumer()
+             for spec in (own, SPEC)]
+    assert [c.options["fetch_min_bytes"] for c in built] == [1, 16_384]
+
+
+def test_the_messaging_projection_fetches_as_soon_as_an_event_arrived():
+    from services.messaging.worker import consumers
+
+    [inbox] = [c for c in consumers(load_settings()) if c.name == "messaging.inbox"]
+    assert inbox.fetch_min_bytes == 1
