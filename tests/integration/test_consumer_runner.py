@@ -134,6 +134,40 @@ def test_an_event_whose_script_fails_keeps_no_marker_and_goes_to_the_dlq_with_th
     assert dead.value == encode(bad)
 
 
+@pytest.mark.parametrize("per_slot", [True, False], ids=["per_slot", "per_batch"])
+def test_an_event_whose_script_fails_goes_to_the_dlq_when_its_markers_outlive_the_exec(
+        per_slot, settings, store, producer, unique):
+    # The runner's removal of the failed event's markers, the round trip after EXEC, fails
+    # once, as if the worker died in between: the markers written in the EXEC must not let
+    # the retry take the event for done.
+    tag = unique("t")
+    recorder = Recorder(store, tag)
+    spec = recorder.spec()
+    bad, good = follow_event(f"{tag}-odd..x"), follow_event(f"{tag}-ada")
+    send(settings, producer, tag, bad, good)
+
+    running = Running(spec, settings, store, per_slot)
+    forget, lost = running.runner.dedup.forget, []
+
+    def forget_lost_once(keys):
+        if keys and not lost:
+            lost.append(list(keys))
+            raise redis.ConnectionError("the connection dropped after EXEC")
+        forget(keys)
+
+    running.runner.dedup.forget = forget_lost_once
+    with running:
+        [dead] = dead_letters(settings, spec, tag, 1)
+        eventually(lambda: store.sismember(recorder.key, f"{tag}-ada"), timeout=30, message="the next event handled")
+
+    assert lost == [[marker(settings, spec, bad, tag), f"dedup:{settings.group(spec.name)}:{bad.dedup_key}"]]
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.reason"].startswith(f"handler failed {MAX_HANDLER_ATTEMPTS} times")
+    assert f"unexpected value {tag}-odd..x" in headers["dlq.reason"]
+    assert dead.value == encode(bad)
+    assert store.smembers(recorder.key) == {f"{tag}-ada"}
+
+
 def test_an_event_whose_script_fails_once_is_handled_on_its_retry(settings, store, producer, unique):
     tag = unique("t")
     recorder = Recorder(store, tag)
