@@ -2,6 +2,7 @@
 transaction, retries, the DLQ and its limit, commits across a rebalance."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -381,3 +382,25 @@ def test_an_event_failing_in_one_slot_goes_to_the_dlq_with_the_other_slots_part_
     assert not store.exists(slot_marker(settings, spec, event, handler.there))
     assert not store.exists(marker_of_event(settings, spec, event))
     assert not store.exists(handler.members)
+
+
+@PER_SLOT_OR_PER_BATCH
+def test_an_event_delivered_again_whose_marker_names_a_part_not_done_applies_only_that_part(
+        per_slot, settings, store, producer, unique):
+    # As a worker killed between two nodes' round trips leaves it: the event's marker written,
+    # one slot's part not committed.
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=0)
+    spec = handler.spec()
+    event = follow_event(f"{tag}-ada")
+
+    with Running(spec, settings, store, per_slot):
+        send(settings, producer, tag, event)
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the event handled")
+        store.delete(slot_marker(settings, spec, event, handler.there), handler.members)
+        send(settings, producer, tag, event)
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the missing part")
+
+    assert store.get(handler.count) == "1"
+    assert store.get(slot_marker(settings, spec, event, handler.there)) == "1"
+    assert sorted(json.loads(store.get(marker_of_event(settings, spec, event)))) == sorted([handler.here, handler.there])
