@@ -18,9 +18,14 @@ node as on a cluster, so a script that would break on a Redis Cluster fails in e
 Called on a client, the script runs by SHA and is loaded again when the server forgot it (a
 restart); queued on a pipeline (``pipe=``) it is sent whole with EVAL, which cannot meet a
 missing script in the middle of a MULTI/EXEC.
+
+In a consumer's transaction the runner gives each script the marker of the event's part it
+runs in (``with_marker``): a script that raises, or returns an error reply, writes
+``failed`` there before it returns the error, in the same EXEC as the part's other commands.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any, Mapping, Sequence
@@ -87,3 +92,29 @@ class LuaScript:
             return client.evalsha(self.sha, len(key_list), *key_list, *arg_list)
         except redis.exceptions.NoScriptError:
             return client.eval(self.source, len(key_list), *key_list, *arg_list)
+
+
+FAILED = "failed"
+
+
+@functools.lru_cache(maxsize=256)
+def with_marker(source: str) -> str:
+    """``source`` taking one more key, the last of KEYS: a marker (of a consumer's part) that
+    says ``failed`` once the script raised or returned an error reply.
+
+    The key is taken off KEYS before ``source`` runs, so the script sees its own keys only;
+    the error is returned as it was (a Lua error as ``ERR <message>``). Redis rolls nothing
+    back: what the script wrote before its error stays written. The marker is only changed
+    when it exists (``XX``), and keeps its expiry.
+    """
+    return (
+        "local part_marker_ = table.remove(KEYS)\n"
+        "local ok_, reply_ = pcall(function()\n"
+        f"{source}\n"
+        "end)\n"
+        "local failed_ = not ok_ or (type(reply_) == 'table' and reply_.err ~= nil)\n"
+        "if not failed_ then return reply_ end\n"
+        f"redis.call('SET', part_marker_, '{FAILED}', 'XX', 'KEEPTTL')\n"
+        "if type(reply_) == 'table' and reply_.err ~= nil then return reply_ end\n"
+        "return redis.error_reply('ERR ' .. tostring(reply_))\n"
+    )

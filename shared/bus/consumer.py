@@ -3,19 +3,23 @@ DLQ policy, with offsets committed about once a second.
 
 A handler receives the event and an ``Effects``: it reads through ``effects.store`` and
 queues its writes on ``effects.tx`` (``SlotTransactions``: one MULTI/EXEC per hash slot,
-with ``effects.outbox`` for events it causes). The runner adds to each slot's transaction
-the marker of the event's part in that slot, executes them, sets the event's own marker,
-then commits the offset: a crash before EXEC redoes the event, a crash after it finds the
-markers and skips what they cover.
+with ``effects.outbox`` for events it causes). The runner wraps each slot's part of the event
+in the marker of that part (``running`` first, ``1`` last), executes them, sets the event's
+own marker (naming its parts), then commits the offset: a crash before EXEC redoes the event,
+a crash after it finds the markers and skips the parts that say ``1``.
 
 Redis runs every command of an EXEC even when one fails at run time (a script raising on
-a value) and rolls nothing back. So the runner reads every reply, and an event with an
-error in one slot's part loses that part's marker and its own again: it is retried (only
-the parts without a marker), and after ``MAX_HANDLER_ATTEMPTS`` goes to ``<topic>.dlq``.
-Its commands that did succeed stay applied (handlers are idempotent).
+a value) and rolls nothing back. A script of a part is given the part's marker
+(``shared.lua.with_marker``) and writes ``failed`` there when it raises, in the same EXEC, so
+the part is not done even if the worker dies right after EXEC. The runner also reads every
+reply: an event with an error in one slot's part loses that part's marker and its own again
+(which also covers a plain command failing): it is retried (only the parts not done), and
+after ``MAX_HANDLER_ATTEMPTS`` goes to ``<topic>.dlq``. Its commands that did succeed stay
+applied, a failed script's writes before its error too (handlers are idempotent).
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -38,6 +42,7 @@ from shared.events import Event, PoisonEvent, UnknownEventType, decode
 from shared.events.catalogue import BY_TYPE
 from shared.events.envelope import caused_by
 from shared.logs import get_logger
+from shared.lua import LuaScript, with_marker
 from shared.settings import Settings
 from shared.slots import CrossSlot, slot
 
@@ -165,13 +170,32 @@ def read(record: ConsumerRecord, spec: Consumer) -> Item:
     return item
 
 
+# A part's marker while its transaction runs; a script of the part that fails writes
+# ``lua.FAILED`` there, and the part's last command (``_MARK_DONE``) ``1`` if it still says this.
+RUNNING = "running"
+DONE = "1"
+
+_MARK_DONE = LuaScript("mark_part_done", keys=("marker",), source=f"""
+if redis.call('GET', K.marker) ~= '{RUNNING}' then return 0 end
+redis.call('SET', K.marker, '{DONE}', 'KEEPTTL')
+return 1
+""")
+
+
+def _is_done(value) -> bool:
+    return value in (DONE, DONE.encode())
+
+
 class Dedup:
     """The markers of the events a consumer group handled.
 
-    ``dedup:<group>:<source>|<id>``: the event is done (every slot of it), checked before its
-    handler runs. ``dedup:<group>:{<tag>}:<source>|<id>``: the event's part in the slot of
-    ``{<tag>}`` is done, written in that slot's transaction, so a redo applies only the slots
-    whose marker is missing. Kept ``ttl_seconds``.
+    ``dedup:<group>:{<tag>}:<source>|<id>``: the event's part in the slot of ``{<tag>}``,
+    written in that slot's transaction: ``running`` first, ``1`` by its last command unless a
+    script of the part wrote ``failed`` in between. Only ``1`` is done, so a redo applies only
+    the slots whose part is not. ``dedup:<group>:<source>|<id>``: the event's own marker,
+    written after its parts' transactions, says which parts it has (a JSON list of their tags)
+    and is done when each of them is (``1``: done, as the markers written before slots).
+    Checked before its handler runs. Kept ``ttl_seconds``.
     """
 
     def __init__(self, store: redis.Redis, group: str, ttl_seconds: int):
@@ -182,14 +206,34 @@ class Dedup:
     def slot_marker(self, item: Item, tag: str) -> str:
         return f"{self.prefix}{tag}:{item.event.dedup_key}"
 
+    @staticmethod
+    def parts_value(tags) -> str:
+        """The value of an event's own marker: its parts' tags."""
+        return json.dumps(sorted(tags)) if tags else DONE
+
     def mark(self, items: list[Item]) -> list[Item]:
         """Give each item its marker; set DUPLICATE on those done before (or twice in ``items``).
-        Returns the items left to handle. One round trip, one key per command."""
+        Returns the items left to handle. One round trip, one key per command, and a second for
+        the events met before, whose parts are read (an event whose worker died after a part
+        failed has its marker, not the part)."""
         for item in items:
             item.marker = self.prefix + item.event.dedup_key
-        seen = self.exist([item.marker for item in items])
+        values = self.values([item.marker for item in items])
+        parts: dict[int, list[str]] = {}
+        for item, value in zip(items, values):
+            if value is not None and not _is_done(value):
+                try:
+                    tags = json.loads(value)
+                except ValueError:
+                    tags = None
+                # An unreadable marker is not trusted: the handler runs, the parts say what is done.
+                parts[id(item)] = [self.slot_marker(item, t) for t in tags] if isinstance(tags, list) else [""]
+        wanted = [m for ms in parts.values() for m in ms if m]
+        found = dict(zip(wanted, self.done(wanted)))
         todo, marked = [], set()
-        for item, before in zip(items, seen):
+        for item, value in zip(items, values):
+            ms = parts.get(id(item))
+            before = value is not None and (ms is None or all(found.get(m, False) for m in ms))
             if before or item.marker in marked:
                 item.outcome = DUPLICATE
             else:
@@ -197,14 +241,18 @@ class Dedup:
                 todo.append(item)
         return todo
 
-    def exist(self, keys: list[str]) -> list[bool]:
-        """Which of ``keys`` exist: one round trip per node, one key per command."""
+    def values(self, keys: list[str]) -> list:
+        """The values of ``keys`` (None where missing): one round trip per node, one key per command."""
         if not keys:
             return []
         with self.store.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.exists(key)
-            return [bool(n) for n in pipe.execute()]
+                pipe.get(key)
+            return pipe.execute()
+
+    def done(self, keys: list[str]) -> list[bool]:
+        """Which of ``keys`` say done (``1``); a part ``running`` or ``failed`` is not."""
+        return [_is_done(v) for v in self.values(keys)]
 
     def forget(self, keys: list[str]) -> None:
         """Remove markers (of parts whose transaction failed): one key per command."""
@@ -214,6 +262,27 @@ class Dedup:
             for key in keys:
                 pipe.delete(key)
             pipe.execute()
+
+
+_SCRIPTS = {"EVAL", "EVALSHA"}
+
+
+def with_part_marker(command: tuple, marker: str, sources: dict[str, str]) -> tuple:
+    """A command of a part as the part's transaction runs it: a script (by its source, or by a
+    SHA of ``sources``) is given the part's ``marker`` (``lua.with_marker``), which it shares
+    the slot of; any other command as it is."""
+    args, options = command
+    name = args[0].upper() if isinstance(args[0], str) else args[0].decode().upper()
+    if name not in _SCRIPTS:
+        return command
+    source = args[1] if name == "EVAL" else sources.get(args[1])
+    if source is None:
+        return command
+    if isinstance(source, bytes):
+        source = source.decode()
+    count = int(args[2])
+    keys, argv = args[3:3 + count], args[3 + count:]
+    return ("EVAL", with_marker(source), count + 1, *keys, marker, *argv), options
 
 
 def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTransactions], Effects],
@@ -227,10 +296,13 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
     markers after them; the handlers of the layout before shards read in one slot what they
     queued in another, which only this order keeps.
 
-    Every reply is read: an item with an error in any of its parts (or whose handler raised
-    while queuing, whose commands are then dropped) gets ``error`` and loses its marker and
-    the failed parts' markers again; the parts that committed keep theirs, so its retry
-    applies only what is missing. Infrastructure errors propagate.
+    Each part starts by setting its marker ``running`` and ends with ``_MARK_DONE`` (``1`` if
+    it still says ``running``); its scripts write ``failed`` there if they fail. Every reply
+    is read: an item with an error in any of its parts (or whose handler raised while
+    queuing, whose commands are then dropped) gets ``error`` and loses its marker and the
+    failed parts' markers again (a plain command's error leaves its part ``1`` until then);
+    the parts that committed keep theirs, so its retry applies only what is missing.
+    Infrastructure errors propagate.
     """
     tx = SlotTransactions(dedup.store, strict=per_slot)
     per_slot = tx.strict
@@ -267,32 +339,46 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
         kept.append((item, q))
         markers.update({(id(item), where): m for where, m in mine.items()})
     queued = kept
-    done = dict(zip(markers, dedup.exist(list(markers.values()))))
+    done = dict(zip(markers, dedup.done(list(markers.values()))))
+    sources = {script.sha: script.script for script in tx.scripts}  # register_script's, by SHA
     blocks: list[tuple[str, list]] = []  # (a key of its slot, commands): one MULTI/EXEC each
     block_of: dict[int, int] = {}  # slot → its block (per slot)
+
+    def block(where: int, key: str) -> int:
+        if not per_slot:
+            if not blocks:
+                blocks.append((key, []))
+            return 0
+        if where not in block_of:
+            block_of[where] = len(blocks)
+            blocks.append((key, []))
+        return block_of[where]
+
     spans: list[tuple[Item, str, int, list[int]]] = []  # item, part's marker, block, its commands
     for item, q in queued:
         todo = {where: [] for where in q.parts if not done[(id(item), where)]}
+        for where, indices in todo.items():  # each part starts "running"
+            marker = markers[(id(item), where)]
+            commands = blocks[block(where, marker)][1]
+            indices.append(len(commands))
+            commands.append((("SET", marker, RUNNING, "EX", dedup.ttl), {}))
         for where, command in q.in_order():
             if where not in todo:
                 continue
-            key = markers[(id(item), where)]
-            if per_slot and where not in block_of:
-                block_of[where] = len(blocks)
-                blocks.append((key, []))
-            elif not per_slot and not blocks:
-                blocks.append((key, []))
-            commands = blocks[block_of[where] if per_slot else 0][1]
-            todo[where].append(len(commands))
-            commands.append(command)
-        for where, indices in todo.items():
             marker = markers[(id(item), where)]
-            block = block_of[where] if per_slot else 0
-            commands = blocks[block][1]
+            commands = blocks[block(where, marker)][1]
+            todo[where].append(len(commands))
+            commands.append(with_part_marker(command, marker, sources))
+        for where, indices in todo.items():  # and ends "1", unless one of its scripts failed
+            marker = markers[(id(item), where)]
+            b = block(where, marker)
+            commands = blocks[b][1]
             indices.append(len(commands))
-            commands.append((("SET", marker, 1, "EX", dedup.ttl), {}))
-            spans.append((item, marker, block, indices))
-    after = [(item.marker, ("SET", item.marker, 1, "EX", dedup.ttl)) for item, _ in queued]
+            commands.append((("EVAL", _MARK_DONE.source, 1, marker), {}))
+            spans.append((item, marker, b, indices))
+    # The event's own marker names its parts: a redo trusts it only once each of them is done.
+    after = [(item.marker, ("SET", item.marker, dedup.parts_value(q.parts[w].tag for w in q.parts), "EX", dedup.ttl))
+             for item, q in queued]
     replies, _ = tx.commit(blocks, after) if queued else ([], [])
     failed: dict[int, Item] = {}
     forget: list[str] = []

@@ -8,8 +8,10 @@ cluster, every key of a script, DEL, EXISTS, MGET… must be in that slot);
 MULTI/EXEC, all the slots of one Redis node sent in one round trip (on a single node:
 every slot in one).
 
-Scripts of redis-py's ``register_script`` called with ``client=fx.tx`` work too: they are
-loaded on each node before the transactions that run them.
+Scripts of redis-py's ``register_script`` called with ``client=fx.tx`` work too: the runner
+sends them by their source, given their part's marker as every script (``with_part_marker``
+in ``shared/bus/consumer.py``), and any still queued by SHA are loaded on each node before
+the transactions that run them.
 """
 from __future__ import annotations
 

@@ -115,11 +115,11 @@ def test_a_post_of_json_no_store_can_hold_is_400_malformed_body_and_nothing_is_w
 
 def test_a_body_over_the_limit_is_413_on_every_service(apps, auth, unique, settings):
     huge = b'{"text": "' + b"x" * settings.max_body_bytes + b'"}'
-    for service, path in [("connections", "/v1/invitations"), ("follows", "/v1/settings"),
-                          ("feed", "/v1/posts"), ("notifications", "/v1/preferences")]:
-        client = apps(service)
-        method = client.patch if path.endswith(("settings", "preferences")) else client.post
-        response = method(path, data=huge, content_type="application/json", headers=auth(unique("ada")))
+    for service, method, path in [("connections", "post", "/v1/invitations"), ("follows", "patch", "/v1/settings"),
+                                  ("feed", "post", "/v1/posts"), ("notifications", "patch", "/v1/preferences"),
+                                  ("profiles", "put", "/v1/profile"), ("messaging", "post", "/v1/conversations")]:
+        send = getattr(apps(service), method)
+        response = send(path, data=huge, content_type="application/json", headers=auth(unique("ada")))
         assert_problem(response, 413, "body_too_large")
 
 

@@ -2,6 +2,7 @@
 transaction, retries, the DLQ and its limit, commits across a rebalance."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -132,6 +133,40 @@ def test_an_event_whose_script_fails_keeps_no_marker_and_goes_to_the_dlq_with_th
     assert headers["dlq.reason"].startswith(f"handler failed {MAX_HANDLER_ATTEMPTS} times")
     assert f"unexpected value {tag}-odd..x" in headers["dlq.reason"]
     assert dead.value == encode(bad)
+
+
+@pytest.mark.parametrize("per_slot", [True, False], ids=["per_slot", "per_batch"])
+def test_an_event_whose_script_fails_goes_to_the_dlq_when_its_markers_outlive_the_exec(
+        per_slot, settings, store, producer, unique):
+    # The runner's removal of the failed event's markers, the round trip after EXEC, fails
+    # once, as if the worker died in between: the markers written in the EXEC must not let
+    # the retry take the event for done.
+    tag = unique("t")
+    recorder = Recorder(store, tag)
+    spec = recorder.spec()
+    bad, good = follow_event(f"{tag}-odd..x"), follow_event(f"{tag}-ada")
+    send(settings, producer, tag, bad, good)
+
+    running = Running(spec, settings, store, per_slot)
+    forget, lost = running.runner.dedup.forget, []
+
+    def forget_lost_once(keys):
+        if keys and not lost:
+            lost.append(list(keys))
+            raise redis.ConnectionError("the connection dropped after EXEC")
+        forget(keys)
+
+    running.runner.dedup.forget = forget_lost_once
+    with running:
+        [dead] = dead_letters(settings, spec, tag, 1)
+        eventually(lambda: store.sismember(recorder.key, f"{tag}-ada"), timeout=30, message="the next event handled")
+
+    assert lost == [[marker(settings, spec, bad, tag), f"dedup:{settings.group(spec.name)}:{bad.dedup_key}"]]
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.reason"].startswith(f"handler failed {MAX_HANDLER_ATTEMPTS} times")
+    assert f"unexpected value {tag}-odd..x" in headers["dlq.reason"]
+    assert dead.value == encode(bad)
+    assert store.smembers(recorder.key) == {f"{tag}-ada"}
 
 
 def test_an_event_whose_script_fails_once_is_handled_on_its_retry(settings, store, producer, unique):
@@ -347,3 +382,25 @@ def test_an_event_failing_in_one_slot_goes_to_the_dlq_with_the_other_slots_part_
     assert not store.exists(slot_marker(settings, spec, event, handler.there))
     assert not store.exists(marker_of_event(settings, spec, event))
     assert not store.exists(handler.members)
+
+
+@PER_SLOT_OR_PER_BATCH
+def test_an_event_delivered_again_whose_marker_names_a_part_not_done_applies_only_that_part(
+        per_slot, settings, store, producer, unique):
+    # As a worker killed between two nodes' round trips leaves it: the event's marker written,
+    # one slot's part not committed.
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=0)
+    spec = handler.spec()
+    event = follow_event(f"{tag}-ada")
+
+    with Running(spec, settings, store, per_slot):
+        send(settings, producer, tag, event)
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the event handled")
+        store.delete(slot_marker(settings, spec, event, handler.there), handler.members)
+        send(settings, producer, tag, event)
+        eventually(lambda: store.sismember(handler.members, f"{tag}-ada"), timeout=30, message="the missing part")
+
+    assert store.get(handler.count) == "1"
+    assert store.get(slot_marker(settings, spec, event, handler.there)) == "1"
+    assert sorted(json.loads(store.get(marker_of_event(settings, spec, event)))) == sorted([handler.here, handler.there])

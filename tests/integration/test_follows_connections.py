@@ -176,6 +176,23 @@ def test_a_stale_event_changes_nothing(follows, auth, settings, store, publish, 
     assert not sees_followers(follows, auth, grace, ada)
 
 
+def test_an_older_block_version_arriving_late_changes_nothing(follows, auth, settings, store, publish, unique):
+    """A block lifted (version 2), then an older block of the pair (version 1) reaching the
+    replica late: the follows stay and nothing is refused."""
+    ada, grace = unique("ada"), unique("grace")
+    follows.put(f"/v1/following/{grace}", headers=auth(ada))
+    follows.put(f"/v1/following/{ada}", headers=auth(grace))
+    publish("block.removed", version=2, blocker=grace, blocked=ada)
+    late = publish("block.added", version=1, blocker=grace, blocked=ada)
+
+    eventually(lambda: store.exists(handled_marker(settings, "follows.connections", late)), message="handled")
+    assert follows_now(follows, auth, ada, grace) and follows_now(follows, auth, grace, ada)
+    assert not store.sismember(keys.blocks(grace), ada) and not store.sismember(keys.blocked_by(ada), grace)
+    assert store.get(keys.pair_version(grace, ada)) == store.get(keys.pair_version(ada, grace)) == "2"
+    follows.delete(f"/v1/following/{grace}", headers=auth(ada))
+    assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
+
+
 def test_an_event_delivered_twice_changes_nothing(follows, auth, settings, store, producer, publish, unique):
     ada, grace = unique("ada"), unique("grace")
     event = new_event("connections", "invitation.accepted",

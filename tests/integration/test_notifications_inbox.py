@@ -501,6 +501,24 @@ def test_an_older_version_of_a_pairs_change_arriving_late_alerts_no_ex_connectio
     assert [n for n in inbox_of(former) if n["type"] == "new_post"] == []
 
 
+def test_an_older_block_version_arriving_late_changes_nothing(bus, inbox_of, unique):
+    """A block (version 1), lifted, then a connection made (version 2): the block's event
+    reaching the replica after the connection leaves the member connected."""
+    grace, friend = unique("grace"), unique("friend")
+    bus.handled(
+        bus.publish("follows", "follow.created", follower=friend, followee=grace, reason="explicit",
+                    notify_on_post=True, since=at()),
+        bus.publish("connections", "invitation.accepted", invitation_id=iid(), inviter=grace, invitee=friend,
+                    at=at(1), version=2),
+        bus.publish("connections", "block.added", blocker=grace, blocked=friend, at=at(), version=1),
+    )
+    post = pid()
+    bus.handled(bus.publish("feed", "post.created", post_id=post, author=grace, visibility="connections",
+                            created_at=at(2), excerpt="Only for connections"))
+
+    assert [n["object"] for n in inbox_of(friend) if n["type"] == "new_post"] == [post]
+
+
 def test_an_older_version_of_a_follows_change_arriving_late_leaves_post_alerts_as_they_are(bus, inbox_of, unique):
     grace, fan = unique("grace"), unique("fan")
     bus.handled(

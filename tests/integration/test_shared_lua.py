@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shared import slots
-from shared.lua import LuaScript
+from shared.lua import FAILED, LuaScript, with_marker
 from shared.store_client import cluster_nodes, connect, is_cluster
 from shared.bus.transactions import node_of
 
@@ -44,6 +44,36 @@ def test_a_script_queued_in_a_transaction_runs_at_exec(store, key):
     pipe.set(key("c"), 10)
     ADD(store, keys={"counter": key("c"), "others": []}, pipe=pipe, by=1, names=[])
     assert pipe.execute() == [True, [11, 0]]
+
+
+RAISES_AFTER_A_WRITE = LuaScript("raises_after_a_write", keys=("counter",), args=("how",), source="""
+redis.call('INCR', K.counter)
+if A.how == 'raise' then error('cannot apply ' .. A.how) end
+if A.how == 'reply' then return redis.error_reply('refused ' .. A.how) end
+return #KEYS
+""")
+
+
+def run_with_marker(store, key, how: str):
+    """RAISES_AFTER_A_WRITE given ``key("m")`` as its part's marker, in a MULTI/EXEC."""
+    pipe = node_of(store, key("c")).pipeline(transaction=True)
+    pipe.set(key("m"), "running", ex=60)
+    keys, args = RAISES_AFTER_A_WRITE.pack({"counter": key("c")}, {"how": how})
+    pipe.eval(with_marker(RAISES_AFTER_A_WRITE.source), 2, *keys, key("m"), *args)
+    return pipe.execute(raise_on_error=False)[1]
+
+
+@pytest.mark.parametrize("how", ["raise", "reply"])
+def test_a_script_given_a_marker_that_fails_writes_failed_there_and_returns_its_error(store, key, how):
+    reply = run_with_marker(store, key, how)
+    assert isinstance(reply, Exception) and f"{how}" in str(reply)
+    assert store.get(key("m")) == FAILED and store.ttl(key("m")) > 0
+    assert store.get(key("c")) == "1"  # Redis rolls back nothing: the write before the error stays
+
+
+def test_a_script_given_a_marker_that_succeeds_sees_only_its_own_keys_and_leaves_the_marker(store, key):
+    assert run_with_marker(store, key, "ok") == 1
+    assert store.get(key("m")) == "running"
 
 
 def test_a_script_touching_two_slots_never_reaches_redis(store, unique):

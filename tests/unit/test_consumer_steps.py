@@ -1,12 +1,13 @@
 """The consumer runner's steps, without a broker or a store: reading, the DLQ policy and its
-limit, offset commits."""
+limit, offset commits, the part markers given to scripts."""
 from __future__ import annotations
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from shared.bus.consumer import Attempts, Consumer, ConsumerRunner, DlqLimit, Offsets, read
+from shared.bus.consumer import Attempts, Consumer, ConsumerRunner, DlqLimit, Offsets, read, with_part_marker
 from shared.events import encode, new_event
+from shared.lua import with_marker
 from shared.settings import load_settings
 
 
@@ -252,3 +253,20 @@ def test_the_messaging_projection_fetches_as_soon_as_an_event_arrived():
 
     [inbox] = [c for c in consumers(load_settings()) if c.name == "messaging.inbox"]
     assert inbox.fetch_min_bytes == 1
+
+
+def test_a_script_of_a_part_is_given_the_parts_marker_as_its_last_key():
+    command = (("EVAL", "return 1", 2, "a:{s1}", "b:{s1}", "x", "y"), {"k": 1})
+    assert with_part_marker(command, "m:{s1}", {}) == (
+        ("EVAL", with_marker("return 1"), 3, "a:{s1}", "b:{s1}", "m:{s1}", "x", "y"), {"k": 1})
+
+
+def test_a_script_by_sha_is_given_the_marker_when_its_source_is_known_and_left_as_it_is_otherwise():
+    known = ("EVALSHA", "abc", 1, "a:{s1}", "x")
+    assert with_part_marker((known, {}), "m:{s1}", {"abc": "return 2"}) == (
+        ("EVAL", with_marker("return 2"), 2, "a:{s1}", "m:{s1}", "x"), {})
+    assert with_part_marker((known, {}), "m:{s1}", {}) == (known, {})
+
+
+def test_a_plain_command_of_a_part_is_left_as_it_is():
+    assert with_part_marker((("SADD", "a:{s1}", "x"), {}), "m:{s1}", {}) == (("SADD", "a:{s1}", "x"), {})
