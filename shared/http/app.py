@@ -50,6 +50,9 @@ LATENCY = Histogram("rapport_http_request_seconds", "HTTP request latency",
                     ["service", "endpoint", "route", "method", "status"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 UNMATCHED = "unmatched"  # the route of a request no URL rule matched (a 404 or 405)
+# A client may send any method name: the labels keep HTTP's own, the rest are one series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 log = get_logger(__name__)
 
@@ -192,11 +195,12 @@ def _finish(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
     service = current_app.config["RAPPORT_SERVICE"]
     status = response.status_code
-    REQUESTS.labels(service, request.method, endpoint, status).inc()
+    method = request.method if request.method in METHODS else OTHER_METHOD
+    REQUESTS.labels(service, method, endpoint, status).inc()
     started = getattr(g, "started", None)
     seconds = time.perf_counter() - started if started is not None else None
     if seconds is not None:
-        LATENCY.labels(service, endpoint, route, request.method, status).observe(seconds)
+        LATENCY.labels(service, endpoint, route, method, status).observe(seconds)
     # One line per request, errors included (the request id is the one the client got back).
     log.info("request", request_id=response.headers["X-Request-Id"], member=getattr(g, "member", None),
              method=request.method, route=route, status=status,

@@ -255,3 +255,17 @@ def test_request_latency_is_counted_by_route_template_method_and_status_never_by
     assert (count("/v1/probe/<member>", "POST", "201"), count("/v1/probe/<member>", "POST", "409")) == \
         (before[0] + 1, before[1] + 1)
     assert count("unmatched", "GET", "404") == unmatched + 1
+
+
+def test_a_method_name_of_the_clients_own_is_counted_as_other_not_as_a_series_of_its_own(client):
+    from prometheus_client import REGISTRY
+
+    def count(method):
+        return REGISTRY.get_sample_value("rapport_http_requests_total", {
+            "service": "probe", "method": method, "endpoint": "unmatched", "status": "405"}) or 0
+
+    before = count("other")
+    for name in ("BREW", "X-ANYTHING-1", "X-ANYTHING-2"):
+        client.open("/v1/probe/grace", method=name, headers=headers())
+    assert count("other") == before + 3
+    assert count("BREW") == count("X-ANYTHING-1") == 0
