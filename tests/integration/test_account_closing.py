@@ -38,6 +38,9 @@ STAYS = {
     # The outbox streams hold the events the member's own acts emitted until the relay has them
     # acknowledged by Kafka and deletes them; Kafka's retention ends the topic copies.
     "outbox stream entries": re.compile(r"^outbox:"),
+    # The write limits' windows of the member's last writes: counters, no content, gone when
+    # their window ends (a minute at most with the default limits).
+    "write limit windows": re.compile(r"^[a-z]+:rate-limit:"),
 }
 
 
