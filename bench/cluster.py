@@ -39,6 +39,7 @@ from bench.support import (
     BENCH_STORE_DB,
     bench_cluster_settings,
     bench_settings,
+    drop_namespaces,
     gunicorn,
     gunicorn_config,
     percentiles,
@@ -194,6 +195,7 @@ def main() -> None:
         run(settings, args.quick)
     finally:
         if started_here:
+            drop_namespaces()  # while the stack it started still answers
             stack_cluster.down(settings)
 
 

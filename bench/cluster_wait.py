@@ -17,7 +17,7 @@ import argparse
 import time
 import uuid
 
-from bench.support import BENCH_STORE_DB, percentiles, write_results
+from bench.support import BENCH_STORE_DB, drop_namespaces, percentiles, write_results
 from shared import store_client
 from shared.settings import load_settings
 from shared.slots import tag
@@ -65,6 +65,7 @@ def main() -> None:
         run(settings, single, args.writes)
     finally:
         if started_here:
+            drop_namespaces()  # while the stack it started still answers
             cluster.down(settings)
 
 

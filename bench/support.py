@@ -42,6 +42,20 @@ BENCH_STORE_DB = {"connections": 4, "follows": 5, "feed": 6, "notifications": 7,
 BENCH_CACHE_DB = 2
 
 
+# The Kafka namespaces this run made, dropped (groups, then topics) at exit, or by ``drop_namespaces``
+# before the run stops a stack it started for itself (after it, nothing answers to drop them).
+_namespaces: list[Settings] = []
+
+
+def drop_namespaces() -> None:
+    """Delete the consumer groups and topics of every namespace this run made so far."""
+    while _namespaces:
+        drop_namespace(_namespaces.pop())
+
+
+atexit.register(drop_namespaces)
+
+
 def bench_settings(**overrides) -> Settings:
     """Settings on the benchmark's own Redis databases and Kafka namespace."""
     base = load_settings()
@@ -53,7 +67,7 @@ def bench_settings(**overrides) -> Settings:
         **overrides,
     )
     ensure_topics(settings)
-    atexit.register(drop_namespace, settings)  # a benchmark leaves no groups or topics behind
+    _namespaces.append(settings)  # a benchmark leaves no groups or topics behind
     return settings
 
 
@@ -320,7 +334,7 @@ def bench_cluster_settings(**overrides) -> Settings:
     settings = base.replace(env=overrides.pop("env", base.env or "local"), namespace=f"bench-{uuid.uuid4().hex[:6]}",
                             **overrides)
     ensure_topics(settings)
-    atexit.register(drop_namespace, settings)
+    _namespaces.append(settings)
     return settings
 
 
