@@ -315,6 +315,14 @@ class TwoSlots:
                         handlers={"follow.created": self.on_follow})
 
 
+def two_slots(unique, failures: int) -> tuple[str, TwoSlots, Consumer, object]:
+    """A test's tag, its two-slot handler failing ``failures`` times, that handler's consumer, and
+    the follow event it handles."""
+    tag = unique("t")
+    handler = TwoSlots(tag, failures=failures)
+    return tag, handler, handler.spec(), follow_event(f"{tag}-ada")
+
+
 # Both ways the runner commits: one MULTI/EXEC per slot (a cluster's), one per batch (a single node's).
 PER_SLOT_OR_PER_BATCH = pytest.mark.parametrize("per_slot", [True, False], ids=["per_slot", "per_batch"])
 
@@ -326,10 +334,7 @@ def slot_marker(settings, spec, event, tag: str) -> str:
 @PER_SLOT_OR_PER_BATCH
 def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(
         per_slot, settings, store, producer, unique):
-    tag = unique("t")
-    handler = TwoSlots(tag, failures=0)
-    spec = handler.spec()
-    event = follow_event(f"{tag}-ada")
+    tag, handler, spec, event = two_slots(unique, failures=0)
     send(settings, producer, tag, event)
 
     with Running(spec, settings, store, per_slot):
@@ -345,10 +350,7 @@ def test_an_event_writing_in_two_slots_commits_each_with_a_marker_in_that_slot(
 @PER_SLOT_OR_PER_BATCH
 def test_a_part_failing_in_one_slot_is_retried_alone_and_the_other_slots_part_is_applied_once(
         per_slot, settings, store, producer, unique):
-    tag = unique("t")
-    handler = TwoSlots(tag, failures=1)
-    spec = handler.spec()
-    event = follow_event(f"{tag}-ada")
+    tag, handler, spec, event = two_slots(unique, failures=1)
     send(settings, producer, tag, event)
 
     with Running(spec, settings, store, per_slot):
@@ -367,10 +369,7 @@ def marker_of_event(settings, spec, event) -> str:
 @PER_SLOT_OR_PER_BATCH
 def test_an_event_failing_in_one_slot_goes_to_the_dlq_with_the_other_slots_part_applied_once(
         per_slot, settings, store, producer, unique):
-    tag = unique("t")
-    handler = TwoSlots(tag, failures=MAX_HANDLER_ATTEMPTS)
-    spec = handler.spec()
-    event = follow_event(f"{tag}-ada")
+    tag, handler, spec, event = two_slots(unique, failures=MAX_HANDLER_ATTEMPTS)
     send(settings, producer, tag, event)
 
     with Running(spec, settings, store, per_slot):
@@ -389,10 +388,7 @@ def test_an_event_delivered_again_whose_marker_names_a_part_not_done_applies_onl
         per_slot, settings, store, producer, unique):
     # As a worker killed between two nodes' round trips leaves it: the event's marker written,
     # one slot's part not committed.
-    tag = unique("t")
-    handler = TwoSlots(tag, failures=0)
-    spec = handler.spec()
-    event = follow_event(f"{tag}-ada")
+    tag, handler, spec, event = two_slots(unique, failures=0)
 
     with Running(spec, settings, store, per_slot):
         send(settings, producer, tag, event)
