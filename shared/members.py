@@ -41,6 +41,7 @@ from shared.slots import tag
 log = get_logger(__name__)
 
 ACTIVE, CLOSED = "active", "closed"
+UNREAD = object()  # a member entry's state not read yet
 DEFAULT_VISIBILITY = "everyone"
 PROFILES_TOPIC = "profiles.events"
 DEFAULT_PROFILES_BASE_URL = "http://localhost:8005"
@@ -239,11 +240,18 @@ class Directory:
     def replica(self, member: str) -> Member | None:
         return lookup(self.store, self.service, self.settings, member)
 
-    def caller_registered(self, caller: str, authorization: str) -> bool:
-        """Whether the caller has a profile (and has not closed it)."""
-        found = self.replica(caller)
-        if found is not None:
-            return found.active
+    def key(self, member: str) -> str:
+        """The key of ``member``'s entry in the replica."""
+        return key(self.service, self.settings, member)
+
+    def caller_registered(self, caller: str, authorization: str, state: str | object = UNREAD) -> bool:
+        """Whether the caller has a profile (and has not closed it). ``state``: their entry's
+        state when the request read it already ('' when there is none), else it is read here."""
+        if state is UNREAD:
+            found = self.replica(caller)
+            state = found.state if found is not None else ""
+        if state:
+            return state == ACTIVE
         return self._count(self.profiles.own_profile(authorization)).found is True
 
     def member(self, member: str, authorization: str) -> tuple[Member | None, Remote | None]:

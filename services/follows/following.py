@@ -90,10 +90,20 @@ def project_follower(store: redis.Redis, follower: str, followee: str) -> bool:
         since, version = tx.execute()
     if version is None:
         return False
+    return _project(store, follower, followee, int(version), None if since is None else int(float(since)))
+
+
+def project_edge(store: redis.Redis, follower: str, followee: str, version: int, since: int | None) -> bool:
+    """Bring ``followee``'s followers to the edge as the follower's script just wrote it (at
+    ``version``; ``since`` None: not following), without reading it back. Returns whether it
+    changed anything (a newer version already projected wins)."""
+    return _project(store, follower, followee, version, since)
+
+
+def _project(store: redis.Redis, follower: str, followee: str, version: int, since: int | None) -> bool:
     return bool(keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(followee),
                                                    "versions": keys.followers_version(followee)},
-                                      follower=follower, version=version,
-                                      since="" if since is None else int(since)))
+                                      follower=follower, version=version, since="" if since is None else since))
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
@@ -108,14 +118,14 @@ def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
     _not_self(follower, followee)
     args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms(),
                        restricted=_restricted(store, followee))
-    outcome, since, alert, _ = keys.FOLLOW(store, keys=_follow_keys(outbox, follower, followee), **args)
+    outcome, since, alert, version = keys.FOLLOW(store, keys=_follow_keys(outbox, follower, followee), **args)
     if outcome == "refused":
         # Says nothing about who blocked whom: the blocked member learns nothing more.
         raise Forbidden("You cannot follow this member.", code="follow_refused")
     if outcome == "restricted":
         raise Forbidden("This member can be followed only by their connections.", code="followers_restricted")
     if outcome in ("created", "updated"):
-        project_follower(store, follower, followee)
+        project_edge(store, follower, followee, int(version), int(float(since)))
     return Follow(follower, followee, int(float(since)), bool(int(alert))), outcome == "created"
 
 
@@ -142,10 +152,10 @@ def unfollow(store: redis.Redis, outbox: Outbox, follower: str, followee: str) -
     """Unfollow (idempotent): ``follow.removed`` (reason explicit) only when there was a follow.
     Returns whether one was removed."""
     _not_self(follower, followee)
-    removed = bool(_unfollow(store, outbox, follower, followee, "explicit", now_ms()))
-    if removed:
-        project_follower(store, follower, followee)
-    return removed
+    version = int(_unfollow(store, outbox, follower, followee, "explicit", now_ms()))
+    if version:
+        project_edge(store, follower, followee, version, None)
+    return bool(version)
 
 
 def unfollow_quietly(tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,

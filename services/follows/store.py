@@ -153,7 +153,7 @@ redis.call('XADD', K.outbox, '*', unpack(stamped(base + 1, base + 6, v)))
 return {'created', A.now, alert, v}
 """)
 
-# In the follower's slot.
+# In the follower's slot. Replies the edge's new version, 0 when there was no follow.
 UNFOLLOW = LuaScript("unfollow", keys=("following", "alerts", "outbox", "version", "followed"),
                      args=("follower", "followee", "*event"), source=STAMP_VERSION + """
 if redis.call('ZREM', K.following, A.followee) == 0 then
@@ -161,8 +161,9 @@ if redis.call('ZREM', K.following, A.followee) == 0 then
 end
 redis.call('SREM', K.alerts, A.followee)
 redis.call('SADD', K.followed, A.followee)
-redis.call('XADD', K.outbox, '*', unpack(stamped(3, 8, redis.call('INCR', K.version))))
-return 1
+local v = redis.call('INCR', K.version)
+redis.call('XADD', K.outbox, '*', unpack(stamped(3, 8, v)))
+return v
 """)
 
 # In the followee's slot: their followers brought to the edge as it stood at ``version``

@@ -32,6 +32,9 @@ MEMBER_PATH_ARGS = ("member", "member_id")
 # Errors of a store that is down, restarting or loading its data: a 503, not a 500.
 STORE_UNAVAILABLE = store_client.UNAVAILABLE
 
+# Where shared.http.members keeps a service's member directory, when it has one.
+MEMBER_DIRECTORY = "rapport.members"
+
 # Endpoints reachable without a token.
 PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}
 
@@ -172,7 +175,10 @@ def _authenticate() -> None:
     if request.method in WRITE_METHODS:
         limits = current_app.extensions["rapport.write_limits"]
         if limits:
-            limits.hit(g.member)
+            # A service with a member replica (shared.http.members) reads the writer's entry in
+            # the same script: the profile check that follows needs no round trip of its own.
+            members = current_app.extensions.get(MEMBER_DIRECTORY)
+            g.caller_state = limits.hit(g.member, members.key(g.member) if members else None)
             g.rate_limit_policy = limits.policy
 
 

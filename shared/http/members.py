@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
+from shared.http.app import MEMBER_DIRECTORY
 from shared.http.ratelimit import WRITE_METHODS
-from shared.members import Directory, Member, Remote
+from shared.members import UNREAD, Directory, Member, Remote
 from shared.problems import Forbidden, NotFound
 
-DIRECTORY = "rapport.members"
+DIRECTORY = MEMBER_DIRECTORY
 
 
 class MemberNotFound(NotFound):
@@ -52,7 +53,8 @@ def _require_profile_for_writes() -> None:
     member = getattr(g, "member", None)
     if member is None:  # a public endpoint: nobody to check
         return
-    if not directory().caller_registered(member, _authorization()):
+    # The write limits' script read the caller's entry already, when the service counts them.
+    if not directory().caller_registered(member, _authorization(), g.get("caller_state", UNREAD)):
         raise ProfileRequired("Create your profile first (PUT /v1/profile on the profiles service); "
                               "a closed account writes nothing.")
 

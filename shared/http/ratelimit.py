@@ -8,7 +8,9 @@ A write over a limit is answered 429 ``rate_limited`` with ``Retry-After`` and t
 The counting is a moving window per limit, as the ``limits`` library keeps it (a list of the
 member's recent write times per limit), but every limit is checked and counted by ONE script in
 the service's own store: one round trip per write, however many limits, and a write refused by
-any limit counts against none of them. The windows start with the service's name and carry the
+any limit counts against none of them. Where the service keeps a replica of its members, the
+same script reads the writer's entry (``HIT_READING_MEMBER``), so a write's profile check costs
+no round trip of its own. The windows start with the service's name and carry the
 member's shard (``follows:rate-limit:LIMITER/writes/{s17}/ada/30/1/second``), so the script's
 keys share one slot, on one node as on a Redis Cluster.
 """
@@ -30,26 +32,45 @@ log = get_logger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # Each window is a list of write times, newest first, at most ``limit`` long: a write is allowed
-# when the list is short or its oldest entry has left the window. Returns 0 when counted, else
-# the (1-based) limit that refuses and when its oldest entry leaves the window.
-HIT = LuaScript("write_limits_hit", keys=("*windows",), args=("now", "*limits"), source="""
-local now = tonumber(A.now)
-for i = 1, #K.windows do
-  local limit, expiry = tonumber(A.limits[2 * i - 1]), tonumber(A.limits[2 * i])
-  local oldest = redis.call('LINDEX', K.windows[i], limit - 1)
-  if oldest and tonumber(oldest) >= now - expiry then
-    return {i, tostring(tonumber(oldest) + expiry)}
+# when the list is short or its oldest entry has left the window. Refusal: the (1-based) limit
+# that refuses and when its oldest entry leaves the window; 0 when counted.
+_COUNT = """
+local function count(windows, now, limits)
+  for i = 1, #windows do
+    local limit, expiry = tonumber(limits[2 * i - 1]), tonumber(limits[2 * i])
+    local oldest = redis.call('LINDEX', windows[i], limit - 1)
+    if oldest and tonumber(oldest) >= tonumber(now) - expiry then
+      return {i, tostring(tonumber(oldest) + expiry)}
+    end
   end
+  for i = 1, #windows do
+    local limit, expiry = tonumber(limits[2 * i - 1]), tonumber(limits[2 * i])
+    redis.call('LPUSH', windows[i], now)
+    redis.call('LTRIM', windows[i], 0, limit - 1)
+    redis.call('EXPIRE', windows[i], expiry)
+  end
+  return 0
 end
-for i = 1, #K.windows do
-  local limit, expiry = tonumber(A.limits[2 * i - 1]), tonumber(A.limits[2 * i])
-  redis.call('LPUSH', K.windows[i], A.now)
-  redis.call('LTRIM', K.windows[i], 0, limit - 1)
-  redis.call('EXPIRE', K.windows[i], expiry)
-end
-return 0
-""")
+"""
 
+# Returns the refusal, or 0 when counted.
+HIT = LuaScript("write_limits_hit", keys=("*windows",), args=("now", "*limits"),
+                source=_COUNT + "return count(K.windows, A.now, A.limits)\n")
+
+# The same, and in the same round trip the state of the writer's member entry (``member``, the
+# service's replica of them, in their slot as the windows are): ``{state, refusal...}``, state
+# '' when the service has no entry for them, else the entry's ``state`` (an entry without one
+# is active). The write's profile check (``shared.http.members``) then asks Redis nothing more.
+HIT_READING_MEMBER = LuaScript("write_limits_hit_reading_member", keys=("member", "*windows"),
+                               args=("now", "*limits"), source=_COUNT + """
+local state = ''
+if redis.call('EXISTS', K.member) == 1 then
+  state = redis.call('HGET', K.member, 'state') or 'active'
+end
+local refused = count(K.windows, A.now, A.limits)
+if refused == 0 then return {state} end
+return {state, refused[1], refused[2]}
+""")
 
 class RateLimited(TooManyRequests):
     code = "rate_limited"
@@ -79,14 +100,23 @@ class WriteLimits:
     def __bool__(self) -> bool:
         return bool(self.limits)
 
-    def hit(self, member: str) -> None:
-        """Count one write of ``member``; raise ``RateLimited`` when it is over a limit."""
+    def hit(self, member: str, member_entry: str | None = None) -> str | None:
+        """Count one write of ``member``; raise ``RateLimited`` when it is over a limit.
+
+        With ``member_entry`` (the key of the service's replica of the writer, in their slot),
+        also read its state in the same script: returns it ('' when there is no entry), else None.
+        """
         shard = tag(member, self.shards)
         windows = [f"{self.prefix}:{limit.key_for('writes', shard, member)}" for limit in self.limits]
         now = time.time()
-        refused = HIT(self.store, keys={"windows": windows}, now=repr(now), limits=self._args)
+        state = None
+        if member_entry is None:
+            refused = HIT(self.store, keys={"windows": windows}, now=repr(now), limits=self._args)
+        else:
+            state, *refused = HIT_READING_MEMBER(self.store, keys={"member": member_entry, "windows": windows},
+                                                 now=repr(now), limits=self._args)
         if not refused:
-            return
+            return state
         limit = self.limits[int(refused[0]) - 1]
         retry_after = max(1, math.ceil(float(refused[1]) - now))
         log.info("write rate limited", member=member, limit=str(limit), retry_after=retry_after)

@@ -189,7 +189,7 @@ def test_a_follow_whose_request_stopped_before_projecting_reaches_the_followees_
     ada, grace = unique("ada"), unique("grace")
     with monkeypatch.context() as patched:
         # As if the request died right after the follower's script: only the worker projects.
-        patched.setattr(following, "project_follower", lambda store, follower, followee: False)
+        patched.setattr(following, "project_edge", lambda store, follower, followee, version, since: False)
         assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
         assert status(follows, auth, ada, grace)["following"]  # the follower's side: at once
         eventually(lambda: names(follows.get(f"/v1/members/{grace}/followers", headers=auth(grace)).json) == [ada],

@@ -56,3 +56,24 @@ def test_the_default_limits_allow_a_burst_of_writes(apps, auth, unique):
     answers = [follows.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code for i in range(25)]
 
     assert answers == [201] * 25
+
+
+def test_the_limits_script_reads_the_writers_member_entry_and_refuses_over_the_limit_all_the_same(settings, unique):
+    from shared import members
+    from shared.http.ratelimit import RateLimited, WriteLimits
+
+    limits = WriteLimits(settings.store_url("follows"), "2/minute", settings.namespace, "follows", settings.shards)
+    ada, grace, closed = unique("ada"), unique("grace"), unique("closed")
+    store = limits.store
+    store.hset(members.key("follows", settings, ada), mapping={"state": "active", "version": 1})
+    store.hset(members.key("follows", settings, closed), mapping={"state": "closed", "version": 2})
+    store.hset(members.key("follows", settings, grace), mapping={"name": "Grace"})  # an entry without a state
+
+    assert limits.hit(ada, members.key("follows", settings, ada)) == "active"
+    assert limits.hit(closed, members.key("follows", settings, closed)) == "closed"
+    assert limits.hit(grace, members.key("follows", settings, grace)) == "active"
+    nobody = unique.unregistered("nobody")
+    assert limits.hit(nobody, members.key("follows", settings, nobody)) == ""
+    assert limits.hit(ada) is None  # without the entry: the limits alone
+    with pytest.raises(RateLimited):
+        limits.hit(ada, members.key("follows", settings, ada))
