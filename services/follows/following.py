@@ -2,8 +2,8 @@
 
 Every change and the event it causes are written by one Lua script in the follower's slot
 (``store.FOLLOW``, ``store.UNFOLLOW``), so a follow is never half-written and never slips past a
-block. The followee's followers are a projection of the edges (``project_follower``), brought up
-to date by the request at once and by the follows worker from follows.events.
+block. The followee's followers are a projection of the edges (``project_edge``), brought up
+to date by the request at once and by the follows worker from follows.events (``project_event``).
 The same functions serve the HTTP views and the connections-event handlers: those pass
 their consumer transaction as ``client``.
 """
@@ -80,19 +80,6 @@ def _restricted(store: Client, followee: str) -> bool:
     return store.hget(keys.follow_setting(followee), "followers") == "connections"
 
 
-def project_follower(store: redis.Redis, follower: str, followee: str) -> bool:
-    """Bring ``followee``'s followers to the edge ``follower`` → ``followee`` as it is now: read in
-    the follower's slot (one MULTI), written in the followee's, only when the edge's version is
-    newer than the one projected. Returns whether it changed anything."""
-    with store.pipeline(transaction=True) as tx:
-        tx.zscore(keys.following(follower), followee)
-        tx.get(keys.follow_version(follower, followee))
-        since, version = tx.execute()
-    if version is None:
-        return False
-    return _project(store, follower, followee, int(version), None if since is None else int(float(since)))
-
-
 def project_edge(store: redis.Redis, follower: str, followee: str, version: int, since: int | None) -> bool:
     """Bring ``followee``'s followers to the edge as the follower's script just wrote it (at
     ``version``; ``since`` None: not following), without reading it back. Returns whether it
@@ -100,10 +87,19 @@ def project_edge(store: redis.Redis, follower: str, followee: str, version: int,
     return _project(store, follower, followee, version, since)
 
 
-def _project(store: redis.Redis, follower: str, followee: str, version: int, since: int | None) -> bool:
-    return bool(keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(followee),
-                                                   "versions": keys.followers_version(followee)},
-                                      follower=follower, version=version, since="" if since is None else since))
+def _project(store: Client, follower: str, followee: str, version: int, since: int | str | None, pipe=None):
+    reply = keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(followee),
+                                               "versions": keys.followers_version(followee)},
+                                  follower=follower, version=version, since="" if since is None else since, pipe=pipe)
+    return reply if pipe is not None else bool(reply)
+
+
+def project_event(tx: redis.client.Pipeline, follower: str, followee: str, version: int, since: int | None,
+                  kept: bool = False) -> None:
+    """Queue on ``tx`` the projection of an edge's event (the follows worker): the edge at the
+    event's ``version``, from the event alone (``kept``: following as before, post alerts changed).
+    The edge's events come in its order (one Kafka key), so the projection follows the edge."""
+    _project(tx, follower, followee, version, "kept" if kept else since, pipe=tx)
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
