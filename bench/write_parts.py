@@ -8,11 +8,15 @@ it replaced in the same run (``bench.write_cost --compare`` measures the setting
 3. the write limits: the ``limits`` library's moving window (one script call per limit) and
    ours (``shared.http.ratelimit``: one call for all of them);
 4. decoding an event: the envelope checked by ``EnvelopeSchema`` or by ``load_envelope``;
-   JSON by the standard library or by orjson.
+   JSON by the standard library or by orjson;
+5. a consumer's CPU per event it handles, one transaction per event and one per batch of 100,
+   the same events read by two consumer groups: ``follows.followers`` (``follow.created``, each
+   a write queued from the event alone) and ``connections.suggestions`` (``invitation.sent`` of
+   real invitations: the pair's record read, both members' sides queued).
 
 CPU is the process's own (user + system), so a consumer's or producer's I/O thread counts too.
 
-    python -m bench.write_parts [--records 20000]
+    python -m bench.write_parts [--records 20000] [--handled 3000]
 """
 from __future__ import annotations
 
@@ -75,6 +79,70 @@ def skip_cost(count: int) -> dict:
     stop.set()
     thread.join(20)
     return {"records": count, "cpu_ms_per_record": round(used * 1000 / count, 4)}
+
+
+def _consume(spec, settings, store, outbox, count: int) -> float:
+    """CPU seconds ``spec`` (its own group) takes to handle ``count`` records, in this process."""
+    from shared.bus.consumer import HANDLED, ConsumerRunner
+
+    def seen() -> float:
+        return sum(s.value for m in HANDLED.collect() for s in m.samples
+                   if s.name.endswith("_total") and s.labels["consumer"] == spec.name)
+
+    runner = ConsumerRunner(spec, settings, store, outbox)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    started, start_cpu = time.monotonic(), cpu()
+    thread.start()
+    while seen() < count:
+        time.sleep(0.02)
+        if time.monotonic() - started > 300:
+            raise RuntimeError(f"{spec.name} did not get through the records")
+    used = cpu() - start_cpu
+    stop.set()
+    thread.join(20)
+    return used
+
+
+def handled_cost(service: str, count: int) -> dict:
+    """(run in a child process) CPU per event handled, per event and per batch of 100."""
+    import dataclasses
+
+    from bench.support import bench_settings
+    from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty, structured_headers
+    from shared.bus.producer import make_producer
+    from shared.events import encode, new_event
+
+    settings = bench_settings(log_level="WARNING")
+    store = store_client.connect(settings.store_url(service))
+    outbox = Outbox(service, settings)
+    run = uuid.uuid4().hex[:8]
+    if service == "follows":
+        from services.follows.worker import consumers
+        name = "follows.followers"
+        producer = make_producer(settings)
+        for i in range(count):
+            event = new_event("follows", "follow.created", {
+                "follower": f"a{run}{i}", "followee": f"b{run}{i % 50}", "reason": "explicit",
+                "notify_on_post": False, "since": "2026-11-26T10:00:00.000Z", "version": 1})
+            value = encode(event)
+            producer.send(settings.topic("follows.events"), key=event.key.encode(), value=value,
+                          headers=structured_headers(value.decode()))
+        producer.flush()
+        producer.close()
+    else:
+        from services.connections import invitations
+        from services.connections.worker import consumers
+        name = "connections.suggestions"
+        for i in range(count):
+            invitations.send(store, outbox, settings, f"a{run}{i}", f"b{run}{i}")
+        relay_until_empty(OutboxRelay(outbox, store, lambda: make_producer(settings)), timeout=120)
+    [spec] = [c for c in consumers(settings) if c.name == name]
+    out = {"consumer": name, "events": count}
+    for label, batch_size in (("per_event_ms", 1), ("batch_of_100_ms", 100)):
+        group = dataclasses.replace(spec, name=f"{name}-{label}-{run}", batch_size=batch_size)
+        out[label] = round(_consume(group, settings, store, outbox, count) * 1000 / count, 4)
+    return out
 
 
 def relay_cost(events: int, per_batch: int) -> dict:
@@ -163,6 +231,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--handled", type=int, default=3000)
     args = parser.parse_args()
     call = f"import json; from bench.write_parts import skip_cost; print(json.dumps(skip_cost({args.records})))"
     figures = {
@@ -174,6 +243,10 @@ def main() -> None:
         "relay": [relay_cost(1500, 3), relay_cost(3000, 30)],
         "write_limits": limits_cost(3000),
         "event_decode": decode_cost(20000),
+        "consumer_handle": [
+            _in_child(f"import json; from bench.write_parts import handled_cost; "
+                      f"print(json.dumps(handled_cost({service!r}, {args.handled})))")
+            for service in ("follows", "connections")],
     }
     write_results("write_parts", figures)
 

@@ -17,8 +17,9 @@ def _refresh_both(fx: Effects, a: str, b: str, at: str) -> None:
 
 
 def on_invitation_changed(event: Event, fx: Effects) -> None:
-    """Sent, ignored or withdrawn: the two members' invitation lists follow the pair's record."""
-    projections.project(fx.store, event.data["inviter"], event.data["invitee"])
+    """Sent, ignored or withdrawn: the two members' invitation lists follow the pair's record
+    (queued on the batch's transaction: nothing after it in the batch reads them)."""
+    projections.project(fx.store, event.data["inviter"], event.data["invitee"], tx=fx.tx)
 
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:

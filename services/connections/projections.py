@@ -17,7 +17,11 @@ from services.connections import store as keys
 
 def project_member(store: redis.Redis, member: str, other: str, record: dict) -> bool:
     """Bring ``member``'s side to ``record`` (the pair's relationship hash); whether it changed."""
-    reply = keys.PROJECT(store, keys={
+    return _project_script(store, member, other, record)[0] == "projected"
+
+
+def _project_script(store: redis.Redis, member: str, other: str, record: dict, pipe=None):
+    return keys.PROJECT(store, pipe=pipe, keys={
         "connections": keys.connections(member), "sent": keys.sent(member), "received": keys.received(member),
         "open": keys.open_invitations(member), "blocks": keys.blocks(member), "blocked_by": keys.blocked_by(member),
         "projected": keys.projected(member),
@@ -25,13 +29,19 @@ def project_member(store: redis.Redis, member: str, other: str, record: dict) ->
         open_id=record.get("open", ""), open_by=record.get("open_by", ""), open_at=record.get("open_at", ""),
         open_status=record.get("open_status", ""), blocks_at=record.get(f"block:{member}", ""),
         blocked="1" if f"block:{other}" in record else "0")
-    return reply[0] == "projected"
 
 
-def project(store: redis.Redis, a: str, b: str) -> None:
-    """Bring both members' sides to the pair's record as it is now."""
+def project(store: redis.Redis, a: str, b: str, tx: redis.client.Pipeline | None = None) -> None:
+    """Bring both members' sides to the pair's record as it is now: both scripts (each in its
+    member's slot) in one pipeline, or queued on ``tx`` (a consumer's transaction)."""
     record = store.hgetall(keys.relationship(a, b))
     if "version" not in record:
         return
-    project_member(store, a, b, record)
-    project_member(store, b, a, record)
+    if tx is not None:
+        _project_script(store, a, b, record, pipe=tx)
+        _project_script(store, b, a, record, pipe=tx)
+        return
+    with store.pipeline(transaction=False) as both:
+        _project_script(store, a, b, record, pipe=both)
+        _project_script(store, b, a, record, pipe=both)
+        both.execute()

@@ -11,8 +11,10 @@ from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
+    # Handlers read their own pair's record (exact in a batch split by key) and the graph as it
+    # is now (written by the requests): a batch of a partition shares one dedup read and EXEC.
     return [Consumer(name="connections.suggestions", service="connections", topics=("connections.events",),
-                     handlers=dict(HANDLERS)),
+                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
             members.consumer("connections", erase=closing.erase)]
 
 
