@@ -25,11 +25,33 @@ from shared.settings import Settings
 APPLIED, CURRENT, STALE = "applied", "current", "stale"
 
 
+def _queue_recent(pipe, settings: Settings, follower: str, followee: str) -> None:
+    last = settings.backfill_limit - 1
+    pipe.sismember(keys.connections(follower), followee)
+    pipe.zrevrange(keys.posts(followee), 0, last, withscores=True)
+    pipe.zrevrange(keys.public_posts(followee), 0, last, withscores=True)
+
+
+def _recent(connected, every, public) -> list[tuple[str, float]]:
+    return every if connected else public
+
+
+def recent_visible(store: redis.Redis, settings: Settings, follower: str, followee: str) -> list[tuple[str, float]]:
+    """``followee``'s recent posts that ``follower`` may see (all of them between connections,
+    else the public ones): what a new follow backfills. One round trip."""
+    with store.pipeline(transaction=False) as pipe:
+        _queue_recent(pipe, settings, follower, followee)
+        return _recent(*pipe.execute())
+
+
 def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
-                  version: int, present: bool) -> str:
+                  version: int, present: bool, read_recent: bool = False) -> str | tuple[str, list]:
     """Both sides of the edge ``follower`` → ``followee``; the follower's side's word (they
-    read their own follows) and the high-follower ranking of the followee kept current."""
+    read their own follows) and the high-follower ranking of the followee kept current.
+    ``read_recent``: also the followee's recent posts visible to the follower, read after both
+    sides are written (on one node in the same round trip: a pipeline runs in order)."""
     flag = "1" if present else "0"
+    recent = None
     sides = [({"edges": keys.following(follower), "version": keys.follow_version(follower, followee),
                "seen": keys.following_seen(follower)}, followee),
              ({"edges": keys.followers(followee), "version": keys.follower_version(followee, follower),
@@ -40,21 +62,35 @@ def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followe
         (word, _), (their_word, followers) = [
             keys.FOLLOW_SIDE(store, keys=side_keys, member=other, score=since_ms, version=version, present=flag)
             for side_keys, other in sides]
+        if read_recent:
+            recent = recent_visible(store, settings, follower, followee)
     else:
         with store.pipeline(transaction=False) as pipe:  # two scripts, each of one slot: one round trip
             for side_keys, other in sides:
                 keys.FOLLOW_SIDE(store, keys=side_keys, pipe=pipe, member=other, score=since_ms, version=version,
                                  present=flag)
-            (word, _), (their_word, followers) = pipe.execute()
+            if read_recent:
+                _queue_recent(pipe, settings, follower, followee)
+            (word, _), (their_word, followers), *reads = pipe.execute()
+        if read_recent:
+            recent = _recent(*reads)
     if their_word == APPLIED:
         _rank_author(store, settings, followee, followers, present)
-    return word
+    return (word, recent) if read_recent else word
 
 
 def follow(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
            version: int) -> str:
     """Record ``follower`` → ``followee``: 'applied', 'current' (applied already) or 'stale'."""
     return _follow_sides(store, settings, follower, followee, since_ms, version, True)
+
+
+def follow_reading_recent(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
+                          version: int) -> tuple[str, list[tuple[str, float]]]:
+    """``follow``, and then the followee's recent posts the follower may see (``recent_visible``):
+    read after the edge is written, so a post stored meanwhile is either among them or fanned
+    out to the new follower, never neither."""
+    return _follow_sides(store, settings, follower, followee, since_ms, version, True, read_recent=True)
 
 
 def unfollow(store: redis.Redis, settings: Settings, follower: str, followee: str, version: int) -> str:

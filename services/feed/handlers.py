@@ -25,15 +25,16 @@ def _timelines(fx: Effects) -> Timelines:
 def on_follow_created(event: Event, fx: Effects) -> None:
     """Record the follow, then backfill the followee's recent visible posts.
 
-    The edge is written before the backfill reads the posts: a post stored meanwhile is then
-    either read here or fanned out to the new follower, never neither. A redelivery finds the
-    edge applied ('current') and backfills again, which changes nothing.
+    The edge is written before the backfill reads the posts (in the same round trip on one
+    node): a post stored meanwhile is then either read here or fanned out to the new follower,
+    never neither. A redelivery finds the edge applied ('current') and backfills again, which
+    changes nothing.
     """
     d = event.data
-    applied = audience.follow(fx.store, fx.settings, d["follower"], d["followee"], parse_rfc3339(d["since"]),
-                              d["version"])
+    applied, recent = audience.follow_reading_recent(fx.store, fx.settings, d["follower"], d["followee"],
+                                                     parse_rfc3339(d["since"]), d["version"])
     if applied != audience.STALE:
-        _timelines(fx).backfill(fx.store, d["follower"], d["followee"])
+        _timelines(fx).fan_out([d["follower"]], recent)
 
 
 def on_follow_removed(event: Event, fx: Effects) -> None:

@@ -13,6 +13,7 @@ import heapq
 
 import redis
 
+from services.feed import audience
 from services.feed import store as keys
 from services.feed.posts import Post, feed_window, is_post_id
 from shared.pages import decode_cursor, encode_cursor
@@ -154,12 +155,7 @@ class Timelines:
         """Bring ``followee``'s recent posts visible to ``follower`` into their live timeline."""
         last = self.settings.backfill_limit - 1
         if connected is None:  # both lists and the connection in one round trip
-            with store.pipeline(transaction=False) as pipe:
-                pipe.sismember(keys.connections(follower), followee)
-                pipe.zrevrange(keys.posts(followee), 0, last, withscores=True)
-                pipe.zrevrange(keys.public_posts(followee), 0, last, withscores=True)
-                connected, every, public = pipe.execute()
-            recent = every if connected else public
+            recent = audience.recent_visible(store, self.settings, follower, followee)
         else:
             source = keys.posts(followee) if connected else keys.public_posts(followee)
             recent = store.zrevrange(source, 0, last, withscores=True)
