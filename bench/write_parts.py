@@ -8,7 +8,8 @@ it replaced in the same run (``bench.write_cost --compare`` measures the setting
 3. the write limits: the ``limits`` library's moving window (one script call per limit) and
    ours (``shared.http.ratelimit``: one call for all of them);
 4. decoding an event: the envelope checked by ``EnvelopeSchema`` or by ``load_envelope``;
-   JSON by the standard library or by orjson;
+   JSON by the standard library or by orjson; the data by its marshmallow schema or by its
+   fast path (``shared.events.fastload``); a whole decode, and building an event (``new_event``);
 5. a consumer's CPU per event it handles, one transaction per event and one per batch of 100,
    the same events read by two consumer groups: ``follows.followers`` (``follow.created``, each
    a write queued from the event alone) and ``connections.suggestions`` (``invitation.sent`` of
@@ -203,11 +204,13 @@ def decode_cost(count: int) -> dict:
     import orjson
 
     from shared.events import decode, encode, new_event
-    from shared.events.envelope import _ENVELOPE, load_envelope
+    from shared.events.envelope import _ENVELOPE, _data_loader, load_envelope
+    from shared.events.catalogue import lookup
 
     event = new_event("follows", "follow.created", {"follower": "ada", "followee": "grace", "reason": "explicit",
                                                      "since": "2026-11-26T10:15:00.123Z", "version": 1})
     raw, envelope = encode(event), event.envelope()
+    loader, data = _data_loader(lookup("follows", "follow.created")), dict(event.data)
 
     def us(fn) -> float:
         return round(timeit.timeit(fn, number=count) / count * 1e6, 2)
@@ -218,7 +221,10 @@ def decode_cost(count: int) -> dict:
             "json_loads_us": us(lambda: json.loads(raw)), "orjson_loads_us": us(lambda: orjson.loads(raw)),
             "json_dumps_us": us(lambda: json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()),
             "orjson_dumps_us": us(lambda: orjson.dumps(envelope)),
-            "decode_us": us(lambda: decode(raw))}
+            "data_schema_load_us": us(lambda: loader.schema.load(data)),
+            "data_fast_load_us": us(lambda: loader.load(data)),
+            "decode_us": us(lambda: decode(raw)),
+            "new_event_us": us(lambda: new_event("follows", "follow.created", data))}
 
 
 def _in_child(code: str) -> dict:
