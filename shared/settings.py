@@ -135,6 +135,9 @@ class Settings:
     # ... and, while they stay empty, ever longer up to this: what an idle relay costs falls
     # eightfold, and the first event after a quiet spell waits at most this long.
     relay_idle_max_ms: int = 400
+    # ... once it has published nothing for this long: the events an event causes a moment
+    # later (a post's fan-out batches) find it awake.
+    relay_awake_ms: int = 1_000
     # A consumer stops (instead of dead-lettering on) past this many dead letters in a row on
     # one partition, or past this share of the last 1000 records it read. 0: no limit.
     dlq_max_consecutive: int = 100

@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter, Gauge
 
+from shared.bus.topics import WORK_TOPICS
 from shared.bus.transactions import node_of
 from shared.events import Event, encode
 from shared.events.catalogue import BY_TYPE
@@ -187,12 +188,14 @@ class OutboxRelay:
 
     Each round reads every stream it holds with a non-blocking XRANGE, all in one pipeline
     (one round trip per Redis node; a blocking read of many keys would need them in one slot),
-    and sleeps ``idle_ms`` when all were empty.
+    and sleeps ``idle_ms`` when all were empty, longer and longer (up to ``idle_max_ms``) once
+    they stayed empty for ``awake_ms`` after its last batch.
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
                  batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0,
-                 idle_ms: int = 50, idle_max_ms: int = 0):
+                 idle_ms: int = 50, idle_max_ms: int = 0, awake_ms: int = 0,
+                 work_topics: tuple[str, ...] = WORK_TOPICS):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -206,6 +209,13 @@ class OutboxRelay:
         # its streams a few times a second instead of twenty, and the first event after a quiet
         # spell waits at most this long.
         self.idle_max_ms = max(idle_max_ms, idle_ms)
+        # ... but only once it has published nothing for this long: an event often causes more
+        # a moment later (a post's fan-out batches, written by the consumer of its post.created,
+        # a few hundred ms after it), and those find the relay still reading every ``idle_ms``.
+        self.awake_ms = awake_ms
+        # Batches of these topics are sent without the linger: a consumer writes a job's work
+        # events together, in one transaction, so none is a few ms behind the others.
+        self.work_topics = frozenset(outbox.settings.topic(t) for t in work_topics)
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -337,7 +347,8 @@ class OutboxRelay:
             batch = self._read()
         if not batch:
             return 0
-        if self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size:
+        if (self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size
+                and not any(f["topic"] in self.work_topics for _, entries in batch for _, f in entries)):
             # Under load the next writes are a few ms behind: one batch (one flush, one XDEL
             # per stream) for all of them instead of one each.
             time.sleep(self.linger_ms / 1000)
@@ -393,6 +404,7 @@ class OutboxRelay:
         """Publish until ``stop`` is set; survive Kafka and Redis outages; release the leases."""
         backoff = 0.2
         idle = self.idle_ms
+        published_at = float("-inf")
         while not stop.is_set():
             try:
                 if not self._holds_lease():
@@ -400,9 +412,11 @@ class OutboxRelay:
                     continue
                 if self.publish_batch():
                     idle = self.idle_ms
+                    published_at = time.monotonic()
                 else:
                     stop.wait(idle / 1000)
-                    idle = min(idle * 2, self.idle_max_ms)
+                    if time.monotonic() - published_at >= self.awake_ms / 1000:
+                        idle = min(idle * 2, self.idle_max_ms)
                 backoff = 0.2
             except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)

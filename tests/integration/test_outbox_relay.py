@@ -321,3 +321,43 @@ def test_an_idle_relay_reads_ever_less_often_and_still_publishes_the_next_entry(
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_work_topic_entries_leave_at_once_without_waiting_the_linger_for_later_ones(settings, store, outbox, unique):
+    key = unique("work")
+    # As feed.fanout's: the test's own topic, whose entries no service consumes.
+    lingering = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000, linger_ms=300,
+                            work_topics=(TOPIC,))
+    assert lingering._holds_lease()
+    store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": key, "value": "batch 1"})
+    late = threading.Timer(0.05, lambda: store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": key,
+                                                                 "value": "batch 2"}))
+    late.start()
+    try:
+        published = lingering.publish_batch(block_ms=100)
+        late.join()
+        assert published == 1 and outbox.pending(store) == 1  # the second goes with the next batch
+        assert lingering.publish_batch(block_ms=100) == 1
+    finally:
+        late.join()
+        lingering._reset_producer()
+
+
+def test_a_relay_keeps_reading_at_its_shortest_wait_for_a_while_after_it_published(settings, store, outbox, unique):
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=20, idle_max_ms=320, awake_ms=1_000)
+    reads = []
+    read = relay._read
+    relay._read = lambda *a, **kw: reads.append(time.monotonic()) or read(*a, **kw)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.xadd(outbox.key_for("{s5}"), {"topic": settings.topic(TOPIC), "key": unique("awake"), "value": "one"})
+        eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry")
+        published = time.monotonic()
+        time.sleep(0.8)
+        # Every 20 ms for the second after it: about 40 reads in 0.8 s; doubling at once, about 6.
+        assert len([t for t in reads if t > published]) > 20
+    finally:
+        stop.set()
+        thread.join(10)
