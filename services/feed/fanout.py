@@ -74,7 +74,10 @@ class FanoutBatch(EventData):
 
 FANOUT_BATCH = register(EventType(
     "feed", "fanout.batch", 1, FanoutBatch,
-    key=lambda d: f"{d['post_id']}#{d['batch']}",  # spread one post's batches over the partitions
+    key=lambda d: f"{d['post_id']}#{d['batch']}",
+    # One post's batches in turn over the partitions: hashed, some partitions got three times as
+    # many as others, and the worker holding the busiest finished the fan-out alone.
+    spread=lambda d: d["batch"],
     subject=lambda d: d["post_id"], topic_name="feed.fanout"))
 
 

@@ -86,8 +86,13 @@ class Outbox:
         self.relays_key = f"{self.key}:relays"
 
     def fields(self, event: Event) -> dict[str, str]:
-        topic = BY_TYPE[event.type].topic
-        return {"topic": self.settings.topic(topic), "key": event.key, "value": encode(event).decode()}
+        """The entry of ``event``: its topic, key and value, and for a work event (``EventType.spread``)
+        its number in its job, which picks its partition."""
+        etype = BY_TYPE[event.type]
+        fields = {"topic": self.settings.topic(etype.topic), "key": event.key, "value": encode(event).decode()}
+        if etype.spread is not None:
+            fields["spread"] = str(etype.spread(event.data))
+        return fields
 
     def key_for(self, tag: str) -> str:
         """The outbox stream for a write in the shard ``tag`` (``shared.slots``), e.g.
@@ -363,7 +368,7 @@ class OutboxRelay:
         sent = [
             (stream, [(entry_id, self._producer.send(
                 f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
-                headers=structured_headers(f["value"]))) for entry_id, f in entries])
+                headers=structured_headers(f["value"]), partition=self._partition(f))) for entry_id, f in entries])
             for stream, entries in batch
         ]
         self._await_acks()
@@ -386,6 +391,19 @@ class OutboxRelay:
         if failed is not None:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
         return published
+
+    def _partition(self, entry: dict) -> int | None:
+        """The partition an entry names by its ``spread`` (its number in its job, mod the topic's
+        partitions); None (by its key) for the others, or when the number is unreadable."""
+        spread = entry.get("spread")
+        if spread is None:
+            return None
+        try:
+            n = int(spread)
+        except ValueError:
+            return None
+        partitions = sorted(self._producer.partitions_for(entry["topic"]) or ())
+        return partitions[n % len(partitions)] if partitions else None
 
     def _await_acks(self) -> None:
         """Wait for Kafka to answer for every record sent, renewing the leases every third of one."""

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError
 
-from shared.bus.outbox import Outbox, OutboxRelay
+from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty
 from shared.bus.producer import make_producer
 from shared.settings import REPO_ROOT
 from tests.support.infra import eventually, read_topic
@@ -361,3 +361,19 @@ def test_a_relay_keeps_reading_at_its_shortest_wait_for_a_while_after_it_publish
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_entries_naming_their_number_in_a_job_go_to_the_partitions_in_turn(settings, store, outbox, unique):
+    key = unique("spread")
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000)
+    assert relay._holds_lease()
+    for n in range(12):
+        store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": f"{key}#{n}", "value": str(n), "spread": str(n)})
+    try:
+        relay_until_empty(relay)
+    finally:
+        relay._reset_producer()
+    records = read_topic(settings, TOPIC, lambda rs: len([r for r in rs if r.key.startswith(key.encode())]) == 12,
+                         raw=True)
+    assert sorted((int(r.value), r.partition) for r in records if r.key.startswith(key.encode())) == [
+        (n, n % 6) for n in range(12)]  # the topic's 6 partitions, two each
