@@ -84,6 +84,8 @@ class Outbox:
         # The service's live relays (owner → last heartbeat, in Redis' own clock): each takes
         # its fair share of the streams.
         self.relays_key = f"{self.key}:relays"
+        # The channel on which writers whose events someone waits for wake the idle relays.
+        self.wake_channel = f"{self.key}:wake"
 
     def fields(self, event: Event) -> dict[str, str]:
         """The entry of ``event``: its topic, key and value, and for a work event (``EventType.spread``)
@@ -120,6 +122,18 @@ class Outbox:
     def xadd_args(self, event: Event) -> list[str]:
         """Flat field/value list for ``redis.call('XADD', key, '*', unpack(args))`` in a Lua script."""
         return [part for pair in self.fields(event).items() for part in pair]
+
+    def wake(self, client: redis.Redis) -> None:
+        """Tell the service's idle relays that an entry was just written (a PUBLISH; the relays
+        read their streams at once instead of at the end of their wait, up to ``relay_idle_max_ms``).
+        For writes someone waits for, such as a post its followers wait for; best effort."""
+        try:
+            if hasattr(client, "get_default_node"):  # a Redis Cluster: any node tells every node's subscribers
+                client.publish(self.wake_channel, "1", target_nodes=client.get_default_node())
+            else:
+                client.publish(self.wake_channel, "1")
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # they read within their wait
+            log.warning("outbox relays not woken", outbox=self.key, error=repr(exc))
 
     def pending(self, client: redis.Redis) -> int:
         """Entries not yet published, over every stream (one pipeline: one round trip per node)."""
@@ -200,7 +214,7 @@ class OutboxRelay:
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
                  batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0,
                  idle_ms: int = 50, idle_max_ms: int = 0, awake_ms: int = 0,
-                 work_topics: tuple[str, ...] = WORK_TOPICS):
+                 work_topics: tuple[str, ...] = WORK_TOPICS, wakeable: bool = False):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -221,6 +235,9 @@ class OutboxRelay:
         # Batches of these topics are sent without the linger: a consumer writes a job's work
         # events together, in one transaction, so none is a few ms behind the others.
         self.work_topics = frozenset(outbox.settings.topic(t) for t in work_topics)
+        # Idle, it waits on the outbox's wake channel (``Outbox.wake``) rather than only the clock.
+        self.wakeable = wakeable
+        self._wakeups = None  # its subscription, made on the first idle wait
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -432,7 +449,7 @@ class OutboxRelay:
                     idle = self.idle_ms
                     published_at = time.monotonic()
                 else:
-                    stop.wait(idle / 1000)
+                    self._idle(stop, idle / 1000)
                     if time.monotonic() - published_at >= self.awake_ms / 1000:
                         idle = min(idle * 2, self.idle_max_ms)
                 backoff = 0.2
@@ -443,7 +460,39 @@ class OutboxRelay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._reset_producer()
+        self._unsubscribe()
         self.release()
+
+    def _idle(self, stop: threading.Event, seconds: float) -> None:
+        """Wait ``seconds``, or less if a writer wakes the relay (``Outbox.wake``) or ``stop`` is set."""
+        if not self.wakeable:
+            stop.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        try:
+            if self._wakeups is None:
+                self._wakeups = self.store.pubsub(ignore_subscribe_messages=True)
+                self._wakeups.subscribe(self.outbox.wake_channel)
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if self._wakeups.get_message(timeout=min(left, 0.5)) is not None:
+                    while self._wakeups.get_message(timeout=0) is not None:
+                        pass  # one read answers every wake-up so far
+                    return
+        except (redis.RedisError, OSError) as exc:  # waits on the clock until the next idle wait
+            log.warning("outbox relay not listening for wake-ups", outbox=self.outbox.key, error=repr(exc))
+            self._unsubscribe()
+            stop.wait(max(deadline - time.monotonic(), 0))
+
+    def _unsubscribe(self) -> None:
+        if self._wakeups is not None:
+            try:
+                self._wakeups.close()
+            except Exception:  # a broken connection: nothing to give back
+                pass
+            self._wakeups = None
 
     def _reset_producer(self, timeout: float = 2) -> None:
         if self._producer is not None:

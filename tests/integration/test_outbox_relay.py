@@ -377,3 +377,19 @@ def test_entries_naming_their_number_in_a_job_go_to_the_partitions_in_turn(setti
                          raw=True)
     assert sorted((int(r.value), r.partition) for r in records if r.key.startswith(key.encode())) == [
         (n, n % 6) for n in range(12)]  # the topic's 6 partitions, two each
+
+
+def test_an_idle_relay_woken_by_a_writer_reads_at_once_instead_of_at_the_end_of_its_wait(settings, store, outbox,
+                                                                                          unique):
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=10_000, wakeable=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # its first read found nothing: it waits 10 s
+        store.xadd(outbox.key_for("{s7}"), {"topic": settings.topic(TOPIC), "key": unique("woken"), "value": "now"})
+        outbox.wake(store)
+        eventually(lambda: outbox.pending(store) == 0, timeout=4, message="the entry, relayed on the wake-up")
+    finally:
+        stop.set()
+        thread.join(10)
