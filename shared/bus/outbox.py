@@ -448,6 +448,7 @@ class OutboxRelay:
                 if self.publish_batch():
                     idle = self.idle_ms
                     published_at = time.monotonic()
+                    self._drain_wakeups()
                 else:
                     self._idle(stop, idle / 1000)
                     if time.monotonic() - published_at >= self.awake_ms / 1000:
@@ -478,13 +479,23 @@ class OutboxRelay:
                 if left <= 0:
                     return
                 if self._wakeups.get_message(timeout=min(left, 0.5)) is not None:
-                    while self._wakeups.get_message(timeout=0) is not None:
-                        pass  # one read answers every wake-up so far
+                    self._drain_wakeups()  # one read answers every wake-up so far
                     return
         except (redis.RedisError, OSError) as exc:  # waits on the clock until the next idle wait
             log.warning("outbox relay not listening for wake-ups", outbox=self.outbox.key, error=repr(exc))
             self._unsubscribe()
             stop.wait(max(deadline - time.monotonic(), 0))
+
+    def _drain_wakeups(self) -> None:
+        """Drop the wake-ups received so far (without waiting): a busy relay reads anyway, and
+        one that never read its subscription would grow its buffer in Redis until Redis cut it."""
+        if self._wakeups is None:
+            return
+        try:
+            while self._wakeups.get_message(timeout=0) is not None:
+                pass
+        except (redis.RedisError, OSError):  # subscribed again on the next idle wait
+            self._unsubscribe()
 
     def _unsubscribe(self) -> None:
         if self._wakeups is not None:
