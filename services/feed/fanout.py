@@ -15,6 +15,8 @@ The price is one more hop (outbox → relay → Kafka), paid only by very large 
 """
 from __future__ import annotations
 
+import re
+
 import redis
 from marshmallow import ValidationError, fields
 
@@ -26,12 +28,34 @@ from shared.events.catalogue import EventData, EventType, Member, PostId, Time, 
 from shared.settings import Settings
 
 
+# A member id's rule (``MEMBER_ID``, anchored) repeated with a separator no member id holds: one
+# match over the joined list instead of one per member, about a third of the time.
+_ONE = MEMBER_ID.pattern.removeprefix("^").removesuffix("$")
+_SEPARATOR = "\x00"
+_JOINED = re.compile(f"(?:{_ONE})(?:{_SEPARATOR}(?:{_ONE}))*")
+assert not re.fullmatch(_ONE, _SEPARATOR), "the separator must not be allowed in a member id"
+
+
+def member_ids(value) -> bool:
+    """Whether ``value`` is a list of member ids (each as ``MEMBER_ID`` wants it)."""
+    if not isinstance(value, list):
+        return False
+    if not value:
+        return True
+    try:
+        joined = _SEPARATOR.join(value)
+    except TypeError:  # an element that is not a string
+        return False
+    # As many separators as joints: none inside a member, so the match sees each member whole.
+    return joined.count(_SEPARATOR) == len(value) - 1 and _JOINED.fullmatch(joined) is not None
+
+
 class MemberList(fields.Field):
     """A list of member ids, checked in one pass: a batch holds a thousand of them, and a
     field per element would cost more than writing the timelines."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, list) or not all(isinstance(m, str) and MEMBER_ID.fullmatch(m) for m in value):
+        if not member_ids(value):
             raise ValidationError("Must be a list of member ids.")
         return value
 
@@ -50,7 +74,10 @@ class FanoutBatch(EventData):
 
 FANOUT_BATCH = register(EventType(
     "feed", "fanout.batch", 1, FanoutBatch,
-    key=lambda d: f"{d['post_id']}#{d['batch']}",  # spread one post's batches over the partitions
+    key=lambda d: f"{d['post_id']}#{d['batch']}",
+    # One post's batches in turn over the partitions: hashed, some partitions got three times as
+    # many as others, and the worker holding the busiest finished the fan-out alone.
+    spread=lambda d: d["batch"],
     subject=lambda d: d["post_id"], topic_name="feed.fanout"))
 
 

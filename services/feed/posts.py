@@ -242,6 +242,7 @@ def publish(store: redis.Redis, outbox: Outbox, author: str, text: str, visibili
             tx.zadd(keys.public_posts(author), {post_id: at})
         outbox.add(tx, event, tag=keys.post_shard(post_id))
         tx.execute()
+    outbox.wake(store)  # followers wait for it: relayed now, not after an idle relay's wait
     if reshare_of is not None:
         # The original's count, in the original's slot: counted now for the author's next read,
         # and again (idempotently, by the reshare's id) by the consumer of post.created.

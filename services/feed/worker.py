@@ -45,6 +45,9 @@ def consumers(settings: Settings) -> list[Consumer]:
             # A post's fan-out reads the post and its author's audience, which no post.created
             # writes, and writes the cache at once: a batch shares one dedup read and one EXEC.
             batch_size=100,
+            # Followers wait for the post: a fetch returns as soon as a post.created arrived
+            # (one is far below consumer_fetch_min_bytes, so it would wait the fetch's whole wait).
+            fetch_min_bytes=1,
         ),
         Consumer(
             name="feed.fanout",
@@ -52,6 +55,7 @@ def consumers(settings: Settings) -> list[Consumer]:
             topics=("feed.fanout",),
             handlers={"fanout.batch": handlers.on_fanout_batch},
             max_poll_records=10,  # a batch is up to fanout_batch_size timeline writes
+            fetch_min_bytes=1,  # the last, smaller batch of a post does not wait for more
         ),
         members.consumer("feed", erase=closing.erase),
     ]

@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import Counter, Gauge
 
+from shared.bus.topics import WORK_TOPICS
 from shared.bus.transactions import node_of
 from shared.events import Event, encode
 from shared.events.catalogue import BY_TYPE
@@ -83,10 +84,17 @@ class Outbox:
         # The service's live relays (owner → last heartbeat, in Redis' own clock): each takes
         # its fair share of the streams.
         self.relays_key = f"{self.key}:relays"
+        # The channel on which writers whose events someone waits for wake the idle relays.
+        self.wake_channel = f"{self.key}:wake"
 
     def fields(self, event: Event) -> dict[str, str]:
-        topic = BY_TYPE[event.type].topic
-        return {"topic": self.settings.topic(topic), "key": event.key, "value": encode(event).decode()}
+        """The entry of ``event``: its topic, key and value, and for a work event (``EventType.spread``)
+        its number in its job, which picks its partition."""
+        etype = BY_TYPE[event.type]
+        fields = {"topic": self.settings.topic(etype.topic), "key": event.key, "value": encode(event).decode()}
+        if etype.spread is not None:
+            fields["spread"] = str(etype.spread(event.data))
+        return fields
 
     def key_for(self, tag: str) -> str:
         """The outbox stream for a write in the shard ``tag`` (``shared.slots``), e.g.
@@ -114,6 +122,18 @@ class Outbox:
     def xadd_args(self, event: Event) -> list[str]:
         """Flat field/value list for ``redis.call('XADD', key, '*', unpack(args))`` in a Lua script."""
         return [part for pair in self.fields(event).items() for part in pair]
+
+    def wake(self, client: redis.Redis) -> None:
+        """Tell the service's idle relays that an entry was just written (a PUBLISH; the relays
+        read their streams at once instead of at the end of their wait, up to ``relay_idle_max_ms``).
+        For writes someone waits for, such as a post its followers wait for; best effort."""
+        try:
+            if hasattr(client, "get_default_node"):  # a Redis Cluster: any node tells every node's subscribers
+                client.publish(self.wake_channel, "1", target_nodes=client.get_default_node())
+            else:
+                client.publish(self.wake_channel, "1")
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # they read within their wait
+            log.warning("outbox relays not woken", outbox=self.key, error=repr(exc))
 
     def pending(self, client: redis.Redis) -> int:
         """Entries not yet published, over every stream (one pipeline: one round trip per node)."""
@@ -187,12 +207,14 @@ class OutboxRelay:
 
     Each round reads every stream it holds with a non-blocking XRANGE, all in one pipeline
     (one round trip per Redis node; a blocking read of many keys would need them in one slot),
-    and sleeps ``idle_ms`` when all were empty.
+    and sleeps ``idle_ms`` when all were empty, longer and longer (up to ``idle_max_ms``) once
+    they stayed empty for ``awake_ms`` after its last batch.
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
                  batch_size: int = 1000, lease_ms: int = 10_000, ack_timeout: float = 35.0, linger_ms: int = 0,
-                 idle_ms: int = 50, idle_max_ms: int = 0):
+                 idle_ms: int = 50, idle_max_ms: int = 0, awake_ms: int = 0,
+                 work_topics: tuple[str, ...] = WORK_TOPICS, wakeable: bool = False):
         self.outbox = outbox
         self.store = store
         self.producer_factory = producer_factory
@@ -206,6 +228,16 @@ class OutboxRelay:
         # its streams a few times a second instead of twenty, and the first event after a quiet
         # spell waits at most this long.
         self.idle_max_ms = max(idle_max_ms, idle_ms)
+        # ... but only once it has published nothing for this long: an event often causes more
+        # a moment later (a post's fan-out batches, written by the consumer of its post.created,
+        # a few hundred ms after it), and those find the relay still reading every ``idle_ms``.
+        self.awake_ms = awake_ms
+        # Batches of these topics are sent without the linger: a consumer writes a job's work
+        # events together, in one transaction, so none is a few ms behind the others.
+        self.work_topics = frozenset(outbox.settings.topic(t) for t in work_topics)
+        # Idle, it waits on the outbox's wake channel (``Outbox.wake``) rather than only the clock.
+        self.wakeable = wakeable
+        self._wakeups = None  # its subscription, made on the first idle wait
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -337,7 +369,8 @@ class OutboxRelay:
             batch = self._read()
         if not batch:
             return 0
-        if self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size:
+        if (self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size
+                and not any(f["topic"] in self.work_topics for _, entries in batch for _, f in entries)):
             # Under load the next writes are a few ms behind: one batch (one flush, one XDEL
             # per stream) for all of them instead of one each.
             time.sleep(self.linger_ms / 1000)
@@ -352,7 +385,7 @@ class OutboxRelay:
         sent = [
             (stream, [(entry_id, self._producer.send(
                 f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
-                headers=structured_headers(f["value"]))) for entry_id, f in entries])
+                headers=structured_headers(f["value"]), partition=self._partition(f))) for entry_id, f in entries])
             for stream, entries in batch
         ]
         self._await_acks()
@@ -376,6 +409,19 @@ class OutboxRelay:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
         return published
 
+    def _partition(self, entry: dict) -> int | None:
+        """The partition an entry names by its ``spread`` (its number in its job, mod the topic's
+        partitions); None (by its key) for the others, or when the number is unreadable."""
+        spread = entry.get("spread")
+        if spread is None:
+            return None
+        try:
+            n = int(spread)
+        except ValueError:
+            return None
+        partitions = sorted(self._producer.partitions_for(entry["topic"]) or ())
+        return partitions[n % len(partitions)] if partitions else None
+
     def _await_acks(self) -> None:
         """Wait for Kafka to answer for every record sent, renewing the leases every third of one."""
         deadline = time.monotonic() + self.ack_timeout
@@ -393,6 +439,7 @@ class OutboxRelay:
         """Publish until ``stop`` is set; survive Kafka and Redis outages; release the leases."""
         backoff = 0.2
         idle = self.idle_ms
+        published_at = float("-inf")
         while not stop.is_set():
             try:
                 if not self._holds_lease():
@@ -400,9 +447,12 @@ class OutboxRelay:
                     continue
                 if self.publish_batch():
                     idle = self.idle_ms
+                    published_at = time.monotonic()
+                    self._drain_wakeups()
                 else:
-                    stop.wait(idle / 1000)
-                    idle = min(idle * 2, self.idle_max_ms)
+                    self._idle(stop, idle / 1000)
+                    if time.monotonic() - published_at >= self.awake_ms / 1000:
+                        idle = min(idle * 2, self.idle_max_ms)
                 backoff = 0.2
             except (KafkaError, redis.RedisError, OSError, LeaseLost) as exc:
                 log.warning("outbox relay waiting", outbox=self.outbox.key, error=repr(exc), retry_in=backoff)
@@ -411,7 +461,49 @@ class OutboxRelay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._reset_producer()
+        self._unsubscribe()
         self.release()
+
+    def _idle(self, stop: threading.Event, seconds: float) -> None:
+        """Wait ``seconds``, or less if a writer wakes the relay (``Outbox.wake``) or ``stop`` is set."""
+        if not self.wakeable:
+            stop.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        try:
+            if self._wakeups is None:
+                self._wakeups = self.store.pubsub(ignore_subscribe_messages=True)
+                self._wakeups.subscribe(self.outbox.wake_channel)
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                if self._wakeups.get_message(timeout=min(left, 0.5)) is not None:
+                    self._drain_wakeups()  # one read answers every wake-up so far
+                    return
+        except (redis.RedisError, OSError) as exc:  # waits on the clock until the next idle wait
+            log.warning("outbox relay not listening for wake-ups", outbox=self.outbox.key, error=repr(exc))
+            self._unsubscribe()
+            stop.wait(max(deadline - time.monotonic(), 0))
+
+    def _drain_wakeups(self) -> None:
+        """Drop the wake-ups received so far (without waiting): a busy relay reads anyway, and
+        one that never read its subscription would grow its buffer in Redis until Redis cut it."""
+        if self._wakeups is None:
+            return
+        try:
+            while self._wakeups.get_message(timeout=0) is not None:
+                pass
+        except (redis.RedisError, OSError):  # subscribed again on the next idle wait
+            self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
+        if self._wakeups is not None:
+            try:
+                self._wakeups.close()
+            except Exception:  # a broken connection: nothing to give back
+                pass
+            self._wakeups = None
 
     def _reset_producer(self, timeout: float = 2) -> None:
         if self._producer is not None:

@@ -54,7 +54,8 @@ class Worker:
         # Every worker of the service runs a relay: together they cover all of its outbox streams.
         relay = OutboxRelay(outbox, store, lambda: make_producer(self.settings), linger_ms=self.settings.relay_linger_ms,
                             idle_ms=self.settings.relay_idle_ms,
-                            idle_max_ms=self.settings.relay_idle_max_ms)
+                            idle_max_ms=self.settings.relay_idle_max_ms, awake_ms=self.settings.relay_awake_ms,
+                            wakeable=True)
         self._spawn(f"{self.service}.relay", relay.run)
         for spec in module.consumers(self.settings):
             runner = ConsumerRunner(spec, self.settings, store, outbox, extra)

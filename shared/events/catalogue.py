@@ -315,6 +315,10 @@ class EventType:
     key: Callable[[dict], str]  # Kafka key from the event's data
     subject: Callable[[dict], str]
     topic_name: str | None = None  # default: the service's ``<service>.events``
+    # A work topic's events: the number ``n`` of the event within its job; the relay sends it to
+    # the topic's partition ``n`` mod their count, so a job's events spread evenly over the
+    # partitions (and the workers) instead of as their keys hash. None: by the key.
+    spread: Callable[[dict], int] | None = None
 
     @property
     def type(self) -> str:

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaTimeoutError
 
-from shared.bus.outbox import Outbox, OutboxRelay
+from shared.bus.outbox import Outbox, OutboxRelay, relay_until_empty
 from shared.bus.producer import make_producer
 from shared.settings import REPO_ROOT
 from tests.support.infra import eventually, read_topic
@@ -318,6 +318,78 @@ def test_an_idle_relay_reads_ever_less_often_and_still_publishes_the_next_entry(
         key = unique("after-idle")
         store.xadd(outbox.key_for("{s3}"), {"topic": settings.topic(TOPIC), "key": key, "value": "late"})
         eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry after a quiet spell")
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_work_topic_entries_leave_at_once_without_waiting_the_linger_for_later_ones(settings, store, outbox, unique):
+    key = unique("work")
+    # As feed.fanout's: the test's own topic, whose entries no service consumes.
+    lingering = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000, linger_ms=300,
+                            work_topics=(TOPIC,))
+    assert lingering._holds_lease()
+    store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": key, "value": "batch 1"})
+    late = threading.Timer(0.05, lambda: store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": key,
+                                                                 "value": "batch 2"}))
+    late.start()
+    try:
+        published = lingering.publish_batch(block_ms=100)
+        late.join()
+        assert published == 1 and outbox.pending(store) == 1  # the second goes with the next batch
+        assert lingering.publish_batch(block_ms=100) == 1
+    finally:
+        late.join()
+        lingering._reset_producer()
+
+
+def test_a_relay_keeps_reading_at_its_shortest_wait_for_a_while_after_it_published(settings, store, outbox, unique):
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=20, idle_max_ms=320, awake_ms=1_000)
+    reads = []
+    read = relay._read
+    relay._read = lambda *a, **kw: reads.append(time.monotonic()) or read(*a, **kw)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        store.xadd(outbox.key_for("{s5}"), {"topic": settings.topic(TOPIC), "key": unique("awake"), "value": "one"})
+        eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry")
+        published = time.monotonic()
+        time.sleep(0.8)
+        # Every 20 ms for the second after it: about 40 reads in 0.8 s; doubling at once, about 6.
+        assert len([t for t in reads if t > published]) > 20
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_entries_naming_their_number_in_a_job_go_to_the_partitions_in_turn(settings, store, outbox, unique):
+    key = unique("spread")
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), lease_ms=10_000)
+    assert relay._holds_lease()
+    for n in range(12):
+        store.xadd(outbox.key, {"topic": settings.topic(TOPIC), "key": f"{key}#{n}", "value": str(n), "spread": str(n)})
+    try:
+        relay_until_empty(relay)
+    finally:
+        relay._reset_producer()
+    records = read_topic(settings, TOPIC, lambda rs: len([r for r in rs if r.key.startswith(key.encode())]) == 12,
+                         raw=True)
+    assert sorted((int(r.value), r.partition) for r in records if r.key.startswith(key.encode())) == [
+        (n, n % 6) for n in range(12)]  # the topic's 6 partitions, two each
+
+
+def test_an_idle_relay_woken_by_a_writer_reads_at_once_instead_of_at_the_end_of_its_wait(settings, store, outbox,
+                                                                                          unique):
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=10_000, wakeable=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # its first read found nothing: it waits 10 s
+        store.xadd(outbox.key_for("{s7}"), {"topic": settings.topic(TOPIC), "key": unique("woken"), "value": "now"})
+        outbox.wake(store)
+        eventually(lambda: outbox.pending(store) == 0, timeout=4, message="the entry, relayed on the wake-up")
     finally:
         stop.set()
         thread.join(10)

@@ -1,4 +1,4 @@
-"""Rules of the feed that need no I/O: post ids, key placement, request bodies, page JSON."""
+"""Rules of the feed that need no I/O: post ids, key placement, request bodies, page JSON, batch member lists."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,9 +8,13 @@ import pytest
 from marshmallow import ValidationError
 
 from services.feed import store as keys
+from services.feed.fanout import batches, member_ids
 from services.feed.posts import Post, is_post_id, new_post_id, page_json
 from services.feed.schemas import CommentArgs, PostArgs
 from shared import slots
+from shared.auth import MEMBER_ID
+from shared.bus.outbox import Outbox
+from shared.settings import load_settings
 
 
 def test_a_post_id_names_its_author_and_is_never_a_member_id():
@@ -70,3 +74,22 @@ def test_a_feed_script_with_the_one_stream_outbox_still_refuses_keys_of_two_post
     with pytest.raises(slots.CrossSlot):
         keys.run(keys.LIKE, None, keys={"post": keys.post(first), "likers": keys.likers(second),
                                         "outbox": "outbox:feed"}, member="grace", delta=1, event=[])
+
+
+@pytest.mark.parametrize("members", [
+    [], ["ada"], ["ada", "bob.l-1", "x" * 64], [f"fan{i}" for i in range(1000)],
+    ["ada", ""], ["ada", "x" * 65], ["ada bob"], ["ada\x00bob"], ["ada\x00", "bob"], ["ada", "\x00"],
+    ["ada", "bob\n"], ["adé"], ["ada", 7], ["ada", None], "ada", None, {"ada": 1},
+])
+def test_a_fan_out_batch_takes_exactly_the_member_lists_whose_every_element_is_a_member_id(members):
+    one_by_one = isinstance(members, list) and all(isinstance(m, str) and MEMBER_ID.fullmatch(m) for m in members)
+    assert member_ids(members) is bool(one_by_one)
+
+
+def test_a_posts_batches_name_their_number_so_that_the_relay_sends_them_to_the_partitions_in_turn():
+    post = {"post_id": new_post_id("ada", 1), "author": "ada", "created_at": "2026-12-01T00:00:00.000Z",
+            "created_ms": 1}
+    outbox = Outbox("feed", load_settings())
+    entries = [outbox.fields(event) for event in batches(post, [f"fan{i}" for i in range(25)], 10, first=1)]
+    assert [e["spread"] for e in entries] == ["1", "2", "3"]
+    assert [json.loads(e["value"])["data"]["batch"] for e in entries] == [1, 2, 3]
