@@ -150,8 +150,13 @@ def main() -> None:
     def best(runs: list[dict]) -> dict:  # the run on the quieter machine: the lower /healthz
         return min(runs, key=lambda r: r["healthz_cpu_ms"])
 
+    def commit(directory: str) -> str:
+        return subprocess.run(["git", "-C", directory, "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True).stdout.strip()
+
     this, compared = best(turns["this"]), best(turns["compared"])
-    write_results(name, {"this": this, "compared": {"checkout": args.compare, **compared},
+    write_results(name, {"this": {"commit": commit(here), **this},
+                         "compared": {"commit": commit(args.compare), **compared},
                          "feed_cpu_this_to_compared": round(this["feed_cpu_ms"] / compared["feed_cpu_ms"], 3),
                          "requests_each": n, "rounds": args.rounds, "runs": turns})
 
