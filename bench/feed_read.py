@@ -73,11 +73,16 @@ def main() -> None:
             for _ in range(args.runs):  # /healthz and the feed back to back, so each pair saw the same machine
                 health = measured("/healthz")
                 feed = measured("/v1/feed", tokens[readers[0]])
+                # The CPU ratio moves less than the rps ratio with the machine's other load.
                 runs.append({"healthz": health, "feed": feed,
-                             "ratio_feed_to_healthz": round(feed["rps"] / health["rps"], 3)})
+                             "ratio_feed_to_healthz": round(feed["rps"] / health["rps"], 3),
+                             "cpu_ratio_healthz_to_feed": round(health["server_cpu_ms_per_request"]
+                                                                / max(feed["server_cpu_ms_per_request"], 1e-9), 3)})
                 print(runs[-1])
         ratios = [r["ratio_feed_to_healthz"] for r in runs]
+        cpu_ratios = [r["cpu_ratio_healthz_to_feed"] for r in runs]
         figures = {**runs[-1], "ratio_min": min(ratios), "ratio_max": max(ratios),
+                   "cpu_ratio_min": min(cpu_ratios), "cpu_ratio_max": max(cpu_ratios),
                    "feed_p99_ms_min": min(r["feed"]["p99_ms"] for r in runs),
                    "feed_p99_ms_max": max(r["feed"]["p99_ms"] for r in runs),
                    "aim_ratio": 0.5, "aim_p99_ms": 25, "posts_per_page": 20,

@@ -22,6 +22,7 @@ from shared.clock import now_ms, rfc3339
 from shared.events import new_event
 from shared.pages import zset_page
 from shared.problems import Forbidden, Invalid, NotFound
+from shared.store_client import read_many
 
 EXCERPT = 200
 _STAMP = re.compile(r"^[0-9a-z]{1,40}$")
@@ -100,57 +101,60 @@ def _missing(post_id: str) -> NotFound:
 # --- reading ----------------------------------------------------------------------------
 
 
-def _as_seen_by(reader: str, post_id: str, fields: list, liked: int, relation: tuple, in_feed: bool) -> Post | None:
+def _as_seen_by(reader: str, post_id: str, author: str, fields: list, liked: int, relation: tuple,
+                in_feed: bool) -> Post | None:
     """A post from its hash's fields, or ``None`` when ``reader`` may not see it (or it is deleted)."""
     created, text, visibility, reshare_of, likes, comments, reshares = fields
     if created is None:
         return None  # deleted, or never was
     connected, hidden, followed = relation
-    author = keys.author_of(post_id)
     if author != reader and (hidden or (visibility != "public" and not connected) or (in_feed and not followed)):
         return None
     return Post(post_id, author, text, visibility, int(created), reshare_of or None, int(likes or 0),
                 int(comments or 0), int(reshares or 0), bool(liked))
 
 
-def _queue_posts(pipe, reader: str, post_ids: list[str]) -> list[str]:
-    """Queue the reads of ``post_ids`` as ``reader`` sees them; returns their distinct authors.
+def _post_reads(reader: str, post_ids: list[str]) -> tuple[list[tuple], list[str], list[str]]:
+    """The reads of ``post_ids`` as ``reader`` sees them, for ``read_many``; with each post's
+    author and the distinct authors.
 
     Every command touches one key: a post's (its author's slot) or the reader's (the reader's
-    slot). On a Redis Cluster the pipeline sends each node its commands."""
-    authors = list(dict.fromkeys(keys.author_of(p) for p in post_ids))
+    slot): each post's hash and whether its likers set (the like's own record) holds the
+    reader, then the reader's relationships to the authors."""
+    post_authors = [keys.author_of(p) for p in post_ids]
+    authors = list(dict.fromkeys(post_authors))
+    commands: list[tuple] = []
     for post_id in post_ids:
-        pipe.hmget(keys.post(post_id), keys.POST_FIELDS)
-        pipe.sismember(keys.likers(post_id), reader)
-    pipe.smismember(keys.connections(reader), authors)
-    pipe.smismember(keys.hidden(reader), authors)
-    pipe.zmscore(keys.following(reader), authors)
-    return authors
+        post_key, likers_key = keys.post_read_keys(post_id)
+        commands.append(("HMGET", post_key, *keys.POST_FIELDS))
+        commands.append(("SISMEMBER", likers_key, reader))
+    commands.append(("SMISMEMBER", keys.connections(reader), *authors))
+    commands.append(("SMISMEMBER", keys.hidden(reader), *authors))
+    commands.append(("ZMSCORE", keys.following(reader), *authors))
+    return commands, post_authors, authors
 
 
-def _read_posts(replies: list, reader: str, post_ids: list[str], authors: list[str],
+def _read_posts(replies: list, reader: str, post_ids: list[str], post_authors: list[str], authors: list[str],
                 in_feed: bool) -> list[Post | None]:
-    """The posts of ``_queue_posts``'s replies (``replies`` starts with them)."""
+    """The posts of ``_post_reads``'s replies (``replies`` starts with them)."""
     n = len(post_ids)
     connected, hidden, followed = replies[2 * n:2 * n + 3]
     relation = {a: (connected[i], hidden[i], followed[i] is not None) for i, a in enumerate(authors)}
-    return [_as_seen_by(reader, post_id, replies[2 * i], replies[2 * i + 1], relation[keys.author_of(post_id)],
-                        in_feed) for i, post_id in enumerate(post_ids)]
+    return [_as_seen_by(reader, post_id, author, replies[2 * i], replies[2 * i + 1], relation[author], in_feed)
+            for i, (post_id, author) in enumerate(zip(post_ids, post_authors))]
 
 
 def hydrate(store: redis.Redis, reader: str, post_ids: list[str], in_feed: bool = False) -> list[Post | None]:
     """The posts ``post_ids`` as ``reader`` sees them, ``None`` where they may not (or deleted).
 
-    One pipeline: the posts, the reader's likes (each post's likers set: the like's own
-    record) and the reader's relationships to their authors. ``in_feed`` also requires that
-    the reader follows the author (or is it).
+    One round trip (``store_client.read_many``): the posts, the reader's likes (each post's
+    likers set: the like's own record) and the reader's relationships to their authors.
+    ``in_feed`` also requires that the reader follows the author (or is it).
     """
     if not post_ids:
         return []
-    with store.pipeline(transaction=False) as pipe:
-        authors = _queue_posts(pipe, reader, post_ids)
-        replies = pipe.execute()
-    return _read_posts(replies, reader, post_ids, authors, in_feed)
+    commands, post_authors, authors = _post_reads(reader, post_ids)
+    return _read_posts(read_many(store, commands), reader, post_ids, post_authors, authors, in_feed)
 
 
 def feed_window(store: redis.Redis, reader: str, max_score: float | str, size: int,
@@ -160,16 +164,19 @@ def feed_window(store: redis.Redis, reader: str, max_score: float | str, size: i
     Returns the ``size`` newest posts up to ``max_score`` of each high-follower author the
     reader follows (as (post id, score) lists), and every post of the window, from the
     timeline and from those authors, as the reader sees it in their feed (``None`` if not).
-    One pipeline for the timeline's posts and which high-follower authors the reader
+    One round trip for the timeline's posts and which high-follower authors the reader
     follows (the copy of that set in the reader's shard); two more only when they follow
     any: those authors' posts, then those posts.
     """
-    with store.pipeline(transaction=False) as pipe:
-        pipe.zinter([keys.following(reader), keys.high_follower_authors(keys.shard(reader))])
-        authors = _queue_posts(pipe, reader, timeline_ids) if timeline_ids else []
-        replies = pipe.execute()
+    commands: list[tuple] = [("ZINTER", 2, keys.following(reader), keys.high_follower_authors(keys.shard(reader)))]
+    post_authors: list[str] = []
+    authors: list[str] = []
+    if timeline_ids:
+        reads, post_authors, authors = _post_reads(reader, timeline_ids)
+        commands += reads
+    replies = read_many(store, commands)
     followed_high = replies[0]
-    posts = dict(zip(timeline_ids, _read_posts(replies[1:], reader, timeline_ids, authors, True)
+    posts = dict(zip(timeline_ids, _read_posts(replies[1:], reader, timeline_ids, post_authors, authors, True)
                      if timeline_ids else []))
     if not followed_high:
         return [], posts

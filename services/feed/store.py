@@ -219,6 +219,12 @@ LIVE = "~live"
 POST_FIELDS = ("created_ms", "text", "visibility", "reshare_of", "likes", "comments", "reshares")
 
 
+def post_read_keys(post_id: str) -> tuple[str, str]:
+    """``(post(post_id), likers(post_id))``, the post's shard computed once (a feed read's hot loop)."""
+    tag = post_shard(post_id)
+    return f"feed:{tag}:post:{post_id}", f"feed:{tag}:likers:{post_id}"
+
+
 # --- scripts ----------------------------------------------------------------------------
 # Each replies with a word saying what happened; the tests check every one.
 
