@@ -53,7 +53,7 @@ test: system-deps $(INSTALLED)
 # CLUSTER_TESTS="tests/integration tests/e2e" runs everything on the cluster stack (about 25
 # minutes here).
 CLUSTER_TESTS ?= tests/integration/test_follows_api.py tests/integration/test_connections_invitations.py \
-	tests/integration/test_notifications_inbox.py
+	tests/integration/test_notifications_inbox.py tests/integration/test_feed_timelines.py tests/integration/test_write_limits.py
 # Tests that start brokers and nodes of their own to kill them: the cluster stack's own tests,
 # the failover test and the Kafka outage test (a private single broker).
 OWN_STACK_TESTS := tests/integration/test_cluster_stack.py tests/integration/test_cluster_failover.py \

@@ -11,6 +11,7 @@ repeated or concurrent calls change nothing.
 from __future__ import annotations
 
 import redis
+from redis.cluster import RedisCluster
 
 from services.connections import store as keys
 
@@ -33,13 +34,19 @@ def _project_script(store: redis.Redis, member: str, other: str, record: dict, p
 
 def project(store: redis.Redis, a: str, b: str, tx: redis.client.Pipeline | None = None) -> None:
     """Bring both members' sides to the pair's record as it is now: both scripts (each in its
-    member's slot) in one pipeline, or queued on ``tx`` (a consumer's transaction)."""
+    member's slot) in one pipeline on one node, or queued on ``tx`` (a consumer's transaction)."""
     record = store.hgetall(keys.relationship(a, b))
     if "version" not in record:
         return
     if tx is not None:
         _project_script(store, a, b, record, pipe=tx)
         _project_script(store, b, a, record, pipe=tx)
+        return
+    if isinstance(store, RedisCluster):
+        # A cluster's pipeline runs no script, and the two slots may be on two nodes: one call
+        # each, routed (and re-routed through a failover) by the cluster client.
+        _project_script(store, a, b, record)
+        _project_script(store, b, a, record)
         return
     with store.pipeline(transaction=False) as both:
         _project_script(store, a, b, record, pipe=both)
