@@ -60,7 +60,7 @@ def skip_cost(count: int) -> dict:
                       headers=structured_headers(value.decode()))
     producer.flush()
     producer.close()
-    [spec] = consumers(settings)
+    [spec] = [c for c in consumers(settings) if c.name == "follows.connections"]
     store = store_client.connect(settings.store_url("follows"))
     runner = ConsumerRunner(spec, settings, store, Outbox("follows", settings))
     stop = threading.Event()
