@@ -11,9 +11,9 @@ it replaced in the same run (``bench.write_cost --compare`` measures the setting
    JSON by the standard library or by orjson; the data by its marshmallow schema or by its
    fast path (``shared.events.fastload``); a whole decode, and building an event (``new_event``);
 5. a consumer's CPU per event it handles, one transaction per event and one per batch of 100,
-   the same events read by two consumer groups: ``follows.followers`` (``follow.created``, each
-   a write queued from the event alone) and ``connections.suggestions`` (``invitation.sent`` of
-   real invitations: the pair's record read, both members' sides queued).
+   the same events read by two consumer groups: ``follows.followers`` (``follow.created`` of
+   edges in the store: the edge read, its projection queued) and ``connections.suggestions``
+   (``invitation.sent`` of real invitations: the pair's record read, both members' sides queued).
 
 CPU is the process's own (user + system), so a consumer's or producer's I/O thread counts too.
 
@@ -44,7 +44,6 @@ def skip_cost(count: int) -> dict:
     """(run in a child process) CPU per record of follows.connections for invitation.sent records."""
     from bench.support import bench_settings
     from services.follows.worker import consumers
-    from shared.bus.consumer import HANDLED, ConsumerRunner
     from shared.bus.outbox import Outbox, structured_headers
     from shared.bus.producer import make_producer
     from shared.events import encode, new_event
@@ -62,23 +61,7 @@ def skip_cost(count: int) -> dict:
     producer.close()
     [spec] = [c for c in consumers(settings) if c.name == "follows.connections"]
     store = store_client.connect(settings.store_url("follows"))
-    runner = ConsumerRunner(spec, settings, store, Outbox("follows", settings))
-    stop = threading.Event()
-
-    def seen() -> float:
-        return sum(s.value for m in HANDLED.collect() for s in m.samples
-                   if s.name.endswith("_total") and s.labels["consumer"] == spec.name)
-
-    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
-    started, start_cpu = time.monotonic(), cpu()
-    thread.start()
-    while seen() < count:
-        time.sleep(0.05)
-        if time.monotonic() - started > 300:
-            raise RuntimeError("the consumer did not get through the records")
-    used = cpu() - start_cpu
-    stop.set()
-    thread.join(20)
+    used = _consume(spec, settings, store, Outbox("follows", settings), count)
     return {"records": count, "cpu_ms_per_record": round(used * 1000 / count, 4)}
 
 
@@ -119,8 +102,15 @@ def handled_cost(service: str, count: int) -> dict:
     outbox = Outbox(service, settings)
     run = uuid.uuid4().hex[:8]
     if service == "follows":
+        from services.follows import store as follows_keys
         from services.follows.worker import consumers
         name = "follows.followers"
+        with store.pipeline(transaction=False) as pipe:  # the edges, as the follow requests left them
+            for i in range(count):
+                follower, followee = f"a{run}{i}", f"b{run}{i % 50}"
+                pipe.zadd(follows_keys.following(follower), {followee: 1_796_000_000_000})
+                pipe.set(follows_keys.follow_version(follower, followee), 1)
+            pipe.execute()
         producer = make_producer(settings)
         for i in range(count):
             event = new_event("follows", "follow.created", {

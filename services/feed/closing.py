@@ -1,6 +1,7 @@
 """A closed account's erasure in the feed service (on ``member.closed``, from the member
-replica's consumer): its posts and what hangs on them, their ids in the timelines they were
-fanned out to, its likes and comments on others' posts (their counts drop), its own timeline,
+replica's consumer): its posts and what hangs on them, every entry of its posts in the
+timelines of its followers and connections, past ones too (also of posts deleted after their
+fan-out, which a deletion leaves there), its likes and comments on others' posts (their counts drop), its own timeline,
 and its entries on both sides of the audience replica.
 
 Store writes are single-key commands, or ``ERASE_LIKE``/``ERASE_COMMENTS``/``RESHARED`` on one
@@ -23,6 +24,28 @@ import json
 
 from services.feed import store as keys
 from shared.bus.consumer import Effects
+
+
+READERS_PER_ROUND = 500
+
+
+def _take_out_of_timelines(cache, member: str, readers: set[str]) -> None:
+    """Every entry of ``member``'s posts out of the timelines of ``readers``, read whole (each is
+    capped): the posts they hold now, and also ones deleted after their fan-out, which the
+    store no longer lists. Two pipelines per ``READERS_PER_ROUND`` readers, a command a key."""
+    ordered = sorted(readers)
+    for start in range(0, len(ordered), READERS_PER_ROUND):
+        chunk = ordered[start:start + READERS_PER_ROUND]
+        with cache.pipeline(transaction=False) as pipe:
+            for reader in chunk:
+                pipe.zrange(keys.timeline(reader), 0, -1)
+            held = pipe.execute()
+        with cache.pipeline(transaction=False) as pipe:
+            for reader, entries in zip(chunk, held):
+                theirs = [e for e in entries if e != keys.LIVE and keys.author_of(e) == member]
+                if theirs:
+                    pipe.zrem(keys.timeline(reader), *theirs)
+            pipe.execute()
 
 
 def erase(member: str, fx: Effects) -> None:
@@ -52,9 +75,7 @@ def erase(member: str, fx: Effects) -> None:
             tx.srem(keys.commented(json.loads(raw)["author"]), f"{post_id} {comment_id}")
         tx.delete(keys.post(post_id), keys.likers(post_id), keys.comments(post_id),
                   keys.comment_bodies(post_id), keys.resharers(post_id))
-    if own:
-        for reader in audience:
-            cache.zrem(keys.timeline(reader), *own)
+    _take_out_of_timelines(cache, member, audience | followers)
     cache.delete(keys.timeline(member))
 
     for post_id in store.smembers(keys.liked(member)):

@@ -3,7 +3,7 @@
 Every change and the event it causes are written by one Lua script in the follower's slot
 (``store.FOLLOW``, ``store.UNFOLLOW``), so a follow is never half-written and never slips past a
 block. The followee's followers are a projection of the edges (``project_edge``), brought up
-to date by the request at once and by the follows worker from follows.events (``project_event``).
+to date by the request at once and by the follows worker from follows.events (``project_current``).
 The same functions serve the HTTP views and the connections-event handlers: those pass
 their consumer transaction as ``client``.
 """
@@ -87,19 +87,23 @@ def project_edge(store: redis.Redis, follower: str, followee: str, version: int,
     return _project(store, follower, followee, version, since)
 
 
-def _project(store: Client, follower: str, followee: str, version: int, since: int | str | None, pipe=None):
+def _project(store: Client, follower: str, followee: str, version: int, since: int | None, pipe=None):
     reply = keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(followee),
                                                "versions": keys.followers_version(followee)},
                                   follower=follower, version=version, since="" if since is None else since, pipe=pipe)
     return reply if pipe is not None else bool(reply)
 
 
-def project_event(tx: redis.client.Pipeline, follower: str, followee: str, version: int, since: int | None,
-                  kept: bool = False) -> None:
-    """Queue on ``tx`` the projection of an edge's event (the follows worker): the edge at the
-    event's ``version``, from the event alone (``kept``: following as before, post alerts changed).
-    The edge's events come in its order (one Kafka key), so the projection follows the edge."""
-    _project(tx, follower, followee, version, "kept" if kept else since, pipe=tx)
+def project_current(store: redis.Redis, tx: redis.client.Pipeline, follower: str, followee: str) -> None:
+    """Queue on ``tx`` the projection of the edge ``follower`` → ``followee`` as it is now, read
+    in the follower's slot (one MULTI; nothing when the edge has no version: never made, or
+    erased with a closed account). The follows worker's way, for every event of the edge."""
+    with store.pipeline(transaction=True) as read:
+        read.zscore(keys.following(follower), followee)
+        read.get(keys.follow_version(follower, followee))
+        since, version = read.execute()
+    if version is not None:
+        _project(tx, follower, followee, int(version), None if since is None else int(since), pipe=tx)
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,

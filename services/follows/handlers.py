@@ -3,7 +3,7 @@ with its own follows.events (keep each followee's followers, a projection of the
 from __future__ import annotations
 
 from services.follows import network
-from services.follows.following import project_event
+from services.follows.following import project_current
 from shared.bus.consumer import Effects
 from shared.clock import parse_rfc3339
 from shared.events import Event
@@ -39,16 +39,11 @@ HANDLERS = {
 
 
 def on_follow_changed(event: Event, fx: Effects) -> None:
-    """Created, updated or removed: the followee's followers follow the edge as the event has it
-    (its version decides; a late or repeated event changes nothing). No read: the event says
-    all, and the projection is queued on the batch's transaction."""
-    d = event.data
-    if event.name == "follow.created":
-        project_event(fx.tx, d["follower"], d["followee"], d["version"], parse_rfc3339(d["since"]))
-    elif event.name == "follow.removed":
-        project_event(fx.tx, d["follower"], d["followee"], d["version"], None)
-    else:
-        project_event(fx.tx, d["follower"], d["followee"], d["version"], None, kept=True)
+    """Created, updated or removed: the followee's followers follow the edge as it is now (its
+    version decides; a late or repeated event changes nothing). The edge is read (so an edge
+    erased with a closed account projects nothing), the projection queued on the batch's
+    transaction."""
+    project_current(fx.store, fx.tx, event.data["follower"], event.data["followee"])
 
 
 FOLLOWERS_HANDLERS = {

@@ -167,18 +167,16 @@ return v
 """)
 
 # In the followee's slot: their followers brought to the edge as it stood at ``version``
-# (``since`` '' = not following; 'kept' = following as before: a change of post alerts, which
-# the events before it in the edge's order projected already); a version not newer than the
-# one applied changes nothing.
+# (``since`` '' = not following); a version not newer than the one applied changes nothing.
 PROJECT_FOLLOWER = LuaScript("project_follower", keys=("followers", "versions"),
                              args=("follower", "version", "since"), source="""
 local last = tonumber(redis.call('HGET', K.versions, A.follower) or '0')
 if tonumber(A.version) <= last then return 0 end
 redis.call('HSET', K.versions, A.follower, A.version)
-if A.since == '' then
-  redis.call('ZREM', K.followers, A.follower)
-elseif A.since ~= 'kept' then
+if A.since ~= '' then
   redis.call('ZADD', K.followers, A.since, A.follower)
+else
+  redis.call('ZREM', K.followers, A.follower)
 end
 return 1
 """)

@@ -14,7 +14,8 @@ def consumers(settings: Settings) -> list[Consumer]:
     # of what it does runs in scripts, in order, inside the batch's one MULTI/EXEC.
     return [Consumer(name="follows.connections", service="follows", topics=("connections.events",),
                      handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
-            # Writes only, from the event alone: a batch shares one MULTI/EXEC per slot.
+            # Reads only the edge (the requests write it), queues the projection: a batch shares
+            # one MULTI/EXEC per slot.
             Consumer(name="follows.followers", service="follows", topics=("follows.events",),
                      handlers=dict(FOLLOWERS_HANDLERS), batch_size=100),
             members.consumer("follows", erase=closing.erase)]

@@ -303,3 +303,32 @@ def _count(conn, auth, member: str) -> int:
 
 def _followers(follows, auth, member: str) -> int:
     return follows.get(f"/v1/members/{member}/follow-stats", headers=auth(member)).get_json()["followers"]
+
+
+def test_closing_an_account_takes_its_posts_out_of_its_followers_timelines_also_those_deleted_since(
+        settings, workers, apps, auth, unique, stores):
+    """A post deleted after its fan-out is no longer in the author's list, but still in the
+    timelines it reached: the erasure finds it there."""
+    from services.feed import store as feed_keys
+
+    for service in ("follows", "feed"):  # the follows relay publishes the follow the feed learns
+        workers(service)
+    feed = apps("feed")
+    closer, reader = unique("closer"), unique("reader")
+    assert apps("follows").put(f"/v1/following/{closer}", headers=auth(reader)).status_code == 201
+    eventually(lambda: stores["feed"].zscore(feed_keys.followers(closer), reader) is not None, 20,
+               message="the feed's audience replica learns the follow")
+    assert feed.get("/v1/feed", headers=auth(reader)).status_code == 200  # the reader's timeline is live
+    post = feed.post("/v1/posts", json={"text": "soon gone", "visibility": "public"}, headers=auth(closer))
+    post_id = post.get_json()["id"]
+    timeline = feed_keys.timeline(reader)
+    eventually(lambda: stores["timeline cache"].zscore(timeline, post_id) is not None, 20,
+               message="the post reaches the reader's timeline")
+    assert feed.delete(f"/v1/posts/{post_id}", headers=auth(closer)).status_code == 204
+    assert stores["timeline cache"].zscore(timeline, post_id) is not None  # a deletion leaves timelines as they are
+
+    _close(settings, closer)
+
+    eventually(lambda: stores["timeline cache"].zscore(timeline, post_id) is None, 30,
+               message="the deleted post taken out of the reader's timeline")
+    assert stores["timeline cache"].exists(timeline)  # the reader's own timeline stays

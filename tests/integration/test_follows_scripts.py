@@ -84,21 +84,6 @@ def test_project_follower_applies_only_a_newer_version_of_the_edge(store, member
     assert store.zcard(keys.followers(grace)) == 0
 
 
-def test_project_follower_given_a_kept_edge_moves_only_its_version(store, members):
-    ada, grace = members
-
-    def project(version, since):
-        return keys.PROJECT_FOLLOWER(store, keys={"followers": keys.followers(grace),
-                                                  "versions": keys.followers_version(grace)},
-                                     follower=ada, version=version, since=since)
-    assert project(1, NOW) == 1
-    assert project(2, "kept") == 1  # post alerts changed: still following since NOW
-    assert store.zscore(keys.followers(grace), ada) == NOW
-    assert store.hget(keys.followers_version(grace), ada) == "2"
-    assert project(2, "") == 0  # not newer than the kept version
-    assert store.zscore(keys.followers(grace), ada) == NOW
-
-
 def test_set_follow_setting_emits_only_on_a_change(store, members):
     ada, _ = members
 
