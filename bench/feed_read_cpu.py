@@ -29,7 +29,6 @@ import sys
 import time
 import uuid
 
-import redis
 
 
 def cpu_ms(f, n: int) -> float:
@@ -39,26 +38,10 @@ def cpu_ms(f, n: int) -> float:
     return (time.process_time() - started) / n * 1000
 
 
-def round_trips(f) -> int:
-    """How many times ``f`` writes to a Redis socket (one per command, pipeline or batch of reads)."""
-    counted = [0]
-    send = redis.connection.Connection.send_packed_command
-
-    def counting(self, *args, **kwargs):
-        counted[0] += 1
-        return send(self, *args, **kwargs)
-    redis.connection.Connection.send_packed_command = counting
-    try:
-        f()
-    finally:
-        redis.connection.Connection.send_packed_command = send
-    return counted[0]
-
-
 def measure(n: int, rounds: int) -> dict:
     """The figures of this process's code (whatever ``services`` and ``shared`` it imports)."""
     from bench.feed_support import clients, forget, seed_followers
-    from bench.support import bench_settings, token_for
+    from bench.support import round_trips, bench_settings, token_for
     from services.feed import posts
     from services.feed.app import create_app
     from services.feed.timelines import read_feed

@@ -22,10 +22,9 @@ import argparse
 import time
 import uuid
 
-import redis
 
 from bench.messaging import seed_connections
-from bench.support import bench_settings, token_for, write_results
+from bench.support import round_trips, bench_settings, token_for, write_results
 from services.messaging import live
 from services.messaging.app import create_app
 from services.messaging.conversations import direct_id
@@ -39,22 +38,6 @@ def cpu_ms(f, n: int) -> float:
     for _ in range(n):
         f()
     return round((time.process_time() - started) / n * 1000, 3)
-
-
-def round_trips(f) -> int:
-    """How many times ``f`` writes to a Redis socket (one per command or pipeline)."""
-    counted = [0]
-    send = redis.connection.Connection.send_packed_command
-
-    def counting(self, *args, **kwargs):
-        counted[0] += 1
-        return send(self, *args, **kwargs)
-    redis.connection.Connection.send_packed_command = counting
-    try:
-        f()
-    finally:
-        redis.connection.Connection.send_packed_command = send
-    return counted[0]
 
 
 def main() -> None:

@@ -392,3 +392,21 @@ class StreamListeners:
         for response in self.responses:
             response.close()
         return self.latencies
+
+
+def round_trips(f) -> int:
+    """How many times ``f`` writes to a Redis socket: one per command, pipeline or batch of reads."""
+    import redis
+
+    counted = [0]
+    send = redis.connection.Connection.send_packed_command
+
+    def counting(self, *args, **kwargs):
+        counted[0] += 1
+        return send(self, *args, **kwargs)
+    redis.connection.Connection.send_packed_command = counting
+    try:
+        f()
+    finally:
+        redis.connection.Connection.send_packed_command = send
+    return counted[0]
