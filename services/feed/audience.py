@@ -79,15 +79,10 @@ def _follow_sides(store: redis.Redis, settings: Settings, follower: str, followe
     return (word, recent) if read_recent else word
 
 
-def follow(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
-           version: int) -> str:
-    """Record ``follower`` → ``followee``: 'applied', 'current' (applied already) or 'stale'."""
-    return _follow_sides(store, settings, follower, followee, since_ms, version, True)
-
-
 def follow_reading_recent(store: redis.Redis, settings: Settings, follower: str, followee: str, since_ms: int,
                           version: int) -> tuple[str, list[tuple[str, float]]]:
-    """``follow``, and then the followee's recent posts the follower may see (``recent_visible``):
+    """Record ``follower`` → ``followee`` ('applied', 'current': applied already, or 'stale'),
+    and then the followee's recent posts the follower may see (``recent_visible``):
     read after the edge is written, so a post stored meanwhile is either among them or fanned
     out to the new follower, never neither."""
     return _follow_sides(store, settings, follower, followee, since_ms, version, True, read_recent=True)

@@ -13,7 +13,6 @@ import heapq
 
 import redis
 
-from services.feed import audience
 from services.feed import store as keys
 from services.feed.posts import Post, feed_window, is_post_id
 from shared.pages import decode_cursor, encode_cursor
@@ -151,15 +150,11 @@ class Timelines:
         keys.BUILD(self.cache, keys={"timeline": keys.timeline(member)}, cap=self.settings.timeline_cap,
                    ttl_ms=self.ttl_ms, live=keys.LIVE, entries=flat)
 
-    def backfill(self, store: redis.Redis, follower: str, followee: str, connected: bool | None = None) -> int:
-        """Bring ``followee``'s recent posts visible to ``follower`` into their live timeline."""
-        last = self.settings.backfill_limit - 1
-        if connected is None:  # both lists and the connection in one round trip
-            recent = audience.recent_visible(store, self.settings, follower, followee)
-        else:
-            source = keys.posts(followee) if connected else keys.public_posts(followee)
-            recent = store.zrevrange(source, 0, last, withscores=True)
-        return self.fan_out([follower], recent)
+    def backfill(self, store: redis.Redis, follower: str, followee: str, connected: bool) -> int:
+        """Bring ``followee``'s recent posts visible to ``follower`` (all of them between
+        connections, else the public ones) into their live timeline."""
+        source = keys.posts(followee) if connected else keys.public_posts(followee)
+        return self.fan_out([follower], store.zrevrange(source, 0, self.settings.backfill_limit - 1, withscores=True))
 
     def take_out(self, store: redis.Redis, member: str, author: str) -> None:
         """Drop ``author``'s recent posts from ``member``'s timeline (reads filter them anyway)."""
