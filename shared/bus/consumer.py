@@ -75,6 +75,12 @@ class Effects:
     outbox: Outbox
     settings: Settings
     extra: dict = field(default_factory=dict)  # service resources, e.g. the timeline cache
+    wake: bool = False  # set by ``wake_relays``
+
+    def wake_relays(self) -> None:
+        """Wake the service's idle relays once the handler's writes are committed (``Outbox.wake``):
+        for outbox entries someone waits for, such as a post's fan-out batches."""
+        self.wake = True
 
 
 Handler = Callable[[Event, Effects], None]
@@ -307,11 +313,13 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
     tx = SlotTransactions(dedup.store, strict=per_slot)
     per_slot = tx.strict
     queued: list[tuple[Item, Queued]] = []
+    given: list[Effects] = []
     for item in items:
         structlog.contextvars.bind_contextvars(event_id=item.event.id, event_type=item.event.type)
         try:
             with caused_by(item.marker):  # what it emits has ids a retry gives again
-                item.handler(item.event, effects(tx))
+                given.append(effects(tx))
+                item.handler(item.event, given[-1])
         except TRANSIENT as exc:
             nodes = getattr(dedup.store, "nodes_manager", None)
             if isinstance(exc, REDIRECTED) and nodes is not None:
@@ -380,6 +388,8 @@ def handle_and_commit(items: list[Item], dedup: Dedup, effects: Callable[[SlotTr
     after = [(item.marker, ("SET", item.marker, dedup.parts_value(q.parts[w].tag for w in q.parts), "EX", dedup.ttl))
              for item, q in queued]
     replies, _ = tx.commit(blocks, after) if queued else ([], [])
+    if any(fx.wake for fx in given):
+        given[0].outbox.wake(dedup.store)
     failed: dict[int, Item] = {}
     forget: list[str] = []
     moved = None

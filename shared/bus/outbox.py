@@ -123,15 +123,16 @@ class Outbox:
         """Flat field/value list for ``redis.call('XADD', key, '*', unpack(args))`` in a Lua script."""
         return [part for pair in self.fields(event).items() for part in pair]
 
-    def wake(self, client: redis.Redis) -> None:
+    def wake(self, client: redis.Redis, message: str = "1") -> None:
         """Tell the service's idle relays that an entry was just written (a PUBLISH; the relays
         read their streams at once instead of at the end of their wait, up to ``relay_idle_max_ms``).
-        For writes someone waits for, such as a post its followers wait for; best effort."""
+        For writes someone waits for, such as a post its followers wait for; best effort.
+        ``RELEASED``: a relay gave streams up, which the others take at once."""
         try:
             if hasattr(client, "get_default_node"):  # a Redis Cluster: any node tells every node's subscribers
-                client.publish(self.wake_channel, "1", target_nodes=client.get_default_node())
+                client.publish(self.wake_channel, message, target_nodes=client.get_default_node())
             else:
-                client.publish(self.wake_channel, "1")
+                client.publish(self.wake_channel, message)
         except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # they read within their wait
             log.warning("outbox relays not woken", outbox=self.key, error=repr(exc))
 
@@ -193,6 +194,12 @@ class LeaseLost(Exception):
     """The relay could not renew a lease while Kafka had its batch: it gives the batch up."""
 
 
+# The wake-up of a relay that gave streams up (its extras when others joined, or all of them as it
+# stopped): the other relays take them at once rather than at their next lease round, up to a
+# third of a lease later, while nobody would publish what is written to them.
+RELEASED = "released"
+
+
 class OutboxRelay:
     """Publishes a service's outbox streams to Kafka, each in order, at least once.
 
@@ -208,7 +215,8 @@ class OutboxRelay:
     Each round reads every stream it holds with a non-blocking XRANGE, all in one pipeline
     (one round trip per Redis node; a blocking read of many keys would need them in one slot),
     and sleeps ``idle_ms`` when all were empty, longer and longer (up to ``idle_max_ms``) once
-    they stayed empty for ``awake_ms`` after its last batch.
+    they stayed empty for ``awake_ms`` after its last batch. A writer's wake-up (``Outbox.wake``)
+    ends the wait, and the batch it finds leaves without the linger: someone waits for it.
     """
 
     def __init__(self, outbox: Outbox, store: redis.Redis, producer_factory: Callable[[], KafkaProducer],
@@ -238,6 +246,9 @@ class OutboxRelay:
         # Idle, it waits on the outbox's wake channel (``Outbox.wake``) rather than only the clock.
         self.wakeable = wakeable
         self._wakeups = None  # its subscription, made on the first idle wait
+        # Woken by a writer: someone waits for the entry, so the next batch goes without the linger.
+        self._woken = False
+        self._freed = False  # another relay gave streams up (``RELEASED``): take some at once
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -280,6 +291,7 @@ class OutboxRelay:
             self._each(RELEASE, extras, owner=self.owner)
             for stream in extras:
                 del self.held[stream.key]
+            self.outbox.wake(self.store, RELEASED)
             log.info("outbox relay released streams", outbox=self.outbox.key, released=len(extras),
                      held=len(self.held), relays=live)
             return
@@ -337,6 +349,9 @@ class OutboxRelay:
             self.store.zrem(self.outbox.relays_key, self.owner)
         except redis.RedisError as exc:  # the leases lapse on their own
             log.warning("outbox relay leases not released", outbox=self.outbox.key, error=repr(exc))
+        else:
+            if self.held:
+                self.outbox.wake(self.store, RELEASED)
         self.held = {}
         self._renewed_at = float("-inf")
 
@@ -369,7 +384,8 @@ class OutboxRelay:
             batch = self._read()
         if not batch:
             return 0
-        if (self.linger_ms and sum(len(entries) for _, entries in batch) < self.batch_size
+        woken, self._woken = self._woken, False
+        if (self.linger_ms and not woken and sum(len(entries) for _, entries in batch) < self.batch_size
                 and not any(f["topic"] in self.work_topics for _, entries in batch for _, f in entries)):
             # Under load the next writes are a few ms behind: one batch (one flush, one XDEL
             # per stream) for all of them instead of one each.
@@ -381,7 +397,7 @@ class OutboxRelay:
             self._renew_held()
             batch = [(stream, entries) for stream, entries in batch if stream.key in self.held]
         if self._producer is None:
-            self._producer = self.producer_factory()
+            self._producer = self._new_producer()
         sent = [
             (stream, [(entry_id, self._producer.send(
                 f["topic"], key=f["key"].encode() if f["key"] else None, value=f["value"].encode(),
@@ -408,6 +424,19 @@ class OutboxRelay:
         if failed is not None:
             raise KafkaError(f"publish failed: {failed.exception if failed.is_done else 'timed out'}")
         return published
+
+    def _new_producer(self) -> KafkaProducer:
+        """A producer that already knows the partitions of the service's topics: its first send
+        to a topic it knows nothing of would wait for their metadata first (some 100 ms each)."""
+        producer = self.producer_factory()
+        try:
+            for topic in sorted({self.outbox.settings.topic(t.topic) for t in BY_TYPE.values()
+                                 if t.service == self.outbox.service}):
+                producer.partitions_for(topic)
+        except Exception:
+            producer.close(timeout=0)
+            raise
+        return producer
 
     def _partition(self, entry: dict) -> int | None:
         """The partition an entry names by its ``spread`` (its number in its job, mod the topic's
@@ -442,9 +471,12 @@ class OutboxRelay:
         published_at = float("-inf")
         while not stop.is_set():
             try:
-                if not self._holds_lease():
-                    stop.wait(min(self.lease_ms / 3000, 1.0))
+                freed, self._freed = self._freed, False
+                if not self._holds_lease(fresh=freed):
+                    self._idle(stop, min(self.lease_ms / 3000, 1.0))
                     continue
+                if self._producer is None:  # ready before the first entry comes
+                    self._producer = self._new_producer()
                 if self.publish_batch():
                     idle = self.idle_ms
                     published_at = time.monotonic()
@@ -478,7 +510,9 @@ class OutboxRelay:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                if self._wakeups.get_message(timeout=min(left, 0.5)) is not None:
+                message = self._wakeups.get_message(timeout=min(left, 0.5))
+                if message is not None:
+                    self._seen(message)
                     self._drain_wakeups()  # one read answers every wake-up so far
                     return
         except (redis.RedisError, OSError) as exc:  # waits on the clock until the next idle wait
@@ -492,10 +526,17 @@ class OutboxRelay:
         if self._wakeups is None:
             return
         try:
-            while self._wakeups.get_message(timeout=0) is not None:
-                pass
+            while (message := self._wakeups.get_message(timeout=0)) is not None:
+                self._seen(message)
         except (redis.RedisError, OSError):  # subscribed again on the next idle wait
             self._unsubscribe()
+
+    def _seen(self, message: dict) -> None:
+        """Note a wake-up: streams freed by another relay, or an entry someone waits for."""
+        if message.get("data") in (RELEASED, RELEASED.encode()):
+            self._freed = True
+        else:
+            self._woken = True
 
     def _unsubscribe(self) -> None:
         if self._wakeups is not None:

@@ -393,3 +393,45 @@ def test_an_idle_relay_woken_by_a_writer_reads_at_once_instead_of_at_the_end_of_
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_streams_a_stopping_relay_gives_up_are_taken_by_another_at_once_not_at_its_next_lease_round(
+        settings, store, sharded):
+    # Leases of 30 s: a relay holding streams takes free ones at its lease rounds, every 10 s.
+    stopping = OutboxRelay(sharded, store, lambda: make_producer(settings), lease_ms=30_000, wakeable=True)
+    assert stopping._holds_lease(fresh=True) and len(stopping.held) == 65  # alone: every stream
+    staying = OutboxRelay(sharded, store, lambda: make_producer(settings), lease_ms=30_000, idle_ms=20,
+                          wakeable=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=staying.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: store.zcard(sharded.relays_key) == 2, timeout=5, message="the second relay's heartbeat")
+        stopping._holds_lease(fresh=True)  # two relays: it gives up its extras
+        assert len(stopping.held) == 33
+        eventually(lambda: len(staying.held) == 32, timeout=5, message="the extras taken")
+        time.sleep(0.5)  # the staying relay is between lease rounds, idle
+        stopping.release()
+        released = time.monotonic()
+        eventually(lambda: len(staying.held) == 65, timeout=5, message="the stopped relay's streams taken")
+        assert time.monotonic() - released < 2.0  # not at its next round, some 10 s away
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_an_entry_a_writer_woke_the_relay_for_leaves_without_waiting_the_linger(settings, store, outbox, unique):
+    relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=10_000, linger_ms=3_000,
+                        wakeable=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # its first read found nothing: it waits for a wake-up
+        store.xadd(outbox.key_for("{s9}"), {"topic": settings.topic(TOPIC), "key": unique("waited"), "value": "now"})
+        outbox.wake(store)
+        # Lingering, it would send after 3 s.
+        eventually(lambda: outbox.pending(store) == 0, timeout=2, message="the entry, sent without the linger")
+    finally:
+        stop.set()
+        thread.join(10)
