@@ -99,6 +99,7 @@ def on_post_created(event: Event, fx: Effects) -> None:
         rest = members[inline:]
         fx.outbox.add(fx.tx, *fanout.batches(dict(d, created_ms=created_ms), rest, fx.settings.fanout_batch_size,
                                              first=1), tag=keys.post_shard(d["post_id"]))
+        fx.wake_relays()  # the followers wait: relayed at once, not at an awake relay's next read
         members = members[:inline]
     _timelines(fx).fan_out([d["author"], *(members or ())], [(d["post_id"], created_ms)])
 

@@ -400,3 +400,31 @@ def test_an_event_delivered_again_whose_marker_names_a_part_not_done_applies_onl
     assert store.get(handler.count) == "1"
     assert store.get(slot_marker(settings, spec, event, handler.there)) == "1"
     assert sorted(json.loads(store.get(marker_of_event(settings, spec, event)))) == sorted([handler.here, handler.there])
+
+
+def test_a_handler_asking_to_wake_the_relays_wakes_them_once_its_writes_are_committed(
+        settings, store, producer, unique):
+    tag = unique("w")
+    key = f"test:woken:{{{tag}}}"
+
+    def on_follow(event, fx) -> None:
+        if event.data["follower"].startswith(tag):
+            fx.tx.shard(f"{{{tag}}}").sadd(key, event.data["follower"])
+            fx.wake_relays()
+
+    spec = Consumer(name=f"test.waking-{uuid.uuid4().hex[:8]}", service="follows", topics=("follows.events",),
+                    handlers={"follow.created": on_follow})
+    with Running(spec, settings, store) as runner:
+        wakeups = store.pubsub(ignore_subscribe_messages=True)
+        wakeups.subscribe(runner.outbox.wake_channel)
+        try:
+            eventually(lambda: wakeups.get_message(timeout=0) is None and wakeups.subscribed, timeout=5)
+            send(settings, producer, tag, follow_event(f"{tag}-ada"))
+            deadline = time.monotonic() + 30
+            message = None
+            while message is None and time.monotonic() < deadline:
+                message = wakeups.get_message(timeout=1)
+            assert message is not None, "no wake-up"
+            assert store.sismember(key, f"{tag}-ada")  # committed before the wake-up
+        finally:
+            wakeups.close()
