@@ -77,7 +77,7 @@ def fanout(settings: Settings, quick: bool, zadd) -> dict:
     # Every batch past the first goes through feed.fanout, so the three workers share the audience.
     settings = settings.replace(fanout_threshold=10 * followers, fanout_inline_limit=settings.fanout_batch_size)
     assert settings.topic_partitions == PARTITIONS
-    return feed_fanout.measure(settings, followers, FEED_WORKERS, runs=2,
+    return feed_fanout.measure(settings, followers, FEED_WORKERS, runs=3,
                                zadd_requests=200_000 if quick else 1_000_000, zadd=zadd)
 
 
