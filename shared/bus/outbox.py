@@ -469,6 +469,12 @@ class OutboxRelay:
         backoff = 0.2
         idle = self.idle_ms
         published_at = float("-inf")
+        try:
+            # Ready before it holds a stream: a relay taking streams over from another (which
+            # may hold entries someone waits for) sends at once.
+            self._producer = self._new_producer()
+        except (KafkaError, OSError) as exc:  # made again before its first batch
+            log.warning("outbox relay producer not ready", outbox=self.outbox.key, error=repr(exc))
         while not stop.is_set():
             try:
                 freed, self._freed = self._freed, False
