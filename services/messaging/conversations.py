@@ -257,7 +257,8 @@ def _send(m: Messaging, conversation_id: str, kind: str, members: list[str], sen
         "request": keys.request(conversation_id, sender, f"{'start' if create else 'send'}:{idempotency_key or ''}"),
         "outbox": m.outbox.key_for(keys.tag(conversation_id))},
         sender=sender, kind=kind, participants=json.dumps(members), text=text, excerpt=excerpt(text), now=at,
-        request_ttl=REQUEST_TTL_SECONDS if idempotency_key else 0, create="1" if create else "0", event=fields)
+        request_ttl=REQUEST_TTL_SECONDS if idempotency_key else 0, create="1" if create else "0",
+        wake=m.outbox.wake_channel, event=fields)
     if outcome in ("not_found", "not_participant"):
         raise _not_found()
     return outcome, int(seq), at

@@ -150,11 +150,13 @@ end
 # Appends a message (starting the conversation when ``create`` is 1 and it does not exist yet),
 # numbers it, moves the sender's receipt to it, counts it unread for the others, and writes
 # ``message.sent`` to the outbox: one step. With a request key (``request_ttl`` > 0) a second
-# send of one Idempotency-Key returns the first one's seq instead.
+# send of one Idempotency-Key returns the first one's seq instead. A new message wakes the
+# service's idle relays on the channel ``wake`` (``Outbox.wake``; a channel, not a key): its
+# recipients wait for it on their streams.
 # Replies: {outcome, seq, participants}; outcome created | sent | duplicate | not_found | not_participant.
 SEND = LuaScript("send", keys=("conversation", "messages", "request", "outbox"),
                  args=("sender", "kind", "participants", "text", "excerpt", "now", "request_ttl", "create",
-                       "*event"), source=_STAMP + """
+                       "wake", "*event"), source=_STAMP + """
 local existing = redis.call('HGET', K.conversation, 'participants')
 if A.request_ttl ~= '0' then
   local seq = redis.call('GET', K.request)
@@ -179,6 +181,7 @@ redis.call('HSET', K.conversation, 'read:' .. A.sender, seq, 'unread:' .. A.send
            'last_sender', A.sender, 'last_excerpt', A.excerpt, 'last_at', A.now)
 if A.request_ttl ~= '0' then redis.call('SET', K.request, seq, 'EX', A.request_ttl) end
 redis.call('XADD', K.outbox, '*', unpack(stamp(A.event, {version = version, seq = seq})))
+if A.wake ~= '' then redis.call('PUBLISH', A.wake, '1') end
 return {outcome, seq, existing}
 """)
 

@@ -3,6 +3,7 @@ and every script's keys in one hash slot."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -46,10 +47,29 @@ def outbox_of(cid: str) -> str:
     return f"messaging:{keys.tag(cid)}:test-outbox"
 
 
-def send(store, cid, sender="ada", create="1", request_ttl=0, request="r"):
+def send(store, cid, sender="ada", create="1", request_ttl=0, request="r", wake=""):
     return SEND(store, keys=conversation_keys(cid, outbox_of(cid), request), sender=sender, kind="direct",
                 participants=json.dumps(["ada", "grace"]), text="hi", excerpt="hi", now=1000,
-                request_ttl=request_ttl, create=create, event=EVENT)
+                request_ttl=request_ttl, create=create, wake=wake, event=EVENT)
+
+
+def test_send_wakes_the_relays_for_a_new_message_and_not_for_a_repeated_request(store, cid):
+    channel = f"test-wake:{cid}"
+    wakeups = store.pubsub(ignore_subscribe_messages=True)
+    wakeups.subscribe(channel)
+    try:
+        wakeups.get_message(timeout=1)  # the subscription's confirmation
+        assert send(store, cid, request_ttl=60, request="once", wake=channel)[0] == "created"
+        assert send(store, cid, request_ttl=60, request="once", wake=channel)[0] == "duplicate"
+        received = []
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            message = wakeups.get_message(timeout=0.1)
+            if message is not None:
+                received.append(message["data"])
+        assert received == ["1"]
+    finally:
+        wakeups.close()
 
 
 def test_send_creates_then_appends_and_numbers_each_message(store, cid):
@@ -156,4 +176,4 @@ def test_a_conversation_script_refuses_keys_of_another_slot_even_beside_the_outb
     wrong = {**conversation_keys(cid, outbox_of(cid)), "messages": keys.messages(other)}
     with pytest.raises(CrossSlot):
         with_outbox(SEND, store, keys={**wrong, "outbox": "outbox:untagged"}, sender="ada", kind="direct",
-                    participants="[]", text="", excerpt="", now=0, request_ttl=0, create="1", event=EVENT)
+                    participants="[]", text="", excerpt="", now=0, request_ttl=0, create="1", wake="", event=EVENT)
