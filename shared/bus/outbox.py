@@ -518,7 +518,7 @@ class OutboxRelay:
                     return
                 message = self._wakeups.get_message(timeout=min(left, 0.5))
                 if message is not None:
-                    self._seen(message)
+                    self._seen(message, idle=True)
                     self._drain_wakeups()  # one read answers every wake-up so far
                     return
         except (redis.RedisError, OSError) as exc:  # waits on the clock until the next idle wait
@@ -533,15 +533,17 @@ class OutboxRelay:
             return
         try:
             while (message := self._wakeups.get_message(timeout=0)) is not None:
-                self._seen(message)
+                self._seen(message, idle=False)
         except (redis.RedisError, OSError):  # subscribed again on the next idle wait
             self._unsubscribe()
 
-    def _seen(self, message: dict) -> None:
-        """Note a wake-up: streams freed by another relay, or an entry someone waits for."""
+    def _seen(self, message: dict, idle: bool) -> None:
+        """Note a wake-up: streams freed by another relay, or (waking it from its idle wait) an
+        entry someone waits for. Those that came while it was busy are dropped: a busy relay's
+        next read finds their entries anyway, in a batch that lingers as under any load."""
         if message.get("data") in (RELEASED, RELEASED.encode()):
             self._freed = True
-        else:
+        elif idle:
             self._woken = True
 
     def _unsubscribe(self) -> None:
