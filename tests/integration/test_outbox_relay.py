@@ -1,6 +1,7 @@
 """The outbox relay's lease against the real Kafka and Redis: one relay per outbox publishes."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -49,6 +50,19 @@ def outbox(settings, store):
     store.delete(box.key, box.lease_key)
 
 
+@contextlib.contextmanager
+def running(relay: OutboxRelay):
+    """``relay`` running in a thread, stopped on exit."""
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def relay(outbox, store, settings, lease_ms: int, **producer):
     return OutboxRelay(outbox, store, lambda: make_producer(settings, **producer), lease_ms=lease_ms)
 
@@ -61,16 +75,10 @@ def test_a_second_relay_does_not_publish_while_the_first_holds_the_lease_and_tak
     assert first._holds_lease()  # and then it dies: it never renews
     for n in range(3):
         store.xadd(outbox.key, {"topic": topic, "key": key, "value": f"entry {n}"})
-    stop = threading.Event()
-    thread = threading.Thread(target=second.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(second):
         time.sleep(0.6)  # within the first relay's lease
         assert outbox.pending(store) == 3
         eventually(lambda: outbox.pending(store) == 0, timeout=10, message="the second relay took over")
-    finally:
-        stop.set()
-        thread.join(10)
     records = read_topic(settings, TOPIC, lambda rs: len([r for r in rs if r.key == key.encode()]) >= 3,
                          raw=True)
     assert [r.value for r in records if r.key == key.encode()] == [b"entry 0", b"entry 1", b"entry 2"]
@@ -308,19 +316,13 @@ def test_an_idle_relay_reads_ever_less_often_and_still_publishes_the_next_entry(
     reads = []
     read = idle._read
     idle._read = lambda *a, **kw: reads.append(time.monotonic()) or read(*a, **kw)
-    stop = threading.Event()
-    thread = threading.Thread(target=idle.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(idle):
         time.sleep(2.0)
         # Every 20 ms it would read about 100 times in 2 s; doubling up to 320 ms, about a dozen.
         assert len(reads) < 25, len(reads)
         key = unique("after-idle")
         store.xadd(outbox.key_for("{s3}"), {"topic": settings.topic(TOPIC), "key": key, "value": "late"})
         eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry after a quiet spell")
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_work_topic_entries_leave_at_once_without_waiting_the_linger_for_later_ones(settings, store, outbox, unique):
@@ -348,19 +350,13 @@ def test_a_relay_keeps_reading_at_its_shortest_wait_for_a_while_after_it_publish
     reads = []
     read = relay._read
     relay._read = lambda *a, **kw: reads.append(time.monotonic()) or read(*a, **kw)
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(relay):
         store.xadd(outbox.key_for("{s5}"), {"topic": settings.topic(TOPIC), "key": unique("awake"), "value": "one"})
         eventually(lambda: outbox.pending(store) == 0, timeout=5, message="the entry")
         published = time.monotonic()
         time.sleep(0.8)
         # Every 20 ms for the second after it: about 40 reads in 0.8 s; doubling at once, about 6.
         assert len([t for t in reads if t > published]) > 20
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_entries_naming_their_number_in_a_job_go_to_the_partitions_in_turn(settings, store, outbox, unique):
@@ -382,17 +378,11 @@ def test_entries_naming_their_number_in_a_job_go_to_the_partitions_in_turn(setti
 def test_an_idle_relay_woken_by_a_writer_reads_at_once_instead_of_at_the_end_of_its_wait(settings, store, outbox,
                                                                                           unique):
     relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=10_000, wakeable=True)
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(relay):
         time.sleep(1.0)  # its first read found nothing: it waits 10 s
         store.xadd(outbox.key_for("{s7}"), {"topic": settings.topic(TOPIC), "key": unique("woken"), "value": "now"})
         outbox.wake(store)
         eventually(lambda: outbox.pending(store) == 0, timeout=4, message="the entry, relayed on the wake-up")
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_streams_a_stopping_relay_gives_up_are_taken_by_another_at_once_not_at_its_next_lease_round(
@@ -402,10 +392,7 @@ def test_streams_a_stopping_relay_gives_up_are_taken_by_another_at_once_not_at_i
     assert stopping._holds_lease(fresh=True) and len(stopping.held) == 65  # alone: every stream
     staying = OutboxRelay(sharded, store, lambda: make_producer(settings), lease_ms=30_000, idle_ms=20,
                           wakeable=True)
-    stop = threading.Event()
-    thread = threading.Thread(target=staying.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(staying):
         eventually(lambda: store.zcard(sharded.relays_key) == 2, timeout=5, message="the second relay's heartbeat")
         stopping._holds_lease(fresh=True)  # two relays: it gives up its extras
         assert len(stopping.held) == 33
@@ -415,23 +402,14 @@ def test_streams_a_stopping_relay_gives_up_are_taken_by_another_at_once_not_at_i
         released = time.monotonic()
         eventually(lambda: len(staying.held) == 65, timeout=5, message="the stopped relay's streams taken")
         assert time.monotonic() - released < 2.0  # not at its next round, some 10 s away
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_an_entry_a_writer_woke_the_relay_for_leaves_without_waiting_the_linger(settings, store, outbox, unique):
     relay = OutboxRelay(outbox, store, lambda: make_producer(settings), idle_ms=10_000, linger_ms=3_000,
                         wakeable=True)
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with running(relay):
         time.sleep(1.0)  # its first read found nothing: it waits for a wake-up
         store.xadd(outbox.key_for("{s9}"), {"topic": settings.topic(TOPIC), "key": unique("waited"), "value": "now"})
         outbox.wake(store)
         # Lingering, it would send after 3 s.
         eventually(lambda: outbox.pending(store) == 0, timeout=2, message="the entry, sent without the linger")
-    finally:
-        stop.set()
-        thread.join(10)
