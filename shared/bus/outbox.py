@@ -127,7 +127,8 @@ class Outbox:
         """Tell the service's idle relays that an entry was just written (a PUBLISH; the relays
         read their streams at once instead of at the end of their wait, up to ``relay_idle_max_ms``).
         For writes someone waits for, such as a post its followers wait for; best effort.
-        ``RELEASED``: a relay gave streams up, which the others take at once."""
+        ``RELEASED``: a relay gave streams up, which the others take at once; ``JOINED``: a relay
+        joined, and the others give up their extras at once."""
         try:
             if hasattr(client, "get_default_node"):  # a Redis Cluster: any node tells every node's subscribers
                 client.publish(self.wake_channel, message, target_nodes=client.get_default_node())
@@ -198,6 +199,9 @@ class LeaseLost(Exception):
 # stopped): the other relays take them at once rather than at their next lease round, up to a
 # third of a lease later, while nobody would publish what is written to them.
 RELEASED = "released"
+# The wake-up of a relay that joined and found too few free streams for its share: the others
+# give up their extras at once (then ``RELEASED``) rather than at their next lease round.
+JOINED = "joined"
 
 
 class OutboxRelay:
@@ -248,7 +252,8 @@ class OutboxRelay:
         self._wakeups = None  # its subscription, made on the first idle wait
         # Woken by a writer: someone waits for the entry, so the next batch goes without the linger.
         self._woken = False
-        self._freed = False  # another relay gave streams up (``RELEASED``): take some at once
+        self._freed = False  # another relay gave streams up (``RELEASED``) or joined: rebalance at once
+        self._joined = False  # its first lease round is done
         self.streams = outbox.streams()
         self.held: dict[str, Stream] = {}  # stream key → stream, of the leases this relay holds
         self._producer: KafkaProducer | None = None
@@ -312,6 +317,10 @@ class OutboxRelay:
             self.held = {s.key: s for s in self.streams if s.key in self.held}  # in stream order
             log.info("outbox relay took streams", outbox=self.outbox.key, taken=taken, held=len(self.held),
                      relays=live)
+        if not self._joined:
+            self._joined = True
+            if len(self.held) < share and live > 1:  # the others hold what would be its share
+                self.outbox.wake(self.store, JOINED)
 
     def _renew_held(self) -> list[Stream]:
         """Renew every lease held (one pipeline); forget and return those lost."""
@@ -475,6 +484,12 @@ class OutboxRelay:
             self._producer = self._new_producer()
         except (KafkaError, OSError) as exc:  # made again before its first batch
             log.warning("outbox relay producer not ready", outbox=self.outbox.key, error=repr(exc))
+        if self.wakeable:
+            try:  # listening before its first lease round, whose JOINED the others answer
+                self._listen()
+            except (redis.RedisError, OSError) as exc:  # subscribed on its first idle wait
+                log.warning("outbox relay not listening for wake-ups", outbox=self.outbox.key, error=repr(exc))
+                self._unsubscribe()
         while not stop.is_set():
             try:
                 freed, self._freed = self._freed, False
@@ -509,9 +524,7 @@ class OutboxRelay:
             return
         deadline = time.monotonic() + seconds
         try:
-            if self._wakeups is None:
-                self._wakeups = self.store.pubsub(ignore_subscribe_messages=True)
-                self._wakeups.subscribe(self.outbox.wake_channel)
+            self._listen()
             while not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -525,6 +538,12 @@ class OutboxRelay:
             log.warning("outbox relay not listening for wake-ups", outbox=self.outbox.key, error=repr(exc))
             self._unsubscribe()
             stop.wait(max(deadline - time.monotonic(), 0))
+
+    def _listen(self) -> None:
+        """Subscribe to the wake channel, once."""
+        if self._wakeups is None:
+            self._wakeups = self.store.pubsub(ignore_subscribe_messages=True)
+            self._wakeups.subscribe(self.outbox.wake_channel)
 
     def _drain_wakeups(self) -> None:
         """Drop the wake-ups received so far (without waiting): a busy relay reads anyway, and
@@ -541,7 +560,7 @@ class OutboxRelay:
         """Note a wake-up: streams freed by another relay, or (waking it from its idle wait) an
         entry someone waits for. Those that came while it was busy are dropped: a busy relay's
         next read finds their entries anyway, in a batch that lingers as under any load."""
-        if message.get("data") in (RELEASED, RELEASED.encode()):
+        if message.get("data") in (RELEASED, RELEASED.encode(), JOINED, JOINED.encode()):
             self._freed = True
         elif idle:
             self._woken = True

@@ -413,3 +413,19 @@ def test_an_entry_a_writer_woke_the_relay_for_leaves_without_waiting_the_linger(
         outbox.wake(store)
         # Lingering, it would send after 3 s.
         eventually(lambda: outbox.pending(store) == 0, timeout=2, message="the entry, sent without the linger")
+
+
+def test_a_relay_joining_gets_its_share_at_once_not_at_the_holders_next_lease_round(settings, store, sharded):
+    # Leases of 30 s: a holder's lease rounds, where it gives up its extras, are 10 s apart.
+    holder = OutboxRelay(sharded, store, lambda: make_producer(settings), lease_ms=30_000, idle_ms=20,
+                         wakeable=True)
+    joining = OutboxRelay(sharded, store, lambda: make_producer(settings), lease_ms=30_000, idle_ms=20,
+                          wakeable=True)
+    with running(holder):
+        eventually(lambda: len(holder.held) == 65, timeout=5, message="the first relay holding every stream")
+        time.sleep(0.5)  # between its lease rounds
+        with running(joining):
+            joined = time.monotonic()
+            eventually(lambda: len(joining.held) == 32 and len(holder.held) == 33, timeout=5,
+                       message="the streams shared")
+            assert time.monotonic() - joined < 3.0
