@@ -482,7 +482,7 @@ class OutboxRelay:
             # Ready before it holds a stream: a relay taking streams over from another (which
             # may hold entries someone waits for) sends at once.
             self._producer = self._new_producer()
-        except (KafkaError, OSError) as exc:  # made again before its first batch
+        except (KafkaError, OSError) as exc:  # made by its first batch (publish_batch)
             log.warning("outbox relay producer not ready", outbox=self.outbox.key, error=repr(exc))
         if self.wakeable:
             try:  # listening before its first lease round, whose JOINED the others answer
@@ -496,8 +496,6 @@ class OutboxRelay:
                 if not self._holds_lease(fresh=freed):
                     self._idle(stop, min(self.lease_ms / 3000, 1.0))
                     continue
-                if self._producer is None:  # ready before the first entry comes
-                    self._producer = self._new_producer()
                 if self.publish_batch():
                     idle = self.idle_ms
                     published_at = time.monotonic()
