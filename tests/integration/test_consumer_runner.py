@@ -402,7 +402,7 @@ def test_an_event_delivered_again_whose_marker_names_a_part_not_done_applies_onl
     assert sorted(json.loads(store.get(marker_of_event(settings, spec, event)))) == sorted([handler.here, handler.there])
 
 
-def test_a_handler_asking_to_wake_the_relays_wakes_them_once_its_writes_are_committed(
+def test_a_handler_asking_to_wake_the_relays_publishes_a_wake_up_once_its_writes_are_committed(
         settings, store, producer, unique):
     tag = unique("w")
     key = f"test:woken:{{{tag}}}"

@@ -53,7 +53,7 @@ def send(store, cid, sender="ada", create="1", request_ttl=0, request="r", wake=
                 request_ttl=request_ttl, create=create, wake=wake, event=EVENT)
 
 
-def test_send_wakes_the_relays_for_a_new_message_and_not_for_a_repeated_request(store, cid):
+def test_send_publishes_a_wake_up_for_a_new_message_and_not_for_a_repeated_request(store, cid):
     channel = f"test-wake:{cid}"
     wakeups = store.pubsub(ignore_subscribe_messages=True)
     wakeups.subscribe(channel)
