@@ -152,6 +152,42 @@ def shared_connections(store: redis.Redis, a: str, b: str) -> list[tuple[str, in
     return [(m, int(s)) for m, s in zip(others, mine) if s is not None]
 
 
+def mutual_counts(store: redis.Redis, mine: list[str], others: list[str]) -> dict[str, int]:
+    """How many of ``mine`` (a member's connections, read whole) each of ``others`` is connected
+    to: ``len(shared_connections(member, other))`` for all of them in two round trips, not three
+    each. Per other, the smaller side is read: their connections whole (counted against
+    ``mine``), or their scores of ``mine``."""
+    if not mine or not others:
+        return {other: 0 for other in others}
+    with store.pipeline(transaction=False) as pipe:
+        for other in others:
+            pipe.zcard(keys.connections(other))
+        sizes = pipe.execute()
+    mine_set = set(mine)
+    with store.pipeline(transaction=False) as pipe:
+        reads = []  # per other: (whole list read?, how many replies)
+        for other, size in zip(others, sizes):
+            if not size:
+                reads.append((True, 0))
+            elif size <= len(mine):
+                pipe.zrange(keys.connections(other), 0, -1)
+                reads.append((True, 1))
+            else:
+                chunks = range(0, len(mine), MSCORE_CHUNK)
+                for i in chunks:
+                    pipe.zmscore(keys.connections(other), mine[i:i + MSCORE_CHUNK])
+                reads.append((False, len(chunks)))
+        replies = iter(pipe.execute())
+    counts = {}
+    for other, (whole, n) in zip(others, reads):
+        parts = [next(replies) for _ in range(n)]
+        if whole:
+            counts[other] = sum(1 for part in parts for m in part if m in mine_set)
+        else:
+            counts[other] = sum(1 for part in parts for score in part if score is not None)
+    return counts
+
+
 def _degree3(store: redis.Redis, a: str, b: str) -> bool:
     """Whether a connection of one is connected to a connection of the other: the other's
     connections (at most DEGREE3_FAR) held as a set, against the connections of up to

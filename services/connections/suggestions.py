@@ -21,7 +21,7 @@ import threading
 import redis
 
 from services.connections import store as keys
-from services.connections.network import shared_connections
+from services.connections.network import mutual_counts
 from shared import store_client
 from shared.clock import now_ms
 from shared.logs import get_logger
@@ -103,7 +103,8 @@ def compute(store: redis.Redis, member: str) -> list[tuple[str, int]]:
     mine_set = {m for m, _ in mine}
     excluded = {member, *mine_set, *invited, *(m for m, _ in blocking), *blocked_by}
     chosen = _choose(counts, excluded, lambda window: [True] * len(window), CANDIDATES)
-    ranked_ = sorted(((c, len(shared_connections(store, member, c))) for c in chosen), key=lambda r: (-r[1], r[0]))
+    exact = mutual_counts(store, [m for m, _ in mine], chosen)
+    ranked_ = sorted(((c, exact[c]) for c in chosen), key=lambda r: (-r[1], r[0]))
     newest_block = sorted(blocking, key=lambda item: float(item[1]))[-1:] if blocking else []
     basis = _basis(count, mine[:1], len(blocking), newest_block, len(blocked_by))
     with store.pipeline(transaction=True) as tx:

@@ -245,3 +245,23 @@ def test_a_read_right_after_an_unblock_lists_the_unblocked_member_again(api, aut
 
     assert pairs(suggested(api, auth, ada)) == [(linus, 1)]
     assert pairs(suggested(api, auth, linus)) == [(ada, 1)]
+
+
+def test_mutual_counts_are_the_shared_connections_counted_whichever_side_is_smaller(store, unique):
+    from services.connections import network
+    from services.connections import store as keys
+
+    ada = unique("ada")
+    mine = [f"{ada}-c{i}" for i in range(network.MSCORE_CHUNK + 5)]  # ZMSCOREs of more than one chunk
+    small, big, none = unique("small"), unique("big"), unique("none")
+    store.zadd(keys.connections(ada), {m: i for i, m in enumerate(mine)})
+    store.zadd(keys.connections(small), {mine[0]: 1, mine[7]: 2, f"{ada}-stranger": 3})  # read whole
+    store.zadd(keys.connections(big), {**{m: 1 for m in mine[::3]},  # scored against ada's
+                                       **{f"{ada}-far{i}": 1 for i in range(len(mine))}})
+    try:
+        counts = network.mutual_counts(store, store.zrange(keys.connections(ada), 0, -1), [small, big, none])
+
+        assert counts == {small: 2, big: len(mine[::3]), none: 0}
+        assert counts == {other: len(network.shared_connections(store, ada, other)) for other in (small, big, none)}
+    finally:
+        store.delete(keys.connections(ada), keys.connections(small), keys.connections(big))
