@@ -5,8 +5,9 @@ imported) in the bench store, then measures, p50/p99, over the real Redis:
 
 - compute: ``suggestions.compute``, the bounded computation the connections worker pays per
   member (twice per invitation.accepted / connection.removed / block event);
-- worker_event: what the worker's handler adds to one event's MULTI/EXEC (``suggestions.refresh``
-  of both members, run at EXEC), for pairs of such members;
+- worker_event: what the worker's handler adds to one event's MULTI/EXEC (``suggestions.queue_refresh``
+  of both members, run at EXEC; the worker's refresh loop then pays a ``compute`` for each), for
+  pairs of such members;
 - precomputed: ``suggestions.page`` (what the view calls) on the list the worker kept: the
   steady state of GET /v1/suggestions;
 - precomputed_old: the same on a list older than the refresh bound (served, and the member
@@ -78,11 +79,10 @@ def measure(client: redis.Redis, members: list[str], rounds: int, read_rounds: i
                     now_ms() - suggestions.REFRESH_AFTER_MS - 1)
 
     def worker_event(pair):
-        a, b = pair
         with client.pipeline(transaction=True) as tx:
-            suggestions.refresh(client, tx, a, now_ms())
-            suggestions.refresh(client, tx, b, now_ms())
+            suggestions.queue_refresh(client, tx, pair, now_ms())
             tx.execute()
+        client.zrem(keys.suggestions_due(), *pair)  # no refresh loop runs here
 
     nothing = lambda member: None  # noqa: E731
     read = lambda member: suggestions.page(client, member, 20, None)  # noqa: E731

@@ -1,6 +1,6 @@
 """What the connections service does with its own connections.events: bring both members' sides
-of the pair to the pair's record (``projections``), then keep the people-you-may-know lists of
-the two precomputed, so their next read finds them ready."""
+of the pair to the pair's record (``projections``), then have the people-you-may-know lists of
+the two recomputed by the worker's refresh loop, so their next read finds them ready."""
 from __future__ import annotations
 
 from services.connections import projections, suggestions
@@ -10,9 +10,8 @@ from shared.events import Event
 
 
 def _refresh_both(fx: Effects, a: str, b: str, at: str) -> None:
-    changed_at = parse_rfc3339(at)
-    for member in (a, b):
-        suggestions.refresh(fx.store, fx.tx, member, changed_at)
+    """The two lists queued for the worker's refresh loop, their connections' lists flagged."""
+    suggestions.queue_refresh(fx.store, fx.tx, (a, b), parse_rfc3339(at))
     suggestions.mark_network_stale(fx.store, fx.tx, (a, b))
 
 

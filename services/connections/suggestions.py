@@ -4,9 +4,10 @@ invitation either way, or a member blocked either way.
 
 The work is bounded and precomputed (docs/suggestions.md): ``compute`` samples at most
 ``WALK_BUDGET`` two-step paths, counts mutual connections exactly for the best ``CANDIDATES``
-only, and keeps that ranked list. The connections worker recomputes the lists of the two
-members of every connection, removal and block as the event arrives (``refresh``), and the
-lists that reads found older than ``REFRESH_AFTER_MS`` (``refresh_due``). A change also
+only, and keeps that ranked list. The connections worker queues the lists of the two
+members of every connection, removal and block as the event arrives (``queue_refresh``), and
+its refresh loop (``refresh_due``) recomputes them, and the lists that reads found older than
+``REFRESH_AFTER_MS``. A change also
 marks the lists of the two members' connections stale (their 2nd degree moved). A read serves
 the kept list as long as it was computed from the member's current connections and blocks
 either way (its basis), even an old or stale one (queued for the worker, served meanwhile);
@@ -125,16 +126,29 @@ def computed_at(store: redis.Redis, member: str) -> int | None:
     return int(at) if at is not None else None
 
 
-def refresh(store: redis.Redis, tx: redis.client.Pipeline, member: str, changed_at_ms: int) -> bool:
-    """Recompute ``member``'s list, unless it was computed well after ``changed_at_ms`` and so
-    already reflects that change. It reads the graph as it is now, so a duplicate or out-of-order
-    event recomputes the same list (``tx``, the consumer's transaction, is not needed: the list is
-    written in the member's own slot, with the basis it was computed from)."""
-    at = computed_at(store, member)
-    if at is not None and at >= changed_at_ms + ALREADY_IN_LIST_MARGIN_MS:
-        return False
-    compute(store, member)
-    return True
+def queue_refresh(store: redis.Redis, tx: redis.client.Pipeline, members: tuple[str, ...], changed_at_ms: int) -> list[str]:
+    """Queue on ``tx`` the recomputation of ``members``' lists after their own change of
+    ``changed_at_ms``: each list is flagged stale and the member queued for the worker's
+    refresh loop (``refresh_due``), unless it was computed well after the change and so already
+    reflects it (a replayed event). Returns the members queued.
+
+    Off the event's path: the consumer pays two reads and two queued writes, the loop a
+    computation per member however many of their changes were queued meanwhile (``ZADD NX``:
+    a burst of accepts around one member computes their list once). Until it has, a read finds
+    the list's basis changed and computes it itself, so nothing stale is served for it."""
+    with store.pipeline(transaction=False) as pipe:
+        for member in members:
+            pipe.hget(keys.suggestions_state(member), "computed_at")
+        computed = pipe.execute()
+    queued = []
+    for member, at in zip(members, computed):
+        if at is not None:
+            if int(at) >= changed_at_ms + ALREADY_IN_LIST_MARGIN_MS:
+                continue
+            tx.hset(keys.suggestions_state(member), "stale", 1)  # the loop recomputes it however fresh
+        tx.zadd(keys.suggestions_due(), {member: changed_at_ms}, nx=True)
+        queued.append(member)
+    return queued
 
 
 def mark_network_stale(store: redis.Redis, tx: redis.client.Pipeline, members: tuple[str, ...]) -> None:

@@ -191,7 +191,7 @@ def test_a_list_older_than_the_refresh_bound_is_served_then_recomputed_by_the_wo
     eventually(lambda: kept(store, ada)[1] > old + REFRESH_AFTER_MS, message="the worker refreshed ada's old list")
 
 
-def test_a_replayed_event_older_than_the_list_does_not_recompute_it(unique, connect, workers, store, settings):
+def test_a_replayed_event_older_than_the_list_does_not_queue_it_and_a_newer_change_gets_it_recomputed(unique, connect, workers, store, settings):
     from services.connections import suggestions
     from shared.clock import now_ms
 
@@ -201,10 +201,12 @@ def test_a_replayed_event_older_than_the_list_does_not_recompute_it(unique, conn
     at = eventually(lambda: kept(store, ada)[1])
 
     with store.pipeline(transaction=True) as tx:
-        assert not suggestions.refresh(store, tx, ada, at - suggestions.ALREADY_IN_LIST_MARGIN_MS)
-        assert suggestions.refresh(store, tx, ada, now_ms())
+        assert suggestions.queue_refresh(store, tx, (ada,), at - suggestions.ALREADY_IN_LIST_MARGIN_MS) == []
         tx.execute()
-    assert kept(store, ada)[1] > at
+    with store.pipeline(transaction=True) as tx:
+        assert suggestions.queue_refresh(store, tx, (ada,), now_ms()) == [ada]
+        tx.execute()
+    eventually(lambda: kept(store, ada)[1] > at, message="the worker recomputed the list a newer change queued")
 
 
 @pytest.fixture
