@@ -7,16 +7,26 @@ handler writes the whole audience itself in server-side batches; ``--inline-limi
 all but N members through feed.fanout, shared by the worker processes, to measure that path.
 Posts are measured once every worker holds some of feed.events' and feed.fanout's partitions;
 the last timeline of each batch is probed every 5 ms (to 5 ms), each only until it has the post.
-The yardstick is the median of three redis-benchmark runs after each post.
+The yardstick is the median of three redis-benchmark runs after each post. Each post also
+gives the CPU seconds the stack's Kafka brokers used from its 201 to its last timeline.
+
+``--cluster`` runs it on the cluster stack (``rapport up --cluster --infra-only``: the cache on
+its Redis Cluster, Kafka on three brokers). ``--compare DIR`` also measures the checkout at DIR
+(another commit's worktree), the two in turns, each in a process of its own, twice; figures in
+``feed_fanout_compare.json`` (``_cluster`` with ``--cluster``).
 
     .venv/bin/python -m bench.feed_fanout [--quick] [--workers N] [--inline-limit N] [--runs N]
+                                          [--cluster] [--compare DIR]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 
@@ -25,7 +35,7 @@ from kafka import KafkaAdminClient
 ZADD_SAMPLES = 3
 
 from bench.feed_support import activate, clients, feed_workers, forget, seed_followers, wait_for
-from bench.support import BENCH_CACHE_DB, bench_settings, register, token_for, write_results
+from bench.support import BENCH_CACHE_DB, bench_settings, process_tree_cpu, register, token_for, write_results
 from services.feed import store as keys
 from services.feed.app import create_app
 
@@ -65,6 +75,16 @@ def balanced(settings, consumer: str, members: int) -> bool:
                for m in described["members"])
 
 
+def brokers_cpu(settings) -> float:
+    """CPU seconds used so far by the Kafka brokers of ``settings``' stack, found by their pid
+    files (the cluster stack's settings name its own run directory)."""
+    from shared.stack import processes
+
+    run_dir = settings.run_dir
+    pids = [processes.running_pid(run_dir, path.stem) for path in (run_dir / "pids").glob("kafka*.pid")]
+    return sum(process_tree_cpu(pid) for pid in pids if pid)
+
+
 def batch_ends(fans: list[str], size: int) -> list[str]:
     """The last member of each batch: the audience is read in follower-set order."""
     ordered = sorted(fans)
@@ -89,10 +109,19 @@ def measure(settings, followers: int, workers: int, runs: int, zadd_requests: in
     client = create_app(settings=settings).test_client()
 
     def publish(member: str) -> tuple[str, float]:
-        response = client.post("/v1/posts", json={"text": "fan me out"},
-                               headers={"Authorization": f"Bearer {token_for(settings, member)}"})
+        """The post's id, and when it was first answered: on the cluster stack a 503
+        ``store_not_replicated`` (no replica confirmed in time) has stored it already, and its
+        fan-out is under way; the retry with the same Idempotency-Key gets its id."""
+        headers = {"Authorization": f"Bearer {token_for(settings, member)}", "Idempotency-Key": uuid.uuid4().hex}
+        answered = None
+        for _ in range(10):
+            response = client.post("/v1/posts", json={"text": "fan me out"}, headers=headers)
+            answered = answered or time.monotonic()
+            if response.status_code != 503:
+                break
+            time.sleep(0.05)
         assert response.status_code == 201, response.json
-        return response.json["id"], time.monotonic()
+        return response.json["id"], answered
 
     def landed(post_id: str, ends: list[str]):
         waiting = list(ends)
@@ -108,12 +137,14 @@ def measure(settings, followers: int, workers: int, runs: int, zadd_requests: in
         return probe
 
     def one_run() -> dict:
+        kafka_before = brokers_cpu(settings)
         post_id, t0 = publish(author)
         ends = batch_ends(fans, settings.fanout_batch_size)
         first = wait_for(lambda: any(cache.zscore(keys.timeline(e), post_id) is not None for e in ends[:3]),
                          timeout=300)
         done = wait_for(landed(post_id, ends), timeout=300, interval=0.005)
         seconds = done - t0
+        kafka_cpu = brokers_cpu(settings) - kafka_before
         pipe = cache.pipeline(transaction=False)
         for fan in fans:
             pipe.zscore(keys.timeline(fan), post_id)
@@ -125,6 +156,7 @@ def measure(settings, followers: int, workers: int, runs: int, zadd_requests: in
         inserts = delivered / seconds
         return {"delivered": delivered, "seconds_201_to_last_timeline": round(seconds, 3),
                 "seconds_201_to_first_batch": round(first - t0, 3), "timeline_inserts_per_s": round(inserts),
+                "kafka_brokers_cpu_s": round(kafka_cpu, 3),
                 "redis_benchmark_pipelined_zadd_per_s": round(zadd_rps),
                 "redis_benchmark_samples": [round(s) for s in samples],
                 "ratio_to_pipelined_zadd": round(inserts / zadd_rps, 3)}
@@ -146,6 +178,7 @@ def measure(settings, followers: int, workers: int, runs: int, zadd_requests: in
         return {"followers": followers, "workers": workers, "inline_limit": settings.fanout_inline_limit,
                 "batch_size": settings.fanout_batch_size, **measured[-1],
                 "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "kafka_brokers_cpu_s_median": statistics.median(r["kafka_brokers_cpu_s"] for r in measured),
                 "aim_ratio": 0.5, "runs": measured}
     finally:
         forget(cache, fans)
@@ -155,19 +188,76 @@ def measure(settings, followers: int, workers: int, runs: int, zadd_requests: in
             store.delete(*[keys.following(f) for f in fans[start:start + 10_000]])
 
 
+def _settings(args, followers: int):
+    overrides = {"fanout_threshold": 10 * followers}
+    if args.inline_limit is not None:
+        overrides["fanout_inline_limit"] = args.inline_limit
+    if args.cluster:
+        from bench.support import bench_cluster_settings
+
+        return bench_cluster_settings(**overrides)
+    return bench_settings(**overrides)
+
+
+def _zadd(args, settings):
+    if not args.cluster:
+        return None
+    from bench.cluster import cluster_zadd
+
+    return cluster_zadd(settings)
+
+
+def _in_checkout(directory: str, argv: list[str]) -> dict:
+    """This benchmark on the code of the checkout at ``directory`` (its workers too), in a process of its own."""
+    from shared.settings import load_settings
+
+    # The stack this checkout runs (its pid files: the brokers' CPU), whichever checkout measures.
+    env = {**os.environ, "PYTHONPATH": os.path.abspath(directory), "RAPPORT_RUN_DIR": str(load_settings().run_dir)}
+    run = subprocess.run([sys.executable, os.path.abspath(__file__), "--figures-only", *argv], env=env,
+                         cwd=os.path.abspath(directory), stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="20,000 followers instead of 100,000")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--inline-limit", type=int, help="fanout_inline_limit (default: the settings')")
     parser.add_argument("--runs", type=int, default=3, help="posts measured one after the other (the spread)")
+    parser.add_argument("--cluster", action="store_true", help="on the cluster stack (rapport up --cluster)")
+    parser.add_argument("--compare", metavar="DIR", help="also measure the checkout at DIR, in turns with this one")
+    parser.add_argument("--figures-only", action="store_true", help=argparse.SUPPRESS)  # --compare's own runs
     args = parser.parse_args()
     followers = 20_000 if args.quick else 100_000
-    settings = bench_settings(fanout_threshold=10 * followers)
-    if args.inline_limit is not None:
-        settings = settings.replace(fanout_inline_limit=args.inline_limit)
-    figures = measure(settings, followers, args.workers, args.runs, 200_000 if args.quick else 1_000_000)
+    requests_ = 200_000 if args.quick else 1_000_000
     name = "feed_fanout_quick" if args.quick else "feed_fanout"
+    if args.compare:
+        argv = [a for a in sys.argv[1:] if a not in ("--compare", args.compare)]
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        turns: dict[str, list[dict]] = {"this": [], "compared": []}
+        for _ in range(2):  # in turns, so both saw the machine's load alike
+            turns["this"].append(_in_checkout(here, argv))
+            turns["compared"].append(_in_checkout(args.compare, argv))
+        summary = {side: {"ratio_median": statistics.median(r["ratio_to_pipelined_zadd"] for t in runs for r in t["runs"]),
+                          "seconds_median": statistics.median(r["seconds_201_to_last_timeline"]
+                                                              for t in runs for r in t["runs"]),
+                          "kafka_brokers_cpu_s_median": statistics.median(r["kafka_brokers_cpu_s"]
+                                                                          for t in runs for r in t["runs"])}
+                   for side, runs in turns.items()}
+        print(json.dumps(summary, indent=2))
+        write_results(f"{name}_compare{'_cluster' if args.cluster else ''}",
+                      {"compared": os.path.abspath(args.compare), "summary": summary, "turns": turns})
+        return
+    settings = _settings(args, followers)
+    figures = measure(settings, followers, args.workers, args.runs, requests_, zadd=_zadd(args, settings))
+    if args.figures_only:
+        from bench.support import drop_namespaces
+
+        drop_namespaces()
+        print(json.dumps(figures))
+        return
+    if args.cluster:
+        name += "_cluster"
     write_results(name if args.inline_limit is None else f"{name}_via_topic", figures)
 
 
