@@ -4,14 +4,13 @@ invitation either way, or a member blocked either way.
 
 The work is bounded and precomputed (docs/suggestions.md): ``compute`` samples at most
 ``WALK_BUDGET`` two-step paths, counts mutual connections exactly for the best ``CANDIDATES``
-only, and keeps that ranked list. The connections worker queues the lists of the two
-members of every connection, removal and block as the event arrives (``queue_refresh``), and
-its refresh loop (``refresh_due``) recomputes them, and the lists that reads found older than
-``REFRESH_AFTER_MS``. A change also
-marks the lists of the two members' connections stale (their 2nd degree moved). A read serves
-the kept list as long as it was computed from the member's current connections and blocks
-either way (its basis), even an old or stale one (queued for the worker, served meanwhile);
-without one it computes on the spot.
+only, and keeps that ranked list. As the event of a connection, removal or block arrives, the
+connections worker queues the two members' lists (``queue_refresh``); its refresh loop
+(``refresh_due``) recomputes them, as it does the lists that reads found older than
+``REFRESH_AFTER_MS``. A change also marks the lists of the two members' connections stale
+(their 2nd degree moved). A read serves the kept list as long as it was computed from the
+member's current connections and blocks either way (its basis), even an old or stale one
+(queued for the worker, served meanwhile); without one it computes on the spot.
 Reads drop, at read time, whoever became a connection, an invitee or inviter, or blocked
 since the list was computed.
 """
@@ -120,20 +119,14 @@ def compute(store: redis.Redis, member: str) -> list[tuple[str, int]]:
     return ranked_
 
 
-def computed_at(store: redis.Redis, member: str) -> int | None:
-    """When ``member``'s kept list was computed (ms), or None when there is none."""
-    at = store.hget(keys.suggestions_state(member), "computed_at")
-    return int(at) if at is not None else None
-
-
 def queue_refresh(store: redis.Redis, tx: redis.client.Pipeline, members: tuple[str, ...], changed_at_ms: int) -> list[str]:
     """Queue on ``tx`` the recomputation of ``members``' lists after their own change of
     ``changed_at_ms``: each list is flagged stale and the member queued for the worker's
     refresh loop (``refresh_due``), unless it was computed well after the change and so already
     reflects it (a replayed event). Returns the members queued.
 
-    Off the event's path: the consumer pays two reads and two queued writes, the loop a
-    computation per member however many of their changes were queued meanwhile (``ZADD NX``:
+    Off the event's path: the consumer pays one pipelined read and up to two queued writes a
+    member, the loop a computation per member however many of their changes were queued meanwhile (``ZADD NX``:
     a burst of accepts around one member computes their list once). Until it has, a read finds
     the list's basis changed and computes it itself, so nothing stale is served for it."""
     with store.pipeline(transaction=False) as pipe:
