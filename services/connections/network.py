@@ -25,6 +25,8 @@ DEGREE3_SCAN_LIMIT = 2000
 DEGREE3_FAR = 1000
 DEGREE3_PIPELINE = 100
 MSCORE_CHUNK = 1000
+# Items (members, scores) one pipeline of ``mutual_counts`` brings back at most, about.
+COUNT_READ_ITEMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -154,37 +156,44 @@ def shared_connections(store: redis.Redis, a: str, b: str) -> list[tuple[str, in
 
 def mutual_counts(store: redis.Redis, mine: list[str], others: list[str]) -> dict[str, int]:
     """How many of ``mine`` (a member's connections, read whole) each of ``others`` is connected
-    to: ``len(shared_connections(member, other))`` for all of them in two round trips, not three
-    each. Per other, the smaller side is read: their connections whole (counted against
-    ``mine``), or their scores of ``mine``."""
+    to: ``len(shared_connections(member, other))`` for all of them in a few pipelined round
+    trips, not three each. Per other, the smaller side is read: their connections whole
+    (counted against ``mine``), or their scores of ``mine``. A pipeline is sent once it would
+    bring about ``COUNT_READ_ITEMS`` items, so a hub's candidates are not all held at once."""
+    counts = {other: 0 for other in others}
     if not mine or not others:
-        return {other: 0 for other in others}
+        return counts
     with store.pipeline(transaction=False) as pipe:
         for other in others:
             pipe.zcard(keys.connections(other))
         sizes = pipe.execute()
     mine_set = set(mine)
+    queued: list[tuple[str, bool]] = []  # per reply: whose, and whether it is a whole list
+
+    def send(pipe) -> None:
+        for (other, whole), reply in zip(queued, pipe.execute()):
+            counts[other] += sum(1 for m in reply if m in mine_set) if whole else \
+                sum(1 for score in reply if score is not None)
+        queued.clear()
+
     with store.pipeline(transaction=False) as pipe:
-        reads = []  # per other: (whole list read?, how many replies)
+        items = 0
         for other, size in zip(others, sizes):
             if not size:
-                reads.append((True, 0))
-            elif size <= len(mine):
+                continue
+            if size <= len(mine):
                 pipe.zrange(keys.connections(other), 0, -1)
-                reads.append((True, 1))
+                queued.append((other, True))
             else:
-                chunks = range(0, len(mine), MSCORE_CHUNK)
-                for i in chunks:
+                for i in range(0, len(mine), MSCORE_CHUNK):
                     pipe.zmscore(keys.connections(other), mine[i:i + MSCORE_CHUNK])
-                reads.append((False, len(chunks)))
-        replies = iter(pipe.execute())
-    counts = {}
-    for other, (whole, n) in zip(others, reads):
-        parts = [next(replies) for _ in range(n)]
-        if whole:
-            counts[other] = sum(1 for part in parts for m in part if m in mine_set)
-        else:
-            counts[other] = sum(1 for part in parts for score in part if score is not None)
+                    queued.append((other, False))
+            items += min(size, len(mine))
+            if items >= COUNT_READ_ITEMS:
+                send(pipe)
+                items = 0
+        if queued:
+            send(pipe)
     return counts
 
 

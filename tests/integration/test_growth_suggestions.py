@@ -249,13 +249,16 @@ def test_a_read_right_after_an_unblock_lists_the_unblocked_member_again(api, aut
     assert pairs(suggested(api, auth, linus)) == [(ada, 1)]
 
 
-def test_mutual_counts_are_the_shared_connections_counted_whichever_side_is_smaller(store, unique):
+@pytest.mark.parametrize("read_items", [50_000, 3], ids=["one pipeline", "a pipeline per few items"])
+def test_mutual_counts_are_the_shared_connections_counted_whichever_side_is_smaller(store, unique, monkeypatch,
+                                                                                    read_items):
     from services.connections import network
     from services.connections import store as keys
 
     ada = unique("ada")
     mine = [f"{ada}-c{i}" for i in range(network.MSCORE_CHUNK + 5)]  # ZMSCOREs of more than one chunk
     small, big, none = unique("small"), unique("big"), unique("none")
+    monkeypatch.setattr(network, "COUNT_READ_ITEMS", read_items)
     store.zadd(keys.connections(ada), {m: i for i, m in enumerate(mine)})
     store.zadd(keys.connections(small), {mine[0]: 1, mine[7]: 2, f"{ada}-stranger": 3})  # read whole
     store.zadd(keys.connections(big), {**{m: 1 for m in mine[::3]},  # scored against ada's
