@@ -168,7 +168,11 @@ class Member:
 
 def lookup(store: redis.Redis, service: str, settings: Settings, member: str) -> Member | None:
     """``member`` as ``service``'s replica holds them, or None when it never heard of them."""
-    entry = store.hgetall(key(service, settings, member))
+    return from_entry(member, store.hgetall(key(service, settings, member)))
+
+
+def from_entry(member: str, entry: dict) -> Member | None:
+    """``member`` from their replica entry as HGETALL read it (empty: None, never heard of)."""
     if not entry:
         return None
     return Member(member, entry.get("state", ACTIVE), entry.get("name", ""), entry.get("headline", ""),
@@ -254,16 +258,18 @@ class Directory:
             return state == ACTIVE
         return self._count(self.profiles.own_profile(authorization)).found is True
 
-    def member(self, member: str, authorization: str) -> tuple[Member | None, Remote | None]:
-        """The replica's entry of ``member``, and on a miss what the profiles API said."""
-        found = self.replica(member)
+    def member(self, member: str, authorization: str,
+               entry: dict | object = UNREAD) -> tuple[Member | None, Remote | None]:
+        """The replica's entry of ``member``, and on a miss what the profiles API said.
+        ``entry``: the entry as the request read it already (HGETALL of ``key``), else it is read here."""
+        found = self.replica(member) if entry is UNREAD else from_entry(member, entry)
         if found is not None:
             return found, None
         return None, self._count(self.profiles.profile_of(member, authorization))
 
-    def exists(self, member: str, authorization: str) -> bool:
+    def exists(self, member: str, authorization: str, entry: dict | object = UNREAD) -> bool:
         """Whether ``member`` exists (registered, not closed) as far as the caller may know."""
-        found, remote = self.member(member, authorization)
+        found, remote = self.member(member, authorization, entry)
         return found.active if found is not None else remote.found is True
 
     def _count(self, remote: Remote) -> Remote:

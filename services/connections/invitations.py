@@ -112,12 +112,20 @@ def _connection_limit(member: str, settings: Settings) -> Conflict:
                     limit=settings.max_connections)
 
 
-def _full(store: redis.Redis, settings: Settings, *members: str) -> list[str]:
-    """For each member, ``"1"`` when their projected connections reached the maximum."""
-    with store.pipeline(transaction=False) as pipe:
+def _full(store: redis.Redis, settings: Settings, *members: str, pipe=None) -> list[str]:
+    """For each member, ``"1"`` when their projected connections reached the maximum. With
+    ``pipe``, the counts are read on it among other reads: pass its replies to ``_fullness``."""
+    if pipe is not None:
         for member in members:
             pipe.zcard(keys.connections(member))
-        return ["1" if count >= settings.max_connections else "0" for count in pipe.execute()]
+        return []
+    with store.pipeline(transaction=False) as own:
+        _full(store, settings, *members, pipe=own)
+        return _fullness(settings, own.execute())
+
+
+def _fullness(settings: Settings, counts: list[int]) -> list[str]:
+    return ["1" if count >= settings.max_connections else "0" for count in counts]
 
 
 def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
@@ -142,7 +150,12 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         now = now_ms()
         # The invitee's open invitation to the inviter, if any, read ahead so the script gets
         # its accepted event ready-made; the script refuses (retry) if it changed meanwhile.
-        open_id, open_by = store.hmget(keys.relationship(inviter, invitee), "open", "open_by")
+        # Both members' connection counts come in the same round trip.
+        with store.pipeline(transaction=False) as ahead:
+            ahead.hmget(keys.relationship(inviter, invitee), "open", "open_by")
+            _full(store, settings, inviter, invitee, pipe=ahead)
+            (open_id, open_by), *counts = ahead.execute()
+        inviter_full, invitee_full = _fullness(settings, counts)
         reverse = open_id if open_id and open_by == invitee else ""
         introduction_id, introducer, forwarded_data = introduction or ("", None, None)
         sent_args = outbox.xadd_args(new_event("connections", "invitation.sent", {
@@ -160,7 +173,6 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         reservation = keys.RESERVE_INVITATION(store, keys={"log": log}, id=invitation_id, now=now,
                                               window_ms=WEEK_MS, limit=settings.invitation_weekly_limit)
         reserved = reservation[0] == "reserved"
-        inviter_full, invitee_full = _full(store, settings, inviter, invitee)
         reply = None
         try:
             reply = keys.SEND(store, keys={

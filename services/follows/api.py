@@ -6,15 +6,15 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.follows.follow_setting import change_follow_setting, follow_setting
-from services.follows.following import (Follow, follow, follow_status, followers_page, following_page, stats,
-                                        unfollow)
+from services.follows.following import (Follow, follow, follow_status, followee_state, followers_page,
+                                        following_page, stats, unfollow)
 from services.follows.schemas import (FollowArgs, FollowEdgePageSchema, FollowSchema, FollowSettingSchema,
                                       FollowStatsSchema)
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
 from shared.http.conventions import conditional, location
-from shared.http.members import require_member
+from shared.http.members import directory, require_member
 from shared.http.openapi import operation
 from shared.pages import PageArgs
 
@@ -57,9 +57,10 @@ class Following(MethodView):
         403 ``follow_refused`` when a block stands between the two; 422 for oneself; 404
         ``member_not_found`` when they have no profile.
         """
-        require_member(member)
+        entry, restricted = followee_state(service_store(), directory().key(member), member)
+        require_member(member, entry=entry)
         result, created = follow(service_store(), _outbox(), caller(), member,
-                                 notify_on_post=args.get("notify_on_post"))
+                                 notify_on_post=args.get("notify_on_post"), restricted=restricted)
         if not created:
             return _body(result), 200
         return _body(result), 201, location("following.Following", member=member)

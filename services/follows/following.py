@@ -80,6 +80,16 @@ def _restricted(store: Client, followee: str) -> bool:
     return store.hget(keys.follow_setting(followee), "followers") == "connections"
 
 
+def followee_state(store: redis.Redis, entry_key: str, followee: str) -> tuple[dict, bool]:
+    """``followee``'s entry in the members replica (HGETALL of ``entry_key``) and whether only
+    connections may follow them: one round trip, as both are in the followee's slot."""
+    with store.pipeline(transaction=False) as pipe:
+        pipe.hgetall(entry_key)
+        pipe.hget(keys.follow_setting(followee), "followers")
+        entry, setting = pipe.execute()
+    return entry, setting == "connections"
+
+
 def project_edge(store: redis.Redis, follower: str, followee: str, version: int, since: int | None) -> bool:
     """Bring ``followee``'s followers to the edge as the follower's script just wrote it (at
     ``version``; ``since`` None: not following), without reading it back. Returns whether it
@@ -107,17 +117,19 @@ def project_current(store: redis.Redis, tx: redis.client.Pipeline, follower: str
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
-           notify_on_post: bool | None = None) -> tuple[Follow, bool]:
+           notify_on_post: bool | None = None, restricted: bool | None = None) -> tuple[Follow, bool]:
     """Make ``follower`` follow ``followee`` explicitly (idempotent).
 
     ``notify_on_post`` None keeps an existing follow's post alerts (off for a new follow);
     a different value on an existing follow changes them and emits ``follow.updated``.
     Returns the follow and whether it is new. Refused (403) between blocked members, and
-    for non-connections of a member whose follow setting is ``connections``.
+    for non-connections of a member whose follow setting is ``connections``; ``restricted``:
+    that setting as the caller read it already (``followee_state``), else it is read here.
     """
     _not_self(follower, followee)
-    args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms(),
-                       restricted=_restricted(store, followee))
+    if restricted is None:
+        restricted = _restricted(store, followee)
+    args = follow_args(outbox, follower, followee, notify_on_post, "explicit", now_ms(), restricted=restricted)
     outcome, since, alert, version = keys.FOLLOW(store, keys=_follow_keys(outbox, follower, followee), **args)
     if outcome == "refused":
         # Says nothing about who blocked whom: the blocked member learns nothing more.

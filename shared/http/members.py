@@ -59,9 +59,10 @@ def _require_profile_for_writes() -> None:
                               "a closed account writes nothing.")
 
 
-def require_member(member: str, field: str = "member") -> None:
-    """404 ``member_not_found`` unless ``member`` exists (registered, account not closed)."""
-    if not directory().exists(member, _authorization()):
+def require_member(member: str, field: str = "member", entry: dict | object = UNREAD) -> None:
+    """404 ``member_not_found`` unless ``member`` exists (registered, account not closed).
+    ``entry``: their replica entry when the view read it already, in a round trip of its own."""
+    if not directory().exists(member, _authorization(), entry):
         raise MemberNotFound(f"No member {member!r}.", field=field)
 
 
