@@ -112,20 +112,22 @@ def _connection_limit(member: str, settings: Settings) -> Conflict:
                     limit=settings.max_connections)
 
 
-def _full(store: redis.Redis, settings: Settings, *members: str, pipe=None) -> list[str]:
-    """For each member, ``"1"`` when their projected connections reached the maximum. With
-    ``pipe``, the counts are read on it among other reads: pass its replies to ``_fullness``."""
-    if pipe is not None:
-        for member in members:
-            pipe.zcard(keys.connections(member))
-        return []
-    with store.pipeline(transaction=False) as own:
-        _full(store, settings, *members, pipe=own)
-        return _fullness(settings, own.execute())
+def _count_connections(pipe: redis.client.Pipeline, *members: str) -> None:
+    """Queue on ``pipe`` each member's count of projected connections (for ``_fullness``)."""
+    for member in members:
+        pipe.zcard(keys.connections(member))
 
 
 def _fullness(settings: Settings, counts: list[int]) -> list[str]:
+    """For each count, ``"1"`` when it reached the maximum of connections."""
     return ["1" if count >= settings.max_connections else "0" for count in counts]
+
+
+def _full(store: redis.Redis, settings: Settings, *members: str) -> list[str]:
+    """For each member, ``"1"`` when their projected connections reached the maximum."""
+    with store.pipeline(transaction=False) as pipe:
+        _count_connections(pipe, *members)
+        return _fullness(settings, pipe.execute())
 
 
 def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
@@ -153,7 +155,7 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         # Both members' connection counts come in the same round trip.
         with store.pipeline(transaction=False) as ahead:
             ahead.hmget(keys.relationship(inviter, invitee), "open", "open_by")
-            _full(store, settings, inviter, invitee, pipe=ahead)
+            _count_connections(ahead, inviter, invitee)
             (open_id, open_by), *counts = ahead.execute()
         inviter_full, invitee_full = _fullness(settings, counts)
         reverse = open_id if open_id and open_by == invitee else ""
