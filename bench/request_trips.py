@@ -5,6 +5,7 @@ sent through the service's own app (flask's test client) on the benchmark's Redi
 every request to a new pair of registered members. A round trip is one write to a Redis
 socket (a command, or a whole pipeline): counted by wrapping redis-py's
 ``send_packed_command``. CPU is this process's (``time.process_time``) per request.
+``GET /healthz`` (the follows app) runs beside them as the yardstick: the floor of any request.
 
 With ``--compare DIR`` the same measurement runs on the code of another checkout (its own
 process, ``PYTHONPATH=DIR``), in turns with this one, so the two are side by side in one run.
@@ -22,6 +23,9 @@ import time
 import uuid
 
 WRITES = ("follow", "invite")
+# Measured beside the writes, as the floor every request pays (routing, request id, metrics, the
+# log line): a write's CPU is best read as a multiple of it, measured in the same run.
+YARDSTICK = "healthz"
 
 
 def measure(write: str, count: int) -> dict:
@@ -31,7 +35,7 @@ def measure(write: str, count: int) -> dict:
     from bench.support import bench_settings, register, token_for
 
     settings = bench_settings(log_level="WARNING")
-    if write == "follow":
+    if write in ("follow", YARDSTICK):
         from services.follows.app import create_app
     else:
         from services.connections.app import create_app
@@ -43,6 +47,8 @@ def measure(write: str, count: int) -> dict:
 
     def send(i: int) -> int:
         a, b = pairs[i]
+        if write == YARDSTICK:
+            return client.get("/healthz").status_code
         if write == "follow":
             return client.put(f"/v1/following/{b}", headers=heads[i]).status_code
         return client.post("/v1/invitations", json={"invitee": b}, headers=heads[i]).status_code
@@ -86,7 +92,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--compare", metavar="DIR", help="another checkout, measured in turns with this one")
-    parser.add_argument("--child", choices=WRITES, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*WRITES, YARDSTICK), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.requests)))
@@ -98,7 +104,7 @@ def main() -> None:
     if args.compare:
         sides["compared"] = os.path.abspath(args.compare)
     figures: dict = {"requests": args.requests, "compared": sides.get("compared"), "writes": {}}
-    for write in WRITES:
+    for write in (YARDSTICK, *WRITES):
         runs: dict[str, list] = {side: [] for side in sides}
         for _ in range(args.turns):
             for side, directory in sides.items():

@@ -50,11 +50,30 @@ class CrossSlot(ValueError):
     """Keys of more than one hash slot in one command, transaction or script."""
 
 
+def hashed_part(key: str) -> str:
+    """The part of ``key`` Redis hashes for its slot: the hash tag's content (between the first
+    ``{`` and the first ``}`` after it) when that is not empty, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
 def check_one_slot(keys: Iterable[str], what: str = "a script") -> None:
-    """Raise ``CrossSlot`` unless every key of ``keys`` is in one hash slot."""
-    seen: dict[int, str] = {}
+    """Raise ``CrossSlot`` unless every key of ``keys`` is in one hash slot.
+
+    Keys with the same hashed part (one hash tag, the usual case) share a slot without any
+    CRC computed; only a key with another part has its slot compared."""
+    first_key = first_part = None
+    first_slot = None
     for key in keys:
-        seen.setdefault(slot(key), key)
-        if len(seen) > 1:
-            first, second = list(seen.values())[:2]
-            raise CrossSlot(f"{what} touches keys of two hash slots: {first!r} and {second!r}")
+        part = hashed_part(key)
+        if first_part is None:
+            first_key, first_part = key, part
+        elif part != first_part:
+            if first_slot is None:
+                first_slot = slot(first_key)
+            if slot(key) != first_slot:
+                raise CrossSlot(f"{what} touches keys of two hash slots: {first_key!r} and {key!r}")

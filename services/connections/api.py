@@ -18,7 +18,8 @@ from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
 from shared.http.conventions import conditional, location
 from shared.http.idempotency import idempotent
-from shared.http.members import member_as_seen, require_member
+from shared.http.app import first_reads, joins_write_limits
+from shared.http.members import directory, member_as_seen, require_member
 from shared.http.openapi import operation
 from shared.pages import PageArgs
 
@@ -43,6 +44,7 @@ def _connections(items: list[tuple[str, int]]) -> list[dict]:
 
 @blp.route("/invitations")
 class Invitations(MethodView):
+    @joins_write_limits
     @operation("sendInvitation", 403, 404, 409, 429, idempotent=True)
     @blp.arguments(InvitationArgs)
     @blp.response(201, InvitationSchema)
@@ -51,7 +53,9 @@ class Invitations(MethodView):
         (201 with status ``accepted``). 404 ``member_not_found`` when the invitee has no profile.
         Honours ``Idempotency-Key``."""
         store, member = service_store(), caller()
-        require_member(args["invitee"], "invitee")
+        # The write's limit hit, the caller's entry and the invitee's: one round trip.
+        entry, = first_reads(lambda pipe: pipe.hgetall(directory().key(args["invitee"])))
+        require_member(args["invitee"], "invitee", entry=entry)
 
         def create():
             inv = invitations.send(store, _outbox(), service_settings(), member, args["invitee"], args["message"])

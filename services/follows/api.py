@@ -7,12 +7,13 @@ from flask_smorest import Blueprint
 
 from services.follows.follow_setting import change_follow_setting, follow_setting
 from services.follows.following import (Follow, follow, follow_status, followee_state, followers_page,
-                                        following_page, stats, unfollow)
+                                        following_page, queue_followee_state, stats, unfollow)
 from services.follows.schemas import (FollowArgs, FollowEdgePageSchema, FollowSchema, FollowSettingSchema,
                                       FollowStatsSchema)
 from shared.bus.outbox import Outbox
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
+from shared.http.app import first_reads, joins_write_limits
 from shared.http.conventions import conditional, location
 from shared.http.members import directory, require_member
 from shared.http.openapi import operation
@@ -46,6 +47,7 @@ class Following(MethodView):
         """Does the caller follow ``member``: ``following``, ``notify_on_post``, ``since`` (null if not)."""
         return _body(follow_status(service_store(), caller(), member))
 
+    @joins_write_limits
     @operation("followMember", 403, 404)
     @blp.arguments(FollowArgs, location="json", required=False)
     @blp.response(201, FollowSchema)
@@ -57,7 +59,9 @@ class Following(MethodView):
         403 ``follow_refused`` when a block stands between the two; 422 for oneself; 404
         ``member_not_found`` when they have no profile.
         """
-        entry, restricted = followee_state(service_store(), directory().key(member), member)
+        # The write's limit hit, the caller's entry and the followee's state: one round trip.
+        entry, restricted = followee_state(first_reads(
+            lambda pipe: queue_followee_state(pipe, directory().key(member), member)))
         require_member(member, entry=entry)
         result, created = follow(service_store(), _outbox(), caller(), member,
                                  notify_on_post=args.get("notify_on_post"), restricted=restricted)

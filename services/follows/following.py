@@ -80,13 +80,17 @@ def _restricted(store: Client, followee: str) -> bool:
     return store.hget(keys.follow_setting(followee), "followers") == "connections"
 
 
-def followee_state(store: redis.Redis, entry_key: str, followee: str) -> tuple[dict, bool]:
-    """``followee``'s entry in the members replica (HGETALL of ``entry_key``) and whether only
-    connections may follow them: one round trip, as both are in the followee's slot."""
-    with store.pipeline(transaction=False) as pipe:
-        pipe.hgetall(entry_key)
-        pipe.hget(keys.follow_setting(followee), "followers")
-        entry, setting = pipe.execute()
+def queue_followee_state(pipe: redis.client.Pipeline, entry_key: str, followee: str) -> None:
+    """Queue the reads of ``followee_state`` on ``pipe``: ``followee``'s entry in the members
+    replica (HGETALL of ``entry_key``) and their follow setting, both in the followee's slot."""
+    pipe.hgetall(entry_key)
+    pipe.hget(keys.follow_setting(followee), "followers")
+
+
+def followee_state(replies: list) -> tuple[dict, bool]:
+    """From the replies of ``queue_followee_state``: the followee's replica entry, and whether
+    only connections may follow them."""
+    entry, setting = replies
     return entry, setting == "connections"
 
 

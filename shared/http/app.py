@@ -3,10 +3,10 @@ health, readiness and Prometheus metrics."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
-import uuid
-from typing import Iterable
+from typing import Callable, Iterable
 
 import redis
 import structlog
@@ -41,6 +41,14 @@ PUBLIC_ENDPOINTS = {"healthz", "readyz", "metrics", "static"}
 # Query parameters a bearer token might be put in. Refused, not ignored: a URL lands in access
 # logs, proxies and browser histories, where a token valid for a day would be a standing key.
 URL_CREDENTIALS = {"access_token", "token", "bearer", "bearer_token", "jwt", "authorization"}
+
+# A view marked so (``joins_write_limits``) takes its write's limit hit in the pipeline of its
+# first reads (``first_reads``): the hit, the writer's entry and the view's reads in one round trip.
+JOINS_LIMITS = "_rapport_joins_write_limits"
+PENDING_HIT = "write_limit_pending"
+# Extension: checks of a write that read the writer's entry (the profile check), run by
+# ``first_reads`` once the joined hit has read it, instead of before the view.
+DEFERRED_WRITE_CHECKS = "rapport.deferred_write_checks"
 
 # Extension: endpoint → a function that names the caller from something else than the bearer
 # token (a short-lived ticket), or returns None to fall back to the token (``accept_credential``).
@@ -151,9 +159,15 @@ class ProblemApi(Api):
         return response
 
 
+def _new_request_id() -> str:
+    # Not a secret, so no os.urandom call (uuid4) per request; ``random`` is reseeded in each
+    # forked worker, so two workers do not draw the same ids.
+    return "%032x" % random.getrandbits(128)
+
+
 def _start() -> None:
     g.started = time.perf_counter()
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    g.request_id = request.headers.get("X-Request-Id") or _new_request_id()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
 
@@ -163,7 +177,7 @@ def _authenticate() -> None:
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint.startswith(("api-docs.", f"{docs.BLUEPRINT}.")):
         return
-    if URL_CREDENTIALS & {name.lower() for name in request.args}:
+    if request.query_string and URL_CREDENTIALS & {name.lower() for name in request.args}:
         raise Unauthorized("A token is never accepted in the URL: send 'Authorization: Bearer <token>'.",
                            code="token_in_url")
     authenticate = current_app.extensions[AUTHENTICATORS].get(endpoint)
@@ -178,8 +192,63 @@ def _authenticate() -> None:
             # A service with a member replica (shared.http.members) reads the writer's entry in
             # the same script: the profile check that follows needs no round trip of its own.
             members = current_app.extensions.get(MEMBER_DIRECTORY)
-            g.caller_state = limits.hit(g.member, members.key(g.member) if members else None)
+            entry = members.key(g.member) if members else None
+            if _joins_limits(endpoint, request.method):
+                g.setdefault(PENDING_HIT, (g.member, entry))  # taken by the view's first_reads
+            else:
+                g.caller_state = limits.hit(g.member, entry)
             g.rate_limit_policy = limits.policy
+
+
+def joins_write_limits(view: Callable) -> Callable:
+    """Mark a write view (outermost decorator) whose first store access is ``first_reads``: its
+    limit hit and the writer's entry are read in that pipeline rather than a round trip before
+    the view. A 429 or a 403 ``profile_required`` still comes before anything the view writes;
+    an answer the view gives before reading (a 422 for its body) counts against the limits too."""
+    setattr(view, JOINS_LIMITS, True)
+    return view
+
+
+def _joins_limits(endpoint: str, method: str) -> bool:
+    known = current_app.extensions.setdefault("rapport.joins_limits", {})
+    joins = known.get((endpoint, method))
+    if joins is None:
+        view = current_app.view_functions.get(endpoint)
+        view_class = getattr(view, "view_class", None)
+        handler = getattr(view_class, method.lower(), None) if view_class is not None else view
+        joins = known[(endpoint, method)] = bool(getattr(handler, JOINS_LIMITS, False))
+    return joins
+
+
+def first_reads(queue: Callable[[redis.client.Pipeline], None]) -> list:
+    """The replies of the reads ``queue`` puts on a pipeline of the service's store, in one round
+    trip with the write's limit hit when the view ``joins_write_limits`` (raising 429 when a
+    limit refuses, then running the deferred write checks, before returning)."""
+    pending = g.pop(PENDING_HIT, None)
+    limits = current_app.extensions["rapport.write_limits"]
+    with service_store().pipeline(transaction=False) as pipe:
+        counted_at = limits.queue_hit(pipe, *pending) if pending else None
+        queue(pipe)
+        replies = pipe.execute()
+    if pending is None:
+        return replies
+    g.caller_state = limits.settle(pending[0], replies[0], counted_at, pending[1] is not None)
+    for check in current_app.extensions[DEFERRED_WRITE_CHECKS]:
+        check()
+    return replies[1:]
+
+
+def _settle_pending_hit(response: Response) -> Response:
+    """A joining view that answered without reading (a 422 for its body): its hit counts now."""
+    pending = g.pop(PENDING_HIT, None)
+    if pending is not None:
+        if 200 <= response.status_code < 300:
+            log.error("a view joining the write limits wrote without first_reads", endpoint=request.endpoint)
+        try:
+            current_app.extensions["rapport.write_limits"].hit(*pending)
+        except Problem:
+            pass  # refused: the answer stands; the window holds the writes it counted
+    return response
 
 
 def _check_size() -> None:
@@ -194,7 +263,7 @@ def _check_json() -> None:
 def _finish(response: Response) -> Response:
     # A preflight is answered before _authenticate names the request: it keeps the caller's id too.
     response.headers["X-Request-Id"] = (getattr(g, "request_id", None) or request.headers.get("X-Request-Id")
-                                        or uuid.uuid4().hex)
+                                        or _new_request_id())
     if getattr(g, "rate_limit_policy", None):
         response.headers.setdefault("RateLimit-Policy", g.rate_limit_policy)
     endpoint = request.endpoint or UNMATCHED
@@ -345,6 +414,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.extensions["rapport.store"] = store_client.connect(settings.store_url(service))
     app.extensions["rapport.tokens"] = TokenVerifier.from_settings(settings)
     app.extensions[AUTHENTICATORS] = {}
+    app.extensions[DEFERRED_WRITE_CHECKS] = []
     app.extensions["rapport.write_limits"] = WriteLimits(settings.store_url(service), settings.write_rate_limits,
                                                          settings.namespace, service, settings.shards)
     # Behind the gateway (one proxy: nginx) the client's address, scheme and the path prefix it
@@ -360,6 +430,7 @@ def create_service_app(service: str, blueprints: Iterable, *, settings: Settings
     app.before_request(_authenticate)
     app.before_request(_check_json)
     app.after_request(_finish)
+    app.after_request(_settle_pending_hit)
     app.after_request(conventions.add_link)
     app.after_request(_await_replicas)  # after_request runs last-registered first: before the others
     cors.install(app, settings.cors_origins)

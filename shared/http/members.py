@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
-from shared.http.app import MEMBER_DIRECTORY
+from shared.http.app import DEFERRED_WRITE_CHECKS, MEMBER_DIRECTORY, PENDING_HIT
 from shared.http.ratelimit import WRITE_METHODS
 from shared.members import UNREAD, Directory, Member, Remote
 from shared.problems import Forbidden, NotFound
@@ -37,6 +37,7 @@ def install(app: Flask, directory: Directory | None = None) -> None:
     app.extensions[DIRECTORY] = directory or Directory(
         app.config["RAPPORT_SERVICE"], app.config["RAPPORT_SETTINGS"], app.extensions["rapport.store"])
     app.before_request(_require_profile_for_writes)
+    app.extensions[DEFERRED_WRITE_CHECKS].append(_check_profile)
 
 
 def directory() -> Directory:
@@ -50,9 +51,15 @@ def _authorization() -> str:
 def _require_profile_for_writes() -> None:
     if request.method not in WRITE_METHODS or request.url_rule is None:
         return
-    member = getattr(g, "member", None)
-    if member is None:  # a public endpoint: nobody to check
+    if getattr(g, "member", None) is None:  # a public endpoint: nobody to check
         return
+    if PENDING_HIT in g:  # the view's first reads read the caller's entry: checked there
+        return
+    _check_profile()
+
+
+def _check_profile() -> None:
+    member = g.member
     # The write limits' script read the caller's entry already, when the service counts them.
     if not directory().caller_registered(member, _authorization(), g.get("caller_state", UNREAD)):
         raise ProfileRequired("Create your profile first (PUT /v1/profile on the profiles service); "

@@ -10,7 +10,8 @@ member's recent write times per limit), but every limit is checked and counted b
 the service's own store: one round trip per write, however many limits, and a write refused by
 any limit counts against none of them. Where the service keeps a replica of its members, the
 same script reads the writer's entry (``HIT_READING_MEMBER``), so a write's profile check costs
-no round trip of its own. The windows start with the service's name and carry the
+no round trip of its own; a view that reads before it writes can have that script sent in the
+pipeline of its first reads (``shared.http.app.first_reads``). The windows start with the service's name and carry the
 member's shard (``follows:rate-limit:LIMITER/writes/{s17}/ada/30/1/second``), so the script's
 keys share one slot, on one node as on a Redis Cluster.
 """
@@ -100,21 +101,45 @@ class WriteLimits:
     def __bool__(self) -> bool:
         return bool(self.limits)
 
+    def windows(self, member: str) -> list[str]:
+        """The keys of ``member``'s windows, one per limit, in the member's slot."""
+        shard = tag(member, self.shards)
+        return [f"{self.prefix}:{limit.key_for('writes', shard, member)}" for limit in self.limits]
+
     def hit(self, member: str, member_entry: str | None = None) -> str | None:
         """Count one write of ``member``; raise ``RateLimited`` when it is over a limit.
 
         With ``member_entry`` (the key of the service's replica of the writer, in their slot),
         also read its state in the same script: returns it ('' when there is no entry), else None.
         """
-        shard = tag(member, self.shards)
-        windows = [f"{self.prefix}:{limit.key_for('writes', shard, member)}" for limit in self.limits]
         now = time.time()
-        state = None
         if member_entry is None:
-            refused = HIT(self.store, keys={"windows": windows}, now=repr(now), limits=self._args)
+            reply = HIT(self.store, keys={"windows": self.windows(member)}, now=repr(now), limits=self._args)
         else:
-            state, *refused = HIT_READING_MEMBER(self.store, keys={"member": member_entry, "windows": windows},
-                                                 now=repr(now), limits=self._args)
+            reply = HIT_READING_MEMBER(self.store, keys={"member": member_entry, "windows": self.windows(member)},
+                                       now=repr(now), limits=self._args)
+        return self.settle(member, reply, now, member_entry is not None)
+
+    def queue_hit(self, pipe, member: str, member_entry: str | None = None) -> float:
+        """Queue the hit ``hit`` makes on ``pipe`` (a pipeline of the service's store, other reads
+        beside it), so it costs no round trip of its own; returns the time it counts, for
+        ``settle``. Nothing is decided before the pipeline's reply is settled."""
+        now = time.time()
+        if member_entry is None:
+            HIT(pipe, keys={"windows": self.windows(member)}, now=repr(now), limits=self._args, pipe=pipe)
+        else:
+            HIT_READING_MEMBER(pipe, keys={"member": member_entry, "windows": self.windows(member)},
+                               now=repr(now), limits=self._args, pipe=pipe)
+        return now
+
+    def settle(self, member: str, reply, now: float, reading_member: bool) -> str | None:
+        """The writer's entry state from a hit's ``reply`` (None when it read no entry), or
+        ``RateLimited`` when a limit refused the write."""
+        state = None
+        if reading_member:
+            state, *refused = reply
+        else:
+            refused = reply
         if not refused:
             return state
         limit = self.limits[int(refused[0]) - 1]

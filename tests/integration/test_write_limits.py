@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from bench.support import round_trips
 from services.follows.app import create_app
 
 
@@ -77,3 +78,52 @@ def test_the_limits_script_reads_the_writers_member_entry_and_refuses_over_the_l
     assert limits.hit(ada) is None  # without the entry: the limits alone
     with pytest.raises(RateLimited):
         limits.hit(ada, members.key("follows", settings, ada))
+
+
+def test_a_follow_refused_by_the_limit_in_its_first_reads_writes_nothing(two_instances, auth, unique):
+    # The follow view takes its limit hit in the pipeline of its first reads (joins_write_limits).
+    ada, grace = unique("ada"), unique("grace")
+    first, _ = two_instances
+    for i in range(3):
+        assert first.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code == 201
+
+    refused = first.put(f"/v1/following/{grace}", headers=auth(ada))
+
+    assert refused.status_code == 429 and refused.json["code"] == "rate_limited"
+    assert first.get(f"/v1/following/{grace}", headers=auth(ada)).json["following"] is False
+
+
+def test_a_follow_answered_before_its_first_reads_counts_against_the_limit(two_instances, auth, unique):
+    ada = unique("ada")
+    first, _ = two_instances
+    bad = first.put(f"/v1/following/{unique('m0')}", json={"notify_on_post": "often"}, headers=auth(ada))
+    assert bad.status_code == 422
+
+    answers = [first.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code for i in range(1, 4)]
+
+    assert answers == [201, 201, 429]
+
+
+def test_a_new_follow_takes_three_redis_round_trips_its_limits_and_reads_being_one(apps, auth, unique):
+    # One pipeline: the limits script (with the caller's entry), the followee's entry and follow
+    # setting; then the follower's FOLLOW script; then the projection to the followee's followers.
+    follows = apps("follows")
+    ada, grace = unique("ada"), unique("grace")
+    follows.get(f"/v1/following/{grace}", headers=auth(ada))  # the token verified, connections made
+
+    def send():
+        assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
+
+    assert round_trips(send) == 3
+
+
+def test_a_new_invitation_takes_its_limits_and_the_invitees_entry_in_one_round_trip(apps, auth, unique):
+    # Then the pair's reads, the weekly cap, the SEND script, the projection and its read-back.
+    connections = apps("connections")
+    ada, grace = unique("ada"), unique("grace")
+    connections.get("/v1/invitations", headers=auth(ada))  # the token verified, connections made
+
+    def send():
+        assert connections.post("/v1/invitations", json={"invitee": grace}, headers=auth(ada)).status_code == 201
+
+    assert round_trips(send) == 6

@@ -26,6 +26,18 @@ def test_keys_of_two_slots_are_refused_by_name():
         slots.check_one_slot(["a:{s1}", "a:{s1}:x", "b:{s2}"])
 
 
+def test_keys_of_two_tags_in_one_slot_pass_and_the_hashed_part_follows_redis_rules():
+    # Two different tags may hash to one slot: the check compares slots, not only tags.
+    first = "{s1}"
+    other = next(f"{{t{i}}}" for i in range(100_000) if slots.slot(f"{{t{i}}}") == slots.slot(first))
+    slots.check_one_slot([f"a:{first}", f"b:{other}", f"c:{first}:x"])
+    assert slots.hashed_part("a:{s1}:b") == "s1"
+    assert slots.hashed_part("a:{}:{s1}") == "a:{}:{s1}"  # an empty tag: the whole key is hashed
+    assert slots.hashed_part("plain") == "plain"
+    with pytest.raises(slots.CrossSlot):
+        slots.check_one_slot(["plain", "other"])
+
+
 def test_a_script_binds_keys_and_arguments_by_name_in_its_prelude():
     script = LuaScript("demo", keys=("post", "*timelines"), args=("score", "*items"), source="return 1")
     assert script.source.startswith("local K = {post = KEYS[1], timelines = {unpack(KEYS, 2)}}\n"
