@@ -26,6 +26,7 @@ from services.messaging.schemas import (
 from shared import live as sse
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
+from shared.http.app import first_reads, joins_write_limits
 from shared.http.conventions import location
 from shared.http.idempotency import idempotent
 from shared.http.openapi import operation
@@ -184,6 +185,7 @@ class Messages(MethodView):
         return {"items": [live.message_body(msg) for msg in items],
                 "next_cursor": encode_cursor(next_before, "") if next_before else None}
 
+    @joins_write_limits
     @operation("sendMessage", 403, 404, idempotent=True)
     @blp.arguments(SendArgs)
     @blp.response(201, MessageSchema)
@@ -194,8 +196,9 @@ class Messages(MethodView):
         member = caller()
 
         def create():
+            # The write's limit hit, the caller's entry and the pair records: one round trip.
             message = conversations.send(_messaging(), member, conversation_id, args["text"],
-                                         request.headers.get("Idempotency-Key"))
+                                         request.headers.get("Idempotency-Key"), reads=first_reads)
             return live.message_body(message), 201
 
         body, status = idempotent(service_store(), f"messaging.send.{conversation_id}", member, create)

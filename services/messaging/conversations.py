@@ -21,6 +21,7 @@ from shared.http import members as http_members
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -213,20 +214,20 @@ def start(m: Messaging, sender: str, participants: list[str], text: str,
 
 
 def send(m: Messaging, sender: str, conversation_id: str, text: str,
-         idempotency_key: str | None = None) -> Message:
+         idempotency_key: str | None = None, reads: Callable | None = None) -> Message:
     """Append a message to a conversation the sender takes part in.
 
     404 ``conversation_not_found`` for anyone else; in a direct conversation 403
     ``not_connected`` once the two are no longer connected (the history stays readable) and 403
     ``messaging_refused`` across a block (which also hides it from both); in a group 403
-    ``messaging_refused`` when a participant blocks the sender."""
+    ``messaging_refused`` when a participant blocks the sender. ``reads``: as ``network.state``'s."""
     _check_text(text)
     header = m.header(conversation_id)
     if header is None or sender not in header[1]:
         raise _not_found()
     kind, participants = header
     others = [p for p in participants if p != sender]
-    found, gone = network.state(m.store, m.keys, sender, others)
+    found, gone = network.state(m.store, m.keys, sender, others, reads)
     if kind == "direct":
         if network.is_blocked(found[others[0]]):
             _refuse_block()

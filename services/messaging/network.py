@@ -14,7 +14,7 @@ pair just disconnected can still send.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 
@@ -66,15 +66,24 @@ def closed(store: redis.Redis, keys: Keys, members: Iterable[str]) -> set[str]:
         return {m for m, gone in zip(members, pipe.execute()) if gone}
 
 
-def state(store: redis.Redis, keys: Keys, member: str, others: list[str]) -> tuple[dict[str, dict], set[str]]:
+def state(store: redis.Redis, keys: Keys, member: str, others: list[str],
+          reads: Callable | None = None) -> tuple[dict[str, dict], set[str]]:
     """The pair records of ``member`` with each of ``others`` and which of them closed their
-    account, in one round trip (one command per pair or member, each in its own shard)."""
-    with store.pipeline(transaction=False) as pipe:
+    account, in one round trip (one command per pair or member, each in its own shard).
+    ``reads``: runs the queued reads in a pipeline of the caller's (the HTTP layer's
+    ``first_reads``, which adds the write's limit hit), else they get one of their own."""
+    def queue(pipe) -> None:
         for other in others:
             pipe.hgetall(keys.pair(member, other))
         for other in others:
             pipe.exists(keys.closed(other))
-        replies = pipe.execute()
+
+    if reads is None:
+        with store.pipeline(transaction=False) as pipe:
+            queue(pipe)
+            replies = pipe.execute()
+    else:
+        replies = reads(queue)
     return dict(zip(others, replies)), {o for o, gone in zip(others, replies[len(others):]) if gone}
 
 

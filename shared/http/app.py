@@ -204,7 +204,8 @@ def joins_write_limits(view: Callable) -> Callable:
     """Mark a write view (outermost decorator) whose first store access is ``first_reads``: its
     limit hit and the writer's entry are read in that pipeline rather than a round trip before
     the view. A 429 or a 403 ``profile_required`` still comes before anything the view writes;
-    an answer the view gives before reading (a 422 for its body) counts against the limits too."""
+    an answer the view gives without those reads (a 422 for its body, a replayed
+    Idempotency-Key) counts against the limits too, once given."""
     setattr(view, JOINS_LIMITS, True)
     return view
 
@@ -239,11 +240,10 @@ def first_reads(queue: Callable[[redis.client.Pipeline], None]) -> list:
 
 
 def _settle_pending_hit(response: Response) -> Response:
-    """A joining view that answered without reading (a 422 for its body): its hit counts now."""
+    """A joining view that answered without its first reads (a 422 for its body, the replay of an
+    Idempotency-Key): its hit counts now."""
     pending = g.pop(PENDING_HIT, None)
     if pending is not None:
-        if 200 <= response.status_code < 300:
-            log.error("a view joining the write limits wrote without first_reads", endpoint=request.endpoint)
         try:
             current_app.extensions["rapport.write_limits"].hit(*pending)
         except Problem:
