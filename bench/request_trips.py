@@ -4,7 +4,8 @@ Each write (``follow``: ``PUT /v1/following/{m}``; ``invite``: ``POST /v1/invita
 sent through the service's own app (flask's test client) on the benchmark's Redis databases,
 every request to a new pair of registered members. A round trip is one write to a Redis
 socket (a command, or a whole pipeline): counted by wrapping redis-py's
-``send_packed_command``. CPU is this process's (``time.process_time``) per request.
+``send_packed_command``. CPU is this process's (``time.process_time``) per request, and the
+store Redis server's (``INFO cpu``: whatever else uses that server counts too, so run it alone).
 ``GET /healthz`` (the follows app) runs beside them as the yardstick: the floor of any request.
 
 With ``--compare DIR`` the same measurement runs on the code of another checkout (its own
@@ -33,6 +34,7 @@ def measure(write: str, count: int) -> dict:
     import redis.connection
 
     from bench.support import bench_settings, register, token_for
+    from shared import store_client
 
     settings = bench_settings(log_level="WARNING")
     if write in ("follow", YARDSTICK):
@@ -63,6 +65,8 @@ def measure(write: str, count: int) -> dict:
         trips += 1
         return original(self, *args, **kwargs)
 
+    store = store_client.connect(settings.store_url("follows" if write in ("follow", YARDSTICK) else "connections"))
+    store_before = server_cpu(store)
     redis.connection.AbstractConnection.send_packed_command = counted
     statuses: dict[int, int] = {}
     started = time.process_time()
@@ -73,8 +77,16 @@ def measure(write: str, count: int) -> dict:
     finally:
         redis.connection.AbstractConnection.send_packed_command = original
     cpu = time.process_time() - started
+    store_cpu = server_cpu(store) - store_before
     return {"requests": count, "answers": statuses, "round_trips_per_request": round(trips / count, 2),
-            "cpu_ms_per_request": round(cpu / count * 1000, 3)}
+            "cpu_ms_per_request": round(cpu / count * 1000, 3),
+            "store_cpu_ms_per_request": round(store_cpu / count * 1000, 3)}
+
+
+def server_cpu(client) -> float:
+    """CPU seconds the Redis server behind ``client`` has used (user + system)."""
+    info = client.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def run_in(directory: str, write: str, count: int) -> dict:
@@ -111,11 +123,14 @@ def main() -> None:
                 result = run_in(directory, write, args.requests)
                 runs[side].append(result)
                 print(f"{write} {side}: {result['round_trips_per_request']} round trips, "
-                      f"{result['cpu_ms_per_request']} ms CPU a request, answers {result['answers']}", flush=True)
+                      f"{result['cpu_ms_per_request']} ms CPU a request (store Redis "
+                      f"{result.get('store_cpu_ms_per_request')} ms), answers {result['answers']}", flush=True)
         figures["writes"][write] = {side: {
             "runs": results,
             "round_trips_per_request": results[0]["round_trips_per_request"],
             "cpu_ms_per_request_median": sorted(r["cpu_ms_per_request"] for r in results)[len(results) // 2],
+            "store_cpu_ms_per_request_median": sorted(r.get("store_cpu_ms_per_request", 0)
+                                                      for r in results)[len(results) // 2],
         } for side, results in runs.items()}
     write_results("request_trips", figures)
 

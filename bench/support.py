@@ -399,14 +399,17 @@ def round_trips(f) -> int:
     import redis
 
     counted = [0]
-    send = redis.connection.Connection.send_packed_command
+    # Where the method is defined, and put back there: set on a subclass, the original would
+    # shadow any later wrapping of the base class.
+    owner = redis.connection.AbstractConnection
+    send = owner.send_packed_command
 
     def counting(self, *args, **kwargs):
         counted[0] += 1
         return send(self, *args, **kwargs)
-    redis.connection.Connection.send_packed_command = counting
+    owner.send_packed_command = counting
     try:
         f()
     finally:
-        redis.connection.Connection.send_packed_command = send
+        owner.send_packed_command = send
     return counted[0]

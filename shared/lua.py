@@ -94,6 +94,16 @@ class LuaScript:
             return client.eval(self.source, len(key_list), *key_list, *arg_list)
 
 
+    def queue_by_sha(self, pipe, *, keys: Mapping[str, Any], **args: Any) -> None:
+        """Queue the script by SHA on a non-transactional pipeline, which the caller runs with
+        ``execute(raise_on_error=False)``: a server that forgot it (a restart) answers
+        ``NoScriptError`` in its place, and the caller sends the pipeline again with ``pipe=``
+        (the text). Not for a MULTI/EXEC, whose other commands would run without it."""
+        key_list, arg_list = self.pack(keys, args)
+        check_one_slot(key_list, f"script {self.name}")
+        pipe.evalsha(self.sha, len(key_list), *key_list, *arg_list)
+
+
 FAILED = "failed"
 
 

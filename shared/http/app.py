@@ -227,10 +227,19 @@ def first_reads(queue: Callable[[redis.client.Pipeline], None]) -> list:
     limit refuses, then running the deferred write checks, before returning)."""
     pending = g.pop(PENDING_HIT, None)
     limits = current_app.extensions["rapport.write_limits"]
-    with service_store().pipeline(transaction=False) as pipe:
-        counted_at = limits.queue_hit(pipe, *pending) if pending else None
-        queue(pipe)
-        replies = pipe.execute()
+
+    def run(by_sha: bool) -> tuple[float | None, list]:
+        with service_store().pipeline(transaction=False) as pipe:
+            counted_at = limits.queue_hit(pipe, *pending, by_sha=by_sha) if pending else None
+            queue(pipe)
+            return counted_at, pipe.execute(raise_on_error=False)
+
+    counted_at, replies = run(by_sha=True)
+    if pending and isinstance(replies[0], redis.exceptions.NoScriptError):
+        counted_at, replies = run(by_sha=False)  # a store that restarted: the script's text, once
+    errors = [reply for reply in replies if isinstance(reply, Exception)]
+    if errors:
+        raise errors[0]
     if pending is None:
         return replies
     g.caller_state = limits.settle(pending[0], replies[0], counted_at, pending[1] is not None)

@@ -120,16 +120,20 @@ class WriteLimits:
                                        now=repr(now), limits=self._args)
         return self.settle(member, reply, now, member_entry is not None)
 
-    def queue_hit(self, pipe, member: str, member_entry: str | None = None) -> float:
-        """Queue the hit ``hit`` makes on ``pipe`` (a pipeline of the service's store, other reads
-        beside it), so it costs no round trip of its own; returns the time it counts, for
-        ``settle``. Nothing is decided before the pipeline's reply is settled."""
+    def queue_hit(self, pipe, member: str, member_entry: str | None = None, by_sha: bool = True) -> float:
+        """Queue the hit ``hit`` makes on ``pipe`` (a non-transactional pipeline of the service's
+        store, other reads beside it), so it costs no round trip of its own; returns the time it
+        counts, for ``settle``. Nothing is decided before the pipeline's reply is settled.
+        ``by_sha``: by its SHA (``LuaScript.queue_by_sha``: a ``NoScriptError`` reply asks for
+        the pipeline again with ``by_sha=False``), else by its text."""
         now = time.time()
-        if member_entry is None:
-            HIT(pipe, keys={"windows": self.windows(member)}, now=repr(now), limits=self._args, pipe=pipe)
+        script, keys = HIT, {"windows": self.windows(member)}
+        if member_entry is not None:
+            script, keys = HIT_READING_MEMBER, {"member": member_entry, **keys}
+        if by_sha:
+            script.queue_by_sha(pipe, keys=keys, now=repr(now), limits=self._args)
         else:
-            HIT_READING_MEMBER(pipe, keys={"member": member_entry, "windows": self.windows(member)},
-                               now=repr(now), limits=self._args, pipe=pipe)
+            script(pipe, keys=keys, now=repr(now), limits=self._args, pipe=pipe)
         return now
 
     def settle(self, member: str, reply, now: float, reading_member: bool) -> str | None:

@@ -127,3 +127,15 @@ def test_a_new_invitation_takes_its_limits_and_the_invitees_entry_in_one_round_t
         assert connections.post("/v1/invitations", json={"invitee": grace}, headers=auth(ada)).status_code == 201
 
     assert round_trips(send) == 6
+
+
+def test_a_follow_whose_store_forgot_the_limits_script_is_counted_once_and_made(two_instances, auth, unique):
+    # The joined hit goes by SHA; a store that restarted answers NOSCRIPT, and the reads go again
+    # with the script's text.
+    ada = unique("ada")
+    first, _ = two_instances
+    first.application.extensions["rapport.store"].script_flush()
+
+    answers = [first.put(f"/v1/following/{unique(f'm{i}')}", headers=auth(ada)).status_code for i in range(4)]
+
+    assert answers == [201, 201, 201, 429]
