@@ -13,11 +13,12 @@ it replaced in the same run (``bench.write_cost --compare`` measures the setting
 5. a consumer's CPU per event it handles, one transaction per event and one per batch of 100,
    the same events read by two consumer groups: ``follows.followers`` (``follow.created`` of
    edges in the store: the edge read, its projection queued) and ``connections.suggestions``
-   (``invitation.sent`` of real invitations: the pair's record read, both members' sides queued).
+   (``invitation.sent`` of real invitations: the pair's record read, both members' sides queued);
+   for a consumer with ``reads_ahead``, also a batch of 100 whose handlers each read their own.
 
 CPU is the process's own (user + system), so a consumer's or producer's I/O thread counts too.
 
-    python -m bench.write_parts [--records 20000] [--handled 3000]
+    python -m bench.write_parts [--records 20000] [--handled 3000] [--only consumer_handle ...]
 """
 from __future__ import annotations
 
@@ -130,8 +131,12 @@ def handled_cost(service: str, count: int) -> dict:
         relay_until_empty(OutboxRelay(outbox, store, lambda: make_producer(settings)), timeout=120)
     [spec] = [c for c in consumers(settings) if c.name == name]
     out = {"consumer": name, "events": count}
-    for label, batch_size in (("per_event_ms", 1), ("batch_of_100_ms", 100)):
-        group = dataclasses.replace(spec, name=f"{name}-{label}-{run}", batch_size=batch_size)
+    variants = [("per_event_ms", 1, spec.reads_ahead), ("batch_of_100_ms", 100, spec.reads_ahead)]
+    if spec.reads_ahead is not None:  # and each handler reading its own state, as before the reads ahead
+        variants.append(("batch_of_100_reading_each_ms", 100, None))
+    for label, batch_size, reads_ahead in variants:
+        group = dataclasses.replace(spec, name=f"{name}-{label}-{run}", batch_size=batch_size,
+                                    reads_ahead=reads_ahead)
         out[label] = round(_consume(group, settings, store, outbox, count) * 1000 / count, 4)
     return out
 
@@ -222,28 +227,39 @@ def _in_child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+PARTS = ("consumer_skip", "relay", "write_limits", "event_decode", "consumer_handle")
+
+
 def main() -> None:
     from bench.support import write_results
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--handled", type=int, default=3000)
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="these parts only (the others keep their last figures)")
     args = parser.parse_args()
     call = f"import json; from bench.write_parts import skip_cost; print(json.dumps(skip_cost({args.records})))"
-    figures = {
-        "consumer_skip": {
+    parts = {
+        "consumer_skip": lambda: {
             "crc32c_in_c": _in_child(call),
             # kafka-python falls back to its own CRC-32C when the package cannot be imported.
             "crc32c_in_python": _in_child("import sys; sys.modules['crc32c'] = None; " + call),
         },
-        "relay": [relay_cost(1500, 3), relay_cost(3000, 30)],
-        "write_limits": limits_cost(3000),
-        "event_decode": decode_cost(20000),
-        "consumer_handle": [
+        "relay": lambda: [relay_cost(1500, 3), relay_cost(3000, 30)],
+        "write_limits": lambda: limits_cost(3000),
+        "event_decode": lambda: decode_cost(20000),
+        "consumer_handle": lambda: [
             _in_child(f"import json; from bench.write_parts import handled_cost; "
                       f"print(json.dumps(handled_cost({service!r}, {args.handled})))")
             for service in ("follows", "connections")],
     }
+    figures = {}
+    if args.only:
+        last = REPO_ROOT / "bench" / "results" / "write_parts.json"
+        figures = json.loads(last.read_text()).get("figures", {}) if last.exists() else {}
+    for name in args.only or PARTS:
+        figures[name] = parts[name]()
+        print(name, json.dumps(figures[name]), flush=True)
     write_results("write_parts", figures)
 
 

@@ -104,6 +104,28 @@ class LuaScript:
         pipe.evalsha(self.sha, len(key_list), *key_list, *arg_list)
 
 
+def run_by_sha(client: redis.Redis, calls: Sequence[tuple["LuaScript", Mapping[str, Any], Mapping[str, Any]]]) -> list:
+    """Run ``calls`` (script, keys, arguments) in one non-transactional pipeline, each script by
+    its SHA; those a server forgot (a restart) go again by their text in a second one. For
+    scripts whose order among themselves does not matter (reads). Raises the first error."""
+    with client.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            script.queue_by_sha(pipe, keys=keys, **args)
+        replies = pipe.execute(raise_on_error=False)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    if missing:
+        with client.pipeline(transaction=False) as pipe:
+            for i in missing:
+                script, keys, args = calls[i]
+                script(pipe, keys=keys, pipe=pipe, **args)
+            for i, reply in zip(missing, pipe.execute(raise_on_error=False)):
+                replies[i] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 FAILED = "failed"
 
 

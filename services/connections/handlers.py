@@ -15,29 +15,50 @@ def _refresh_both(fx: Effects, a: str, b: str, at: str) -> None:
     suggestions.mark_network_stale(fx.store, fx.tx, (a, b))
 
 
+def _project(fx: Effects, a: str, b: str, tx=None) -> None:
+    """Both sides to the pair's record: as the batch read it ahead, else read now."""
+    projections.project(fx.store, a, b, tx=tx, record=fx.ahead.get((a, b)))
+
+
 def on_invitation_changed(event: Event, fx: Effects) -> None:
     """Sent, ignored or withdrawn: the two members' invitation lists follow the pair's record
     (queued on the batch's transaction: nothing after it in the batch reads them)."""
-    projections.project(fx.store, event.data["inviter"], event.data["invitee"], tx=fx.tx)
+    _project(fx, event.data["inviter"], event.data["invitee"], tx=fx.tx)
 
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     """Each now reaches the other's network at 2nd degree."""
-    projections.project(fx.store, event.data["inviter"], event.data["invitee"])
+    _project(fx, event.data["inviter"], event.data["invitee"])
     _refresh_both(fx, event.data["inviter"], event.data["invitee"], event.data["at"])
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     """Each loses the other's network (unless shared through someone else)."""
-    projections.project(fx.store, event.data["remover"], event.data["other"])
+    _project(fx, event.data["remover"], event.data["other"])
     _refresh_both(fx, event.data["remover"], event.data["other"], event.data["at"])
 
 
 def on_block_changed(event: Event, fx: Effects) -> None:
     """A block takes each out of the other's list (reads re-check it meanwhile); an unblock lets
     them back in, which only a recomputation can do."""
-    projections.project(fx.store, event.data["blocker"], event.data["blocked"])
+    _project(fx, event.data["blocker"], event.data["blocked"])
     _refresh_both(fx, event.data["blocker"], event.data["blocked"], event.data["at"])
+
+
+# Who the pair of each event is, in the order its handler names them.
+PAIR_FIELDS = {"invitation": ("inviter", "invitee"), "connection.removed": ("remover", "other"),
+               "block": ("blocker", "blocked")}
+
+
+def records_ahead(store, events) -> dict:
+    """The pair records of a batch's events, in one round trip before its handlers (``reads_ahead``).
+    A batch split by key holds each pair once, and only the requests write a pair's record."""
+    pairs = []
+    for event in events:
+        fields = PAIR_FIELDS.get(event.name) or PAIR_FIELDS.get(event.name.split(".")[0])
+        if fields:
+            pairs.append((event.data[fields[0]], event.data[fields[1]]))
+    return projections.records_now(store, pairs)
 
 
 HANDLERS = {

@@ -32,10 +32,13 @@ def _project_script(store: redis.Redis, member: str, other: str, record: dict, p
         blocked="1" if f"block:{other}" in record else "0")
 
 
-def project(store: redis.Redis, a: str, b: str, tx: redis.client.Pipeline | None = None) -> None:
+def project(store: redis.Redis, a: str, b: str, tx: redis.client.Pipeline | None = None,
+            record: dict | None = None) -> None:
     """Bring both members' sides to the pair's record as it is now: both scripts (each in its
-    member's slot) in one pipeline on one node, or queued on ``tx`` (a consumer's transaction)."""
-    record = store.hgetall(keys.relationship(a, b))
+    member's slot) in one pipeline on one node, or queued on ``tx`` (a consumer's transaction).
+    ``record``: the pair's record as the caller read it already (``records_now``)."""
+    if record is None:
+        record = store.hgetall(keys.relationship(a, b))
     if "version" not in record:
         return
     if tx is not None:
@@ -52,3 +55,13 @@ def project(store: redis.Redis, a: str, b: str, tx: redis.client.Pipeline | None
         _project_script(store, a, b, record, pipe=both)
         _project_script(store, b, a, record, pipe=both)
         both.execute()
+
+
+def records_now(store: redis.Redis, pairs) -> dict[tuple[str, str], dict]:
+    """(a, b) → the pair's record as it is now, for every pair of ``pairs``: one HGETALL each
+    (each in its pair's slot), all in one round trip."""
+    pairs = list(dict.fromkeys(pairs))
+    with store.pipeline(transaction=False) as pipe:
+        for a, b in pairs:
+            pipe.hgetall(keys.relationship(a, b))
+        return dict(zip(pairs, pipe.execute()))

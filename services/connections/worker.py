@@ -4,17 +4,18 @@ replica (profiles.events), and the loop that recomputes the lists reads found ol
 from __future__ import annotations
 
 from services.connections import closing, suggestions
-from services.connections.handlers import HANDLERS
+from services.connections.handlers import HANDLERS, records_ahead
 from shared import members
 from shared.bus.consumer import Consumer
 from shared.settings import Settings
 
 
 def consumers(settings: Settings) -> list[Consumer]:
-    # Handlers read their own pair's record (exact in a batch split by key) and the graph as it
-    # is now (written by the requests): a batch of a partition shares one dedup read and EXEC.
+    # Handlers read their own pair's record (exact in a batch split by key: all of them read in
+    # one round trip ahead) and the graph as it is now (written by the requests): a batch of a
+    # partition shares one dedup read and EXEC.
     return [Consumer(name="connections.suggestions", service="connections", topics=("connections.events",),
-                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True),
+                     handlers=dict(HANDLERS), batch_size=100, batch_by_key=True, reads_ahead=records_ahead),
             members.consumer("connections", erase=closing.erase)]
 
 

@@ -10,14 +10,17 @@ their consumer transaction as ``client``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import redis
+from redis.cluster import RedisCluster
 
 from services.follows import store as keys
 from shared.bus.outbox import Outbox
 from shared.clock import now_ms, rfc3339
 from shared.events import new_event
 from shared.events.envelope import PENDING_VERSION
+from shared.lua import run_by_sha
 from shared.problems import Forbidden, Invalid
 from shared.pages import zset_page
 
@@ -108,16 +111,34 @@ def _project(store: Client, follower: str, followee: str, version: int, since: i
     return reply if pipe is not None else bool(reply)
 
 
-def project_current(store: redis.Redis, tx: redis.client.Pipeline, follower: str, followee: str) -> None:
+def project_current(store: redis.Redis, tx: redis.client.Pipeline, follower: str, followee: str,
+                    edge: tuple | None = None) -> None:
     """Queue on ``tx`` the projection of the edge ``follower`` → ``followee`` as it is now, read
     in the follower's slot (one MULTI; nothing when the edge has no version: never made, or
-    erased with a closed account). The follows worker's way, for every event of the edge."""
-    with store.pipeline(transaction=True) as read:
-        read.zscore(keys.following(follower), followee)
-        read.get(keys.follow_version(follower, followee))
-        since, version = read.execute()
+    erased with a closed account). The follows worker's way, for every event of the edge.
+    ``edge``: (since, version) as ``edges_now`` read it for the batch, else it is read here."""
+    if edge is None:
+        with store.pipeline(transaction=True) as read:
+            read.zscore(keys.following(follower), followee)
+            read.get(keys.follow_version(follower, followee))
+            edge = tuple(read.execute())
+    since, version = edge
     if version is not None:
-        _project(tx, follower, followee, int(version), None if since is None else int(since), pipe=tx)
+        _project(tx, follower, followee, int(version), None if since is None else int(float(since)), pipe=tx)
+
+
+def edges_now(store: redis.Redis, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple]:
+    """(follower, followee) → (since, version) of each edge as it is now (None for what it has
+    not), each read at one instant by ``EDGE_NOW`` in its follower's slot, all in one round trip
+    (a Redis Cluster's pipeline runs no script: there, nothing; each handler reads its own)."""
+    if isinstance(store, RedisCluster):
+        return {}
+    pairs = list(dict.fromkeys(pairs))
+    replies = run_by_sha(store, [(keys.EDGE_NOW, {"following": keys.following(follower),
+                                                  "version": keys.follow_version(follower, followee)},
+                                  {"followee": followee}) for follower, followee in pairs])
+    return {pair: tuple(None if value is None or value is False else value for value in reply)
+            for pair, reply in zip(pairs, replies)}
 
 
 def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,

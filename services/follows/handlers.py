@@ -3,7 +3,7 @@ with its own follows.events (keep each followee's followers, a projection of the
 from __future__ import annotations
 
 from services.follows import network
-from services.follows.following import project_current
+from services.follows.following import edges_now, project_current
 from shared.bus.consumer import Effects
 from shared.clock import parse_rfc3339
 from shared.events import Event
@@ -43,7 +43,13 @@ def on_follow_changed(event: Event, fx: Effects) -> None:
     version decides; a late or repeated event changes nothing). The edge is read (so an edge
     erased with a closed account projects nothing), the projection queued on the batch's
     transaction."""
-    project_current(fx.store, fx.tx, event.data["follower"], event.data["followee"])
+    pair = (event.data["follower"], event.data["followee"])
+    project_current(fx.store, fx.tx, *pair, edge=fx.ahead.get(pair))
+
+
+def edges_ahead(store, events) -> dict:
+    """The batch's edges, read in one round trip before its handlers (``reads_ahead``)."""
+    return edges_now(store, [(e.data["follower"], e.data["followee"]) for e in events])
 
 
 FOLLOWERS_HANDLERS = {

@@ -181,6 +181,12 @@ end
 return 1
 """)
 
+# In the follower's slot: the edge as it is now, read at one instant (its since, or false when
+# not following; its version, or false when it has none).
+EDGE_NOW = LuaScript("edge_now", keys=("following", "version"), args=("followee",), source="""
+return {redis.call('ZSCORE', K.following, A.followee), redis.call('GET', K.version)}
+""")
+
 # In the member's slot. Emits only on a change.
 SET_FOLLOW_SETTING = LuaScript("set_follow_setting", keys=("setting", "outbox"), args=("value", "*event"), source="""
 local old = redis.call('HGET', K.setting, 'followers') or 'everyone'
@@ -193,4 +199,4 @@ return 1
 """)
 
 # Every script of the service, for the tests that check the convention.
-SCRIPTS = (FOLLOW, UNFOLLOW, PROJECT_FOLLOWER, SET_FOLLOW_SETTING)
+SCRIPTS = (FOLLOW, UNFOLLOW, PROJECT_FOLLOWER, EDGE_NOW, SET_FOLLOW_SETTING)

@@ -76,6 +76,9 @@ class Effects:
     settings: Settings
     extra: dict = field(default_factory=dict)  # service resources, e.g. the timeline cache
     wake: bool = False  # set by ``wake_relays``
+    # What the consumer's ``reads_ahead`` read for the whole batch (empty without one, or when
+    # it failed: a handler then reads for itself).
+    ahead: dict = field(default_factory=dict)
 
     def wake_relays(self) -> None:
         """Wake the service's idle relays once the handler's writes are committed (``Outbox.wake``):
@@ -107,6 +110,10 @@ class Consumer:
     # ``settings.consumer_fetch_min_bytes``. 1 for a consumer whose events someone waits for live
     # (a fetch returns as soon as anything arrived; an idle one waits as long as any).
     fetch_min_bytes: int | None = None
+    # ``reads_ahead(store, events) -> dict``: the state the batch's handlers read, for all of
+    # them in one round trip before they run (each finds it in ``fx.ahead``, and reads for
+    # itself what is not there). Only reads that need not see the batch's own writes.
+    reads_ahead: Callable[[redis.Redis, list[Event]], dict] | None = None
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
@@ -576,8 +583,8 @@ class ConsumerRunner:
         self._lagging: set[tuple[str, int]] = set()  # the partitions with a lag gauge
         HALTED.labels(spec.name).set(0)
 
-    def _effects(self, tx: SlotTransactions) -> Effects:
-        return Effects(self.store, tx, self.outbox, self.settings, self.extra)
+    def _effects(self, tx: SlotTransactions, ahead: dict | None = None) -> Effects:
+        return Effects(self.store, tx, self.outbox, self.settings, self.extra, ahead=ahead or {})
 
     # -- the chain ------------------------------------------------------------------
 
@@ -592,8 +599,22 @@ class ConsumerRunner:
         if todo:
             todo = self.dedup.mark(todo)
         if todo:
-            handle_and_commit(todo, self.dedup, self._effects, self.per_slot)
+            ahead = self.read_ahead([i.event for i in todo])
+            handle_and_commit(todo, self.dedup, lambda tx: self._effects(tx, ahead), self.per_slot)
         return items
+
+    def read_ahead(self, events: list[Event]) -> dict:
+        """The consumer's ``reads_ahead`` for ``events``; empty without one, or when it failed
+        otherwise than by the infrastructure (the handlers read for themselves then)."""
+        if self.spec.reads_ahead is None:
+            return {}
+        try:
+            return self.spec.reads_ahead(self.store, events)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.warning("reads ahead failed; the handlers read for themselves", consumer=self.group, error=repr(exc))
+            return {}
 
     def settle(self, item: Item) -> bool:
         """The DLQ policy for one item: True when it is done (its offset may be committed),

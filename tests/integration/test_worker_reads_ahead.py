@@ -1,0 +1,117 @@
+"""Consumers whose batch reads its handlers' state in one round trip ahead of them
+(``Consumer.reads_ahead``), against the real Redis (the records as Kafka would hand them over):
+follows.followers (the edges) and connections.suggestions (the pairs' records)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+
+from bench.support import round_trips
+from services.follows import following, store as keys, worker
+from shared.bus.consumer import HANDLED_OK, ConsumerRunner
+from shared.bus.outbox import Outbox
+from shared.events import encode, new_event
+
+
+@pytest.fixture
+def unprojected(apps, auth, unique, monkeypatch):
+    """``(follower, followees)``: ten follows made through the API, none projected yet onto the
+    followees' followers (as if each request stopped right after its script)."""
+    follows = apps("follows")
+    ada, followees = unique("ada"), [unique(f"grace{i}") for i in range(10)]
+    with monkeypatch.context() as patched:
+        patched.setattr(following, "project_edge", lambda *args, **kwargs: False)
+        for followee in followees:
+            assert follows.put(f"/v1/following/{followee}", headers=auth(ada)).status_code == 201
+    return follows.application.extensions["rapport.store"], ada, followees
+
+
+def as_records(settings, topic: str, events) -> list[ConsumerRecord]:
+    made = []
+    for offset, event in enumerate(events):
+        value = encode(event)
+        made.append(ConsumerRecord(settings.topic(topic), 0, None, offset, 0, 0, event.key.encode(), value,
+                                   [], None, 2, len(value), -1))
+    return made
+
+
+def records(settings, store, follower: str, followees: list[str]) -> list[ConsumerRecord]:
+    return as_records(settings, "follows.events", [new_event("follows", "follow.created", {
+        "follower": follower, "followee": followee, "reason": "explicit", "notify_on_post": False,
+        "since": "2026-12-03T10:00:00.000Z", "version": int(store.get(keys.follow_version(follower, followee)))})
+        for followee in followees])
+
+
+def consumer_of(service_worker, settings, name: str, **changes):
+    spec = next(c for c in service_worker.consumers(settings) if c.name == name)
+    return dataclasses.replace(spec, **changes)
+
+
+def followers_consumer(settings, **changes):
+    return consumer_of(worker, settings, "follows.followers", **changes)
+
+
+def test_a_batch_of_follows_reads_its_edges_in_one_round_trip_and_projects_each(settings, unprojected):
+    store, ada, followees = unprojected
+    runner = ConsumerRunner(followers_consumer(settings), settings, store, Outbox("follows", settings))
+    batch = records(settings, store, ada, followees)
+    handled = []
+
+    trips = round_trips(lambda: handled.extend(runner.process(batch)))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(followees)
+    assert all(store.zscore(keys.followers(followee), ada) is not None for followee in followees)
+    # The events' markers, the ten edges, the parts' markers, the batch's MULTI/EXEC.
+    assert trips == 4
+
+
+def test_a_batch_whose_reads_ahead_fail_is_projected_by_handlers_reading_for_themselves(settings, unprojected):
+    store, ada, followees = unprojected
+
+    def failing(store, events):
+        raise ValueError("a reads-ahead bug")
+
+    runner = ConsumerRunner(followers_consumer(settings, reads_ahead=failing), settings, store,
+                            Outbox("follows", settings))
+
+    batch = records(settings, store, ada, followees)
+    handled = []
+
+    trips = round_trips(lambda: handled.extend(runner.process(batch)))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(followees)
+    assert trips == 3 + len(followees)  # one MULTI per edge, as each handler reads its own
+    assert all(store.zscore(keys.followers(followee), ada) is not None for followee in followees)
+
+
+def test_a_batch_of_invitations_reads_the_pairs_records_in_one_round_trip_and_projects_both_sides(
+        settings, apps, auth, unique, monkeypatch):
+    from services.connections import invitations, store as connection_keys, worker as connections_worker
+
+    connections = apps("connections")
+    ada, others = unique("ada"), [unique(f"grace{i}") for i in range(10)]
+    sent = []
+    with monkeypatch.context() as patched:  # as if each request stopped right after its script
+        patched.setattr(invitations.projections, "project", lambda *args, **kwargs: None)
+        for other in others:
+            answer = connections.post("/v1/invitations", json={"invitee": other}, headers=auth(ada))
+            assert answer.status_code == 201
+            sent.append(answer.get_json())
+    store = connections.application.extensions["rapport.store"]
+    assert store.zcard(connection_keys.sent(ada)) == 0
+    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.sent", {
+        "invitation_id": body["id"], "inviter": ada, "invitee": body["invitee"], "message": None,
+        "sent_at": body["created_at"], "introduced_by": None}) for body in sent])
+    spec = consumer_of(connections_worker, settings, "connections.suggestions")
+    runner = ConsumerRunner(spec, settings, store, Outbox("connections", settings))
+    handled = []
+
+    trips = round_trips(lambda: handled.extend(runner.process(batch)))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(others)
+    assert set(store.zrange(connection_keys.sent(ada), 0, -1)) == {body["id"] for body in sent}
+    assert all(store.zcard(connection_keys.received(other)) == 1 for other in others)
+    # The events' markers, the ten records, the parts' markers, the batch's MULTI/EXEC.
+    assert trips == 4
