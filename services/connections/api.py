@@ -52,13 +52,18 @@ class Invitations(MethodView):
         """Invite a member. When they had already invited you, you are connected at once
         (201 with status ``accepted``). 404 ``member_not_found`` when the invitee has no profile.
         Honours ``Idempotency-Key``."""
-        store, member = service_store(), caller()
-        # The write's limit hit, the caller's entry and the invitee's: one round trip.
-        entry, = first_reads(lambda pipe: pipe.hgetall(directory().key(args["invitee"])))
-        require_member(args["invitee"], "invitee", entry=entry)
+        store, member, invitee = service_store(), caller(), args["invitee"]
+
+        def reads(pipe) -> None:
+            pipe.hgetall(directory().key(invitee))
+            invitations.queue_pair_state(pipe, member, invitee)
+        # The write's limit hit, the caller's entry, the invitee's and the pair's state: one round trip.
+        entry, *pair_state = first_reads(reads)
+        require_member(invitee, "invitee", entry=entry)
 
         def create():
-            inv = invitations.send(store, _outbox(), service_settings(), member, args["invitee"], args["message"])
+            inv = invitations.send(store, _outbox(), service_settings(), member, invitee, args["message"],
+                                   pair_state=pair_state)
             return _invitation(inv), 201
 
         body, status = idempotent(store, "invitations", member, create)

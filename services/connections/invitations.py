@@ -130,8 +130,16 @@ def _full(store: redis.Redis, settings: Settings, *members: str) -> list[str]:
         return _fullness(settings, pipe.execute())
 
 
+def queue_pair_state(pipe: redis.client.Pipeline, inviter: str, invitee: str) -> None:
+    """Queue the reads ``send`` makes before its script (``pair_state``: their replies): the
+    pair's open invitation, and both members' connection counts."""
+    pipe.hmget(keys.relationship(inviter, invitee), "open", "open_by")
+    _count_connections(pipe, inviter, invitee)
+
+
 def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, invitee: str,
-         message: str | None = None, introduction: tuple[str, str, dict] | None = None) -> Invitation:
+         message: str | None = None, introduction: tuple[str, str, dict] | None = None,
+         pair_state: list | None = None) -> Invitation:
     """``inviter`` invites ``invitee``. When ``invitee`` had already invited ``inviter``, that
     invitation is accepted instead and returned (status ``accepted``): crossing invitations connect.
 
@@ -141,7 +149,8 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
     it is still pending.
 
     The weekly cap is a place in the inviter's rolling log, taken first (their slot) and given
-    back unless the pair's script creates the invitation."""
+    back unless the pair's script creates the invitation. ``pair_state``: the replies of
+    ``queue_pair_state`` when the caller read them already (a retry reads them again)."""
     if inviter == invitee:
         raise Invalid({"invitee": ["A member cannot invite themselves."]}, code="cannot_invite_self")
     message = message or None
@@ -153,10 +162,12 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
         # The invitee's open invitation to the inviter, if any, read ahead so the script gets
         # its accepted event ready-made; the script refuses (retry) if it changed meanwhile.
         # Both members' connection counts come in the same round trip.
-        with store.pipeline(transaction=False) as ahead:
-            ahead.hmget(keys.relationship(inviter, invitee), "open", "open_by")
-            _count_connections(ahead, inviter, invitee)
-            (open_id, open_by), *counts = ahead.execute()
+        if pair_state is None:
+            with store.pipeline(transaction=False) as ahead:
+                queue_pair_state(ahead, inviter, invitee)
+                pair_state = ahead.execute()
+        (open_id, open_by), *counts = pair_state
+        pair_state = None
         inviter_full, invitee_full = _fullness(settings, counts)
         reverse = open_id if open_id and open_by == invitee else ""
         introduction_id, introducer, forwarded_data = introduction or ("", None, None)
@@ -193,8 +204,9 @@ def send(store: redis.Redis, outbox: Outbox, settings: Settings, inviter: str, i
                 store.zrem(log, invitation_id)
         if reply[0] == "retry":
             continue
-        if reply[0] in ("sent", "accepted"):
-            projections.project(store, inviter, invitee)
+        if reply[0] in ("sent", "accepted"):  # the pair's record as the script left it: no read back
+            flat = reply[2]
+            projections.project(store, inviter, invitee, record=dict(zip(flat[::2], flat[1::2])))
         if reply[0] == "sent":
             return Invitation(invitation_id, inviter, invitee, message, "pending", now, None, introducer)
         if reply[0] == "accepted":

@@ -253,6 +253,7 @@ SEND = LuaScript("send", keys=("relationship", "invitation", "reverse", "cooldow
                  source=_PAIR + """
 -- events: n invitation.sent args, m invitation.accepted args (when a reverse one is expected),
 -- then the introduction.forwarded args (when an introduction is forwarded).
+-- 'sent' and 'accepted' come with the pair's record as written (flat), for the projections.
 local n, m = tonumber(A.n), tonumber(A.m)
 local rel = K.relationship
 -- A block either way refuses, and says nothing about who blocked whom.
@@ -286,7 +287,7 @@ if reverse ~= '' then
   for i = n + 1, n + m do accepted[#accepted + 1] = A.events[i] end
   redis.call('XADD', K.outbox, '*', unpack(stamp(accepted, bump())))
   forwarded(reverse)
-  return {'accepted', reverse}
+  return {'accepted', reverse, redis.call('HGETALL', rel)}
 end
 local until_ms = redis.call('GET', K.cooldown)
 if until_ms then return {'reinvite_cooldown', until_ms} end
@@ -299,7 +300,7 @@ redis.call('HSET', rel, 'open', A.id, 'open_by', A.inviter, 'open_at', A.now, 'o
 bump()
 redis.call('XADD', K.outbox, '*', unpack(A.events, 1, n))
 forwarded(A.id)
-return {'sent', A.id}
+return {'sent', A.id, redis.call('HGETALL', rel)}
 """)
 
 _DECISION = """

@@ -172,7 +172,7 @@ def test_a_change_whose_request_stopped_before_projecting_reaches_both_members_l
     ada, grace = unique("ada"), unique("grace")
     with monkeypatch.context() as patched:
         # As if each request died right after its pair's script: only the worker projects.
-        patched.setattr(invitations, "projections", SimpleNamespace(project=lambda store, a, b: None))
+        patched.setattr(invitations, "projections", SimpleNamespace(project=lambda store, a, b, **given: None))
         invitation = api.post("/v1/invitations", json={"invitee": grace}, headers=auth(ada)).json
         assert relationship(api, auth, grace, ada)["invitation"] == {"id": invitation["id"], "direction": "received"}
         eventually(lambda: [i["id"] for i in api.get("/v1/invitations", headers=auth(grace)).json["items"]]

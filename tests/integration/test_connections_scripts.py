@@ -73,6 +73,7 @@ def connected(store, p):
 def test_send_creates_an_invitation_once_per_pair_and_direction(store, pair):
     first = send(store, pair, pair.ada, pair.grace)
     assert first[0] == "sent"
+    assert dict(zip(first[2][::2], first[2][1::2])) == store.hgetall(pair.rel)
     assert send(store, pair, pair.ada, pair.grace) == ["invitation_pending", first[1]]
     assert store.hmget(pair.rel, "open", "open_by", "open_status", "version") == [first[1], pair.ada, "pending", "1"]
 
@@ -80,7 +81,10 @@ def test_send_creates_an_invitation_once_per_pair_and_direction(store, pair):
 def test_send_across_an_open_invitation_accepts_it_and_stamps_the_pairs_version(store, pair):
     theirs = send(store, pair, pair.grace, pair.ada)[1]
     assert send(store, pair, pair.ada, pair.grace) == ["retry"]  # the reverse was not expected
-    assert send(store, pair, pair.ada, pair.grace, expected_reverse=theirs, reverse=theirs) == ["accepted", theirs]
+    accepted = send(store, pair, pair.ada, pair.grace, expected_reverse=theirs, reverse=theirs)
+    assert accepted[:2] == ["accepted", theirs]
+    # With the pair's record as the script left it, for the projections (no read back).
+    assert dict(zip(accepted[2][::2], accepted[2][1::2])) == store.hgetall(pair.rel)
     assert store.hget(keys.invitation(theirs), "status") == "accepted"
     assert store.hget(pair.rel, "connected_at") == str(NOW) and not store.hexists(pair.rel, "open")
     stamped = json.loads(store.xrange(pair.outbox)[-1][1]["value"])

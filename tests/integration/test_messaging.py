@@ -441,28 +441,15 @@ def test_a_closed_accounts_messages_stay_in_the_others_history_as_from_a_former_
 
 def test_a_message_takes_its_limits_and_the_pair_records_in_one_round_trip_then_its_script(
         start, send, api, connect, unique):
-    import redis
+    from tests.support.trips import app_clients, round_trips
 
     ada, grace = unique("ada"), unique("grace")
     connect(ada, grace)
     cid = start(ada, grace).get_json()["conversation"]["id"]
     assert send(ada, cid).status_code == 201  # the process knows the conversation now
-    # Only the API's own store connections (its store's and its write limits'): the workers of
-    # this process write to Redis meanwhile.
-    extensions = api.application.extensions
-    pools = [extensions["rapport.store"].connection_pool, extensions["rapport.write_limits"].store.connection_pool]
-    sent = []
-    original = redis.connection.AbstractConnection.send_packed_command
+    answers = []
 
-    def counting(self, *args, **kwargs):
-        if any(self in pool._in_use_connections for pool in pools):
-            sent.append(1)
-        return original(self, *args, **kwargs)
+    trips = round_trips(app_clients(api), lambda: answers.append(send(ada, cid).status_code))
 
-    redis.connection.AbstractConnection.send_packed_command = counting
-    try:
-        assert send(ada, cid).status_code == 201
-    finally:
-        redis.connection.AbstractConnection.send_packed_command = original
-
-    assert len(sent) == 2
+    assert answers == [201]
+    assert trips == 2

@@ -37,6 +37,19 @@ def test_a_script_runs_again_after_the_server_forgot_it(store, key):
     assert ADD(store, keys={"counter": key("c"), "others": []}, by=1, names=[]) == [2, 0]
 
 
+def test_scripts_run_by_sha_in_one_pipeline_run_again_by_their_text_after_the_server_forgot_them(
+        settings, key):
+    from shared.lua import run_by_sha
+
+    store = connect(settings.store_url("connections"))
+    if is_cluster(settings.store_url("connections")):
+        store = node_of(store, key("c"))  # a cluster's own pipeline runs no script: the slot's node's
+    calls = [(ADD, {"counter": key("c"), "others": []}, {"by": by, "names": []}) for by in (1, 2)]
+    assert run_by_sha(store, calls) == [[1, 0], [3, 0]]
+    store.script_flush()
+    assert run_by_sha(store, calls) == [[4, 0], [6, 0]]
+
+
 def test_a_script_queued_in_a_transaction_runs_at_exec(store, key):
     node = node_of(store, key("c"))  # a cluster's own pipeline runs no script: the slot's node's
     node.script_flush()

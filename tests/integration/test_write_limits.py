@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bench.support import round_trips
+from tests.support.trips import app_clients, round_trips
 from services.follows.app import create_app
 
 
@@ -109,24 +109,28 @@ def test_a_new_follow_takes_three_redis_round_trips_its_limits_and_reads_being_o
     # setting; then the follower's FOLLOW script; then the projection to the followee's followers.
     follows = apps("follows")
     ada, grace = unique("ada"), unique("grace")
-    follows.get(f"/v1/following/{grace}", headers=auth(ada))  # the token verified, connections made
+    # The token verified, connections made, every script loaded (an earlier follow).
+    assert follows.put(f"/v1/following/{unique('eve')}", headers=auth(ada)).status_code == 201
 
     def send():
         assert follows.put(f"/v1/following/{grace}", headers=auth(ada)).status_code == 201
 
-    assert round_trips(send) == 3
+    assert round_trips(app_clients(follows), send) == 3
 
 
-def test_a_new_invitation_takes_its_limits_and_the_invitees_entry_in_one_round_trip(apps, auth, unique):
-    # Then the pair's reads, the weekly cap, the SEND script, the projection and its read-back.
+def test_a_new_invitation_takes_four_redis_round_trips_its_limits_and_reads_being_one(apps, auth, unique):
+    # One pipeline: the limits script (with the caller's entry), the invitee's entry, the pair's
+    # open invitation and both members' connection counts; then the weekly cap's reservation,
+    # the SEND script (which returns the pair's record) and both sides' projections.
     connections = apps("connections")
     ada, grace = unique("ada"), unique("grace")
-    connections.get("/v1/invitations", headers=auth(ada))  # the token verified, connections made
+    # The token verified, connections made, every script loaded (an earlier invitation).
+    assert connections.post("/v1/invitations", json={"invitee": unique("eve")}, headers=auth(ada)).status_code == 201
 
     def send():
         assert connections.post("/v1/invitations", json={"invitee": grace}, headers=auth(ada)).status_code == 201
 
-    assert round_trips(send) == 6
+    assert round_trips(app_clients(connections), send) == 4
 
 
 def test_a_follow_whose_store_forgot_the_limits_script_is_counted_once_and_made(two_instances, auth, unique):
