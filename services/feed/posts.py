@@ -248,8 +248,12 @@ def publish(store: redis.Redis, outbox: Outbox, author: str, text: str, visibili
         if visibility == "public":
             tx.zadd(keys.public_posts(author), {post_id: at})
         outbox.add(tx, event, tag=keys.post_shard(post_id))
+        # Followers wait for it: the relays are woken (relayed now, not after an idle relay's
+        # wait), in the same EXEC where the store allows it.
+        woken = outbox.wake_with(tx, store)
         tx.execute()
-    outbox.wake(store)  # followers wait for it: relayed now, not after an idle relay's wait
+    if not woken:
+        outbox.wake(store)
     if reshare_of is not None:
         # The original's count, in the original's slot: counted now for the author's next read,
         # and again (idempotently, by the reshare's id) by the consumer of post.created.

@@ -137,6 +137,16 @@ class Outbox:
         except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:  # they read within their wait
             log.warning("outbox relays not woken", outbox=self.key, error=repr(exc))
 
+    def wake_with(self, tx, client: redis.Redis) -> bool:
+        """Queue ``wake`` on ``tx``, a MULTI/EXEC of ``client`` that writes an entry: the
+        wake-up leaves in the same EXEC as the entry, without a round trip of its own. Not on a
+        Redis Cluster (its transactions take keyed commands only): False, and the caller wakes
+        the relays once it is committed."""
+        if hasattr(client, "get_default_node"):
+            return False
+        tx.publish(self.wake_channel, "1")
+        return True
+
     def pending(self, client: redis.Redis) -> int:
         """Entries not yet published, over every stream (one pipeline: one round trip per node)."""
         with client.pipeline(transaction=False) as pipe:

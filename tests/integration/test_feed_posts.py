@@ -91,6 +91,43 @@ def test_bad_requests_get_problems_not_500s(feed, auth, unique):
             "malformed_body")
 
 
+def wake_up(listening, timeout: float = 5.0):
+    """The next message on ``listening``'s channel (its subscription's confirmation skipped)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = listening.get_message(timeout=0.5)
+        if message is not None:
+            return message["data"]
+    return None
+
+
+def test_a_post_wakes_the_relays_in_the_transaction_that_stores_it(feed, settings, auth, unique):
+    # The wake-up (a PUBLISH) leaves in the post's own MULTI/EXEC: three round trips in all,
+    # the write limits (with the caller's entry), that EXEC, the author's own timeline.
+    from shared.bus.outbox import Outbox
+    from tests.support.trips import app_clients, round_trips
+
+    ada = unique("ada")
+    store = feed.application.extensions["rapport.store"]
+    listening = store.pubsub(ignore_subscribe_messages=True)
+    listening.subscribe(Outbox("feed", settings).wake_channel)
+    assert feed.post("/v1/posts", json={"text": "first"}, headers=auth(ada)).status_code == 201  # all warm
+    assert wake_up(listening) == "1"
+    answers = []
+    clients = [*app_clients(feed), feed.application.extensions["feed.timelines"].cache]
+
+    trips = round_trips(clients, lambda: answers.append(
+        feed.post("/v1/posts", json={"text": "second"}, headers=auth(ada)).status_code))
+
+    assert answers == [201]
+    assert trips == 3
+    woken = wake_up(listening)
+    listening.close()
+    assert woken == "1"
+
+
 def test_a_3000_character_post_is_accepted(feed, auth, unique):
     assert len(write(feed, auth, unique("ada"), "x" * 3000)["text"]) == 3000
 

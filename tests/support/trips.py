@@ -2,6 +2,7 @@
 session's in-process workers) may be writing to Redis at the same time."""
 from __future__ import annotations
 
+import threading
 from typing import Callable, Iterable
 
 import redis
@@ -9,13 +10,15 @@ import redis
 
 def round_trips(clients: Iterable[redis.Redis], f: Callable[[], object]) -> int:
     """How many times ``f()`` writes to a socket of one of ``clients``' connection pools (a
-    command, or a whole pipeline): only theirs, whatever else runs meanwhile."""
+    command, or a whole pipeline), from the thread that calls it: only its own, whatever else
+    runs meanwhile (a client may be shared with in-process workers)."""
     pools = [client.connection_pool for client in clients]
+    caller = threading.get_ident()
     sent = []
     original = redis.connection.AbstractConnection.send_packed_command
 
     def counting(self, *args, **kwargs):
-        if any(self in pool._in_use_connections for pool in pools):
+        if threading.get_ident() == caller and any(self in pool._in_use_connections for pool in pools):
             sent.append(1)
         return original(self, *args, **kwargs)
 
