@@ -9,8 +9,8 @@ the field takes is checked by the field's own validators, a missing field gets i
 ``load_default``, unknown fields are left out (the catalogue's ``EXCLUDE``).
 
 Anything else goes to ``schema.load`` itself, so the answer is always marshmallow's: a value of
-another type (a string for an integer, which a non-strict field would convert), ``None``, a
-missing required field, a failed check (for its error messages), a field kind or a schema
+another type (a string for an integer, which a non-strict field would convert), ``None`` where
+the field does not allow it, a missing required field, a failed check (for its error messages), a field kind or a schema
 option it does not know (a nested schema, ``data_key``, hooks). A schema it cannot take
 whole is always loaded by marshmallow.
 """
@@ -56,7 +56,14 @@ def _check(field: fields.Field) -> Callable[[Any], Any] | None:
     if type(field) is fields.List:
         inner = _check(field.inner)
         if inner is None:
-            return None
+            # Items of a kind it does not know (a nested schema): an empty list is taken here
+            # (most events carry one, e.g. a public post's ``disconnected``), any other goes to
+            # marshmallow.
+            def check_empty(value):
+                if type(value) is not list or value:  # noqa: E721
+                    raise _Fallback
+                return validated([])
+            return check_empty
 
         def check_list(value):
             if type(value) is not list:  # noqa: E721
@@ -94,8 +101,13 @@ class FastLoader:
                 if name in data:
                     value = data[name]
                     if value is None:
-                        raise _Fallback  # allow_none and its message: marshmallow's
-                    out[name] = check(value)
+                        # Taken as it is where the field allows it (marshmallow runs no validator
+                        # on it then); else the refusal and its message are marshmallow's.
+                        if not field.allow_none:
+                            raise _Fallback
+                        out[name] = None
+                    else:
+                        out[name] = check(value)
                 elif field.required:
                     raise _Fallback
                 elif field.load_default is not missing:
