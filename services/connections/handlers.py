@@ -50,7 +50,7 @@ PAIR_FIELDS = {"invitation": ("inviter", "invitee"), "connection.removed": ("rem
                "block": ("blocker", "blocked")}
 
 
-def records_ahead(store, events) -> dict:
+def records_ahead(store, events, settings) -> dict:
     """The pair records of a batch's events, in one round trip before its handlers (``reads_ahead``).
     A batch split by key holds each pair once, and only the requests write a pair's record."""
     pairs = []

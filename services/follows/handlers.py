@@ -47,7 +47,7 @@ def on_follow_changed(event: Event, fx: Effects) -> None:
     project_current(fx.store, fx.tx, *pair, edge=fx.ahead.get(pair))
 
 
-def edges_ahead(store, events) -> dict:
+def edges_ahead(store, events, settings) -> dict:
     """The batch's edges, read in one round trip before its handlers (``reads_ahead``)."""
     return edges_now(store, [(e.data["follower"], e.data["followee"]) for e in events])
 

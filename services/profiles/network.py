@@ -18,8 +18,23 @@ from services.profiles.profiles import skill_key
 from services.profiles.store import Keys
 
 
-def _closed(store: redis.Redis, keys: Keys, member: str) -> bool:
-    return store.hget(keys.member(member), "status") == "closed"
+def members_now(store: redis.Redis, keys: Keys, members) -> dict[str, list]:
+    """member → [status, name] of each member's record as it is now (one HMGET each, in their
+    own shards), all in one round trip: what ``pair_changed`` and ``endorsed`` read of them."""
+    members = list(dict.fromkeys(members))
+    with store.pipeline(transaction=False) as pipe:
+        for member in members:
+            pipe.hmget(keys.member(member), "status", "name")
+        return dict(zip(members, pipe.execute()))
+
+
+def _known(store: redis.Redis, keys: Keys, member: str, known: dict | None) -> list:
+    found = known.get(member) if known else None
+    return found if found is not None else store.hmget(keys.member(member), "status", "name")
+
+
+def _closed(store: redis.Redis, keys: Keys, member: str, known: dict | None = None) -> bool:
+    return _known(store, keys, member, known)[0] == "closed"
 
 
 def project(client, keys: Keys, member: str, other: str, version: int, change: str, entry: str = "", pipe=None):
@@ -31,27 +46,28 @@ def project(client, keys: Keys, member: str, other: str, version: int, change: s
                                 pipe=pipe, other=other, version=version, change=change, entry=entry)
 
 
-def _entry(store: redis.Redis, keys: Keys, member: str) -> str:
-    name = store.hget(keys.member(member), "name")
+def _entry(store: redis.Redis, keys: Keys, member: str, known: dict | None = None) -> str:
+    name = _known(store, keys, member, known)[1]
     return (search.entry(name, member) or "") if name else ""
 
 
 def pair_changed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, a: str, b: str, version: int,
-                 change_a: str, change_b: str) -> None:
-    """Queue both sides of one pair change (``a`` sees ``change_a``, ``b`` sees ``change_b``)."""
-    if _closed(store, keys, a) or _closed(store, keys, b):
+                 change_a: str, change_b: str, known: dict | None = None) -> None:
+    """Queue both sides of one pair change (``a`` sees ``change_a``, ``b`` sees ``change_b``).
+    ``known``: the members' records as ``members_now`` read them for the batch, else read here."""
+    if _closed(store, keys, a, known) or _closed(store, keys, b, known):
         return
-    entry_a = _entry(store, keys, a) if change_b == "connected" else ""
-    entry_b = _entry(store, keys, b) if change_a == "connected" else ""
+    entry_a = _entry(store, keys, a, known) if change_b == "connected" else ""
+    entry_b = _entry(store, keys, b, known) if change_a == "connected" else ""
     project(tx, keys, a, b, version, change_a, entry_b, pipe=tx)
     project(tx, keys, b, a, version, change_b, entry_a, pipe=tx)
 
 
 def endorsed(store: redis.Redis, tx: redis.client.Pipeline, keys: Keys, endorser: str, endorsee: str,
-             skill: str) -> None:
+             skill: str, known: dict | None = None) -> None:
     """Count ``endorser``'s endorsement of ``endorsee`` for ``skill`` once, and remember it on the
     endorser's side (to take it back when they close their account)."""
-    if _closed(store, keys, endorser) or _closed(store, keys, endorsee):
+    if _closed(store, keys, endorser, known) or _closed(store, keys, endorsee, known):
         return
     key = skill_key(skill)
     scripts.ENDORSE(tx, keys={"member": keys.member(endorsee), "endorsers": keys.endorsers(endorsee, key),

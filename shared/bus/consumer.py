@@ -110,10 +110,10 @@ class Consumer:
     # ``settings.consumer_fetch_min_bytes``. 1 for a consumer whose events someone waits for live
     # (a fetch returns as soon as anything arrived; an idle one waits as long as any).
     fetch_min_bytes: int | None = None
-    # ``reads_ahead(store, events) -> dict``: the state the batch's handlers read, for all of
-    # them in one round trip before they run (each finds it in ``fx.ahead``, and reads for
-    # itself what is not there). Only reads that need not see the batch's own writes.
-    reads_ahead: Callable[[redis.Redis, list[Event]], dict] | None = None
+    # ``reads_ahead(store, events, settings) -> dict``: the state the batch's handlers read, for
+    # all of them in one round trip before they run (each finds it in ``fx.ahead``, and reads
+    # for itself what is not there). Only reads that need not see the batch's own writes.
+    reads_ahead: Callable[[redis.Redis, list[Event], Settings], dict] | None = None
 
     def handler_for(self, event: Event) -> Handler | None:
         return self.handlers.get(event.name)
@@ -609,7 +609,7 @@ class ConsumerRunner:
         if self.spec.reads_ahead is None:
             return {}
         try:
-            return self.spec.reads_ahead(self.store, events)
+            return self.spec.reads_ahead(self.store, events, self.settings)
         except TRANSIENT:
             raise
         except Exception as exc:

@@ -4,6 +4,7 @@ follows.followers (the edges) and connections.suggestions (the pairs' records)."
 from __future__ import annotations
 
 import dataclasses
+import uuid
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
@@ -71,7 +72,7 @@ def test_a_batch_of_follows_reads_its_edges_in_one_round_trip_and_projects_each(
 def test_a_batch_whose_reads_ahead_fail_is_projected_by_handlers_reading_for_themselves(settings, unprojected):
     store, ada, followees = unprojected
 
-    def failing(store, events):
+    def failing(store, events, settings):
         raise ValueError("a reads-ahead bug")
 
     runner = ConsumerRunner(followers_consumer(settings, reads_ahead=failing), settings, store,
@@ -115,4 +116,28 @@ def test_a_batch_of_invitations_reads_the_pairs_records_in_one_round_trip_and_pr
     assert set(store.zrange(connection_keys.sent(ada), 0, -1)) == {body["id"] for body in sent}
     assert all(store.zcard(connection_keys.received(other)) == 1 for other in others)
     # The events' markers, the ten records, the parts' markers, the batch's MULTI/EXEC.
+    assert trips == 4
+
+
+def test_a_batch_of_accepted_invitations_reads_the_members_records_in_one_round_trip_and_projects_both_sides(
+        settings, unique):
+    from services.profiles import store as profile_keys, worker as profiles_worker
+    from shared import store_client
+
+    store = store_client.connect(settings.store_url("profiles"))
+    store.ping()  # the connection made, not counted
+    keys = profile_keys.Keys(settings.shards)
+    pairs = [(unique(f"ada{i}"), unique(f"grace{i}")) for i in range(10)]
+    spec = consumer_of(profiles_worker, settings, "profiles.network")
+    runner = ConsumerRunner(spec, settings, store, Outbox("profiles", settings))
+    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
+        "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
+        "version": 1}) for a, b in pairs])
+    handled = []
+
+    trips = round_trips([store], lambda: handled.extend(runner.process(batch)))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(pairs)
+    assert all(store.sismember(keys.connections(a), b) and store.sismember(keys.connections(b), a) for a, b in pairs)
+    # The events' markers, the twenty members' records, the parts' markers, the batch's MULTI/EXEC.
     assert trips == 4
