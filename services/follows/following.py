@@ -167,12 +167,15 @@ def follow(store: redis.Redis, outbox: Outbox, follower: str, followee: str,
 
 
 def follow_quietly(store: redis.Redis, tx: redis.client.Pipeline, outbox: Outbox, follower: str, followee: str,
-                   reason: str, at: int) -> None:
+                   reason: str, at: int, restricted: bool | None = None) -> None:
     """Queue on ``tx`` a follow caused by something else (a new connection): created unless it
     exists or is refused, and then ``follow.created`` with ``reason`` is emitted. The followee's
-    followers follow from that event (the follows worker)."""
+    followers follow from that event (the follows worker). ``restricted``: the followee's
+    setting as the caller read it already, else it is read here."""
+    if restricted is None:
+        restricted = _restricted(store, followee)
     keys.FOLLOW(tx, keys=_follow_keys(outbox, follower, followee), pipe=tx,
-                **follow_args(outbox, follower, followee, None, reason, at, restricted=_restricted(store, followee)))
+                **follow_args(outbox, follower, followee, None, reason, at, restricted=restricted))
 
 
 def _unfollow(client: Client, outbox: Outbox, follower: str, followee: str, reason: str, at: int, pipe=None):

@@ -11,23 +11,45 @@ from shared.events import Event
 
 def on_invitation_accepted(event: Event, fx: Effects) -> None:
     d = event.data
-    network.connected(fx.store, fx.tx, fx.outbox, d["inviter"], d["invitee"], parse_rfc3339(d["at"]), d["version"])
+    network.connected(fx.store, fx.tx, fx.outbox, d["inviter"], d["invitee"], parse_rfc3339(d["at"]), d["version"],
+                      fx.ahead)
 
 
 def on_connection_removed(event: Event, fx: Effects) -> None:
     d = event.data
     network.disconnected(fx.store, fx.tx, fx.outbox, d["remover"], d["other"], parse_rfc3339(d["at"]), d["version"],
-                         because_blocked=d["reason"] == "blocked")
+                         because_blocked=d["reason"] == "blocked", known=fx.ahead)
 
 
 def on_block_added(event: Event, fx: Effects) -> None:
     d = event.data
-    network.blocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"])
+    network.blocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"],
+                    fx.ahead)
 
 
 def on_block_removed(event: Event, fx: Effects) -> None:
     d = event.data
-    network.unblocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"])
+    network.unblocked(fx.store, fx.tx, fx.outbox, d["blocker"], d["blocked"], parse_rfc3339(d["at"]), d["version"],
+                      fx.ahead)
+
+
+# The two members each connections event names.
+PAIR_FIELDS = {"invitation.accepted": ("inviter", "invitee"), "connection.removed": ("remover", "other"),
+               "block.added": ("blocker", "blocked"), "block.removed": ("blocker", "blocked")}
+
+
+def pairs_ahead(store, events, settings) -> dict:
+    """Both sides' pair versions of a batch's events, and for new connections both members'
+    follow settings, in one round trip (``reads_ahead``; a batch split by key holds each pair once)."""
+    sides, settings_of = [], []
+    for event in events:
+        fields = PAIR_FIELDS.get(event.name)
+        if fields:
+            a, b = event.data[fields[0]], event.data[fields[1]]
+            sides += [(a, b), (b, a)]
+            if event.name == "invitation.accepted":
+                settings_of += [a, b]
+    return network.pairs_now(store, sides, settings_of) if sides else {}
 
 
 HANDLERS = {

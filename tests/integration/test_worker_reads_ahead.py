@@ -141,3 +141,30 @@ def test_a_batch_of_accepted_invitations_reads_the_members_records_in_one_round_
     assert all(store.sismember(keys.connections(a), b) and store.sismember(keys.connections(b), a) for a, b in pairs)
     # The events' markers, the twenty members' records, the parts' markers, the batch's MULTI/EXEC.
     assert trips == 4
+
+
+def test_a_batch_of_new_connections_reads_the_pairs_versions_and_follow_settings_in_one_round_trip(
+        settings, unique):
+    from services.follows import worker as follows_worker
+    from shared import store_client
+
+    store = store_client.connect(settings.store_url("follows"))
+    store.ping()  # the connection made, not counted
+    for script in keys.SCRIPTS:  # as a running worker has them (another test may flush scripts)
+        store.script_load(script.source)
+    pairs = [(unique(f"ada{i}"), unique(f"grace{i}")) for i in range(10)]
+    spec = consumer_of(follows_worker, settings, "follows.connections")
+    runner = ConsumerRunner(spec, settings, store, Outbox("follows", settings))
+    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
+        "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
+        "version": 1}) for a, b in pairs])
+    handled = []
+
+    trips = round_trips([store], lambda: handled.extend(runner.process(batch)))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(pairs)
+    assert all(store.zscore(keys.following(a), b) is not None and store.zscore(keys.following(b), a) is not None
+               for a, b in pairs)
+    # The events' markers, the forty reads (both sides' versions and follow settings), the
+    # parts' markers, the batch's MULTI/EXEC.
+    assert trips == 4
