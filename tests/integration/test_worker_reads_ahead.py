@@ -119,6 +119,18 @@ def test_a_batch_of_invitations_reads_the_pairs_records_in_one_round_trip_and_pr
     assert trips == 4
 
 
+def run_accepted(settings, store, spec, service: str, pairs) -> tuple[list, int]:
+    """A batch of ``invitation.accepted`` of ``pairs`` through ``spec``'s consumer: its items, and
+    the round trips it took."""
+    runner = ConsumerRunner(spec, settings, store, Outbox(service, settings))
+    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
+        "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
+        "version": 1}) for a, b in pairs])
+    handled = []
+    trips = round_trips([store], lambda: handled.extend(runner.process(batch)))
+    return handled, trips
+
+
 def test_a_batch_of_accepted_invitations_reads_the_members_records_in_one_round_trip_and_projects_both_sides(
         settings, unique):
     from services.profiles import store as profile_keys, worker as profiles_worker
@@ -128,14 +140,8 @@ def test_a_batch_of_accepted_invitations_reads_the_members_records_in_one_round_
     store.ping()  # the connection made, not counted
     keys = profile_keys.Keys(settings.shards)
     pairs = [(unique(f"ada{i}"), unique(f"grace{i}")) for i in range(10)]
-    spec = consumer_of(profiles_worker, settings, "profiles.network")
-    runner = ConsumerRunner(spec, settings, store, Outbox("profiles", settings))
-    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
-        "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
-        "version": 1}) for a, b in pairs])
-    handled = []
 
-    trips = round_trips([store], lambda: handled.extend(runner.process(batch)))
+    handled, trips = run_accepted(settings, store, consumer_of(profiles_worker, settings, "profiles.network"), "profiles", pairs)
 
     assert [item.outcome for item in handled] == [HANDLED_OK] * len(pairs)
     assert all(store.sismember(keys.connections(a), b) and store.sismember(keys.connections(b), a) for a, b in pairs)
@@ -153,14 +159,8 @@ def test_a_batch_of_new_connections_reads_the_pairs_versions_and_follow_settings
     for script in keys.SCRIPTS:  # as a running worker has them (another test may flush scripts)
         store.script_load(script.source)
     pairs = [(unique(f"ada{i}"), unique(f"grace{i}")) for i in range(10)]
-    spec = consumer_of(follows_worker, settings, "follows.connections")
-    runner = ConsumerRunner(spec, settings, store, Outbox("follows", settings))
-    batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
-        "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
-        "version": 1}) for a, b in pairs])
-    handled = []
 
-    trips = round_trips([store], lambda: handled.extend(runner.process(batch)))
+    handled, trips = run_accepted(settings, store, consumer_of(follows_worker, settings, "follows.connections"), "follows", pairs)
 
     assert [item.outcome for item in handled] == [HANDLED_OK] * len(pairs)
     assert all(store.zscore(keys.following(a), b) is not None and store.zscore(keys.following(b), a) is not None
