@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster
 
 from services.feed import store as keys
 from shared.events.catalogue import DISCONNECTED_MAX
+from shared.lua import run_by_sha
 from shared.settings import Settings
 
 APPLIED, CURRENT, STALE = "applied", "current", "stale"
@@ -111,19 +112,25 @@ def _rank_author(store: redis.Redis, settings: Settings, author: str, followers:
         pipe.execute()
 
 
-def _pair_side(store: redis.Redis, member: str, other: str, change: str, version: int, at_ms: int = 0) -> str:
-    return keys.PAIR_SIDE(store, keys={"connections": keys.connections(member), "hidden": keys.hidden(member),
-                                       "disconnections": keys.disconnections(member),
-                                       "version": keys.pair_version(member, other), "paired": keys.paired(member)},
-                          other=other, change=change, version=version, at=at_ms, keep=DISCONNECTED_MAX)
+def _pair_side_call(member: str, other: str, change: str, version: int, at_ms: int = 0) -> tuple:
+    return (keys.PAIR_SIDE, {"connections": keys.connections(member), "hidden": keys.hidden(member),
+                             "disconnections": keys.disconnections(member),
+                             "version": keys.pair_version(member, other), "paired": keys.paired(member)},
+            {"other": other, "change": change, "version": version, "at": at_ms, "keep": DISCONNECTED_MAX})
 
 
 def change_pair(store: redis.Redis, a: str, b: str, change: str, version: int, at_ms: int = 0) -> list[str]:
     """Apply a connections event to both members' sides: ``change`` is 'connect', 'disconnect',
     'block' (disconnected, each hidden from the other) or 'unblock'. Returns the members whose
-    side it changed (not stale, not applied already)."""
-    return [member for member, other in ((a, b), (b, a))
-            if _pair_side(store, member, other, change, version, at_ms) == APPLIED]
+    side it changed (not stale, not applied already). Both sides' scripts (each in its member's
+    slot, each applying only a newer version) in one round trip on one node; on a Redis Cluster,
+    whose pipeline runs no script, one call each."""
+    calls = [_pair_side_call(member, other, change, version, at_ms) for member, other in ((a, b), (b, a))]
+    if isinstance(store, RedisCluster):
+        words = [script(store, keys=script_keys, **args) for script, script_keys, args in calls]
+    else:
+        words = run_by_sha(store, calls)
+    return [member for member, word in zip((a, b), words) if word == APPLIED]
 
 
 def unstale_sides(store: redis.Redis, a: str, b: str, version: int) -> list[str]:
@@ -161,6 +168,16 @@ def audience(store: redis.Redis, author: str, visibility: str) -> list[str]:
 
 def follows(store: redis.Redis, follower: str, followee: str) -> bool:
     return store.zscore(keys.following(follower), followee) is not None
+
+
+def follows_each(store: redis.Redis, edges: list[tuple[str, str]]) -> list[bool]:
+    """``follows`` for each (follower, followee) of ``edges``, in one round trip."""
+    if not edges:
+        return []
+    with store.pipeline(transaction=False) as pipe:
+        for follower, followee in edges:
+            pipe.zscore(keys.following(follower), followee)
+        return [score is not None for score in pipe.execute()]
 
 
 def follower_count(store: redis.Redis, author: str) -> int:

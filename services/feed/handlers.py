@@ -52,8 +52,10 @@ def on_invitation_accepted(event: Event, fx: Effects) -> None:
     changed = audience.change_pair(fx.store, d["inviter"], d["invitee"], "connect", d["version"])
     # The mutual follows arrive from follows.events (reason "connection") with their backfill;
     # an author followed already has connections-only posts to bring in now.
-    for member, other in ((d["inviter"], d["invitee"]), (d["invitee"], d["inviter"])):
-        if member in changed and audience.follows(fx.store, member, other):
+    sides = [(member, other) for member, other in ((d["inviter"], d["invitee"]), (d["invitee"], d["inviter"]))
+             if member in changed]
+    for (member, other), followed in zip(sides, audience.follows_each(fx.store, sides)):
+        if followed:
             _timelines(fx).backfill(fx.store, member, other, connected=True)
 
 

@@ -119,10 +119,10 @@ def test_a_batch_of_invitations_reads_the_pairs_records_in_one_round_trip_and_pr
     assert trips == 4
 
 
-def run_accepted(settings, store, spec, service: str, pairs) -> tuple[list, int]:
+def run_accepted(settings, store, spec, service: str, pairs, extra=None) -> tuple[list, int]:
     """A batch of ``invitation.accepted`` of ``pairs`` through ``spec``'s consumer: its items, and
     the round trips it took."""
-    runner = ConsumerRunner(spec, settings, store, Outbox(service, settings))
+    runner = ConsumerRunner(spec, settings, store, Outbox(service, settings), extra=extra)
     batch = as_records(settings, "connections.events", [new_event("connections", "invitation.accepted", {
         "invitation_id": uuid.uuid4().hex, "inviter": a, "invitee": b, "at": "2026-12-03T10:00:00.000Z",
         "version": 1}) for a, b in pairs])
@@ -168,3 +168,23 @@ def test_a_batch_of_new_connections_reads_the_pairs_versions_and_follow_settings
     # The events' markers, the forty reads (both sides' versions and follow settings), the
     # parts' markers, the batch's MULTI/EXEC.
     assert trips == 4
+
+
+def test_a_new_connection_reaching_the_feed_records_both_sides_in_one_round_trip(settings, unique):
+    from services.feed import store as feed_keys, worker as feed_worker
+    from shared import store_client
+
+    store = store_client.connect(settings.store_url("feed"))
+    store.ping()  # the connection made, not counted
+    store.script_load(feed_keys.PAIR_SIDE.source)  # as a running worker has it
+    pairs = [(unique(f"ada{i}"), unique(f"grace{i}")) for i in range(10)]
+
+    handled, trips = run_accepted(settings, store, consumer_of(feed_worker, settings, "feed.audience"), "feed", pairs,
+                                  extra=feed_worker.resources(settings))
+
+    assert [item.outcome for item in handled] == [HANDLED_OK] * len(pairs)
+    assert all(store.sismember(feed_keys.connections(a), b) and store.sismember(feed_keys.connections(b), a)
+               for a, b in pairs)
+    # The events' markers; for each connection both sides' scripts, then whether each already
+    # follows the other (neither does: nothing to backfill); the events' markers set.
+    assert trips == 2 + 2 * len(pairs)
