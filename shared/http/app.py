@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 
 import redis
 import structlog
+from redis.cluster import RedisCluster
 from flask import Flask, Response, current_app, g, jsonify, request, url_for
 from flask_smorest import Api
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -193,7 +194,8 @@ def _authenticate() -> None:
             # the same script: the profile check that follows needs no round trip of its own.
             members = current_app.extensions.get(MEMBER_DIRECTORY)
             entry = members.key(g.member) if members else None
-            if _joins_limits(endpoint, request.method):
+            # A Redis Cluster's pipeline runs no script: there the hit keeps its own round trip.
+            if _joins_limits(endpoint, request.method) and not isinstance(service_store(), RedisCluster):
                 g.setdefault(PENDING_HIT, (g.member, entry))  # taken by the view's first_reads
             else:
                 g.caller_state = limits.hit(g.member, entry)
@@ -224,7 +226,8 @@ def _joins_limits(endpoint: str, method: str) -> bool:
 def first_reads(queue: Callable[[redis.client.Pipeline], None]) -> list:
     """The replies of the reads ``queue`` puts on a pipeline of the service's store, in one round
     trip with the write's limit hit when the view ``joins_write_limits`` (raising 429 when a
-    limit refuses, then running the deferred write checks, before returning)."""
+    limit refuses, then running the deferred write checks, before returning). On a Redis
+    Cluster the hit was made before the view, and the reads go alone (one round trip a node)."""
     pending = g.pop(PENDING_HIT, None)
     limits = current_app.extensions["rapport.write_limits"]
 

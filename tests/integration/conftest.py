@@ -68,3 +68,13 @@ def connected(connect, profiles_api, auth, settings):
         eventually(lambda: profiles_api.get(f"/v1/members/{a}/profile", headers=auth(b)).get_json().get("access")
                    == "full", message=f"profiles knows {a} and {b} are connected")
     return connected
+
+
+@pytest.fixture
+def two_instances(settings):
+    """Two follows apps (two API processes, as far as a write limit of 3 a minute is concerned)
+    on one store."""
+    from services.follows.app import create_app
+
+    limited = settings.replace(write_rate_limits="3/minute")
+    return [create_app({"TESTING": True}, settings=limited).test_client() for _ in range(2)]
