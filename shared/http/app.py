@@ -260,6 +260,8 @@ def _settle_pending_hit(response: Response) -> Response:
             current_app.extensions["rapport.write_limits"].hit(*pending)
         except Problem:
             pass  # refused: the answer stands; the window holds the writes it counted
+        except STORE_UNAVAILABLE as exc:  # the answer stands too; this write went uncounted
+            log.warning("write limit not counted", error=repr(exc))
     return response
 
 
