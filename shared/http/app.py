@@ -206,8 +206,8 @@ def joins_write_limits(view: Callable) -> Callable:
     """Mark a write view (outermost decorator) whose first store access is ``first_reads``: its
     limit hit and the writer's entry are read in that pipeline rather than a round trip before
     the view. A 429 or a 403 ``profile_required`` still comes before anything the view writes;
-    an answer the view gives without those reads (a 422 for its body, a replayed
-    Idempotency-Key) counts against the limits too, once given."""
+    a view that answers without those reads (a 422 for its body, a replayed Idempotency-Key)
+    wrote nothing, and its hit and checks run after it: a refusal replaces its answer."""
     setattr(view, JOINS_LIMITS, True)
     return view
 
@@ -253,14 +253,17 @@ def first_reads(queue: Callable[[redis.client.Pipeline], None]) -> list:
 
 def _settle_pending_hit(response: Response) -> Response:
     """A joining view that answered without its first reads (a 422 for its body, the replay of an
-    Idempotency-Key): its hit counts now."""
+    Idempotency-Key) wrote nothing: its hit counts now, and the write checks run, whose refusal
+    (429, then 403 ``profile_required``) is the answer, as it would have been before the view."""
     pending = g.pop(PENDING_HIT, None)
     if pending is not None:
         try:
-            current_app.extensions["rapport.write_limits"].hit(*pending)
-        except Problem:
-            pass  # refused: the answer stands; the window holds the writes it counted
-        except STORE_UNAVAILABLE as exc:  # the answer stands too; this write went uncounted
+            g.caller_state = current_app.extensions["rapport.write_limits"].hit(*pending)
+            for check in current_app.extensions[DEFERRED_WRITE_CHECKS]:
+                check()
+        except Problem as problem:
+            return problem_response(problem)
+        except STORE_UNAVAILABLE as exc:  # the view's answer stands; this write went uncounted
             log.warning("write limit not counted", error=repr(exc))
     return response
 

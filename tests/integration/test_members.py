@@ -113,6 +113,19 @@ def test_a_closed_account_gets_403_profile_required_on_writes(apps, auth, unique
     assert_problem(response, 403, "profile_required")
 
 
+@pytest.mark.parametrize("service, path, body", [("follows", "/v1/following/{other}", {"notify_on_post": "often"}),
+                                                  ("connections", "/v1/invitations", {"invitee": 7})],
+                         ids=["follow", "invite"])
+def test_a_caller_who_never_registered_gets_profile_required_before_a_422_for_the_body(apps, auth, unique, service,
+                                                                                      path, body):
+    # These views take the write checks in their first reads, which a bad body never reaches:
+    # the checks run after the view's answer, and their refusal is the answer.
+    grace = unique("grace")
+    method = "put" if service == "follows" else "post"
+    response = getattr(apps(service), method)(_fill(path, grace), json=body, headers=auth(unique.unregistered("newcomer")))
+    assert_problem(response, 403, "profile_required")
+
+
 def test_a_caller_who_never_registered_may_read(apps, auth, unique):
     newcomer = unique.unregistered("newcomer")
     assert apps("notifications").get("/v1/notifications", headers=auth(newcomer)).status_code == 200
