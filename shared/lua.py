@@ -107,7 +107,8 @@ class LuaScript:
 def run_by_sha(client: redis.Redis, calls: Sequence[tuple["LuaScript", Mapping[str, Any], Mapping[str, Any]]]) -> list:
     """Run ``calls`` (script, keys, arguments) in one non-transactional pipeline, each script by
     its SHA; those a server forgot (a restart) go again by their text in a second one. For
-    scripts whose order among themselves does not matter (reads). Raises the first error."""
+    scripts whose order among themselves does not matter: reads, or writes that stand alone
+    (each side of a pair, applied only at a newer version). Raises the first error."""
     with client.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
             script.queue_by_sha(pipe, keys=keys, **args)
