@@ -17,6 +17,7 @@ pool of connections) accepts the invitations and posts, in turn among the author
   ago the oldest record a group has not committed was appended: the first sample that saw
   the end past the committed offset). Offsets are committed about once a second
   (``consumer_commit_interval_ms``), so this lag includes up to a second of commit delay.
+  ``worst_by_second``: per second of the run, the worst lag sampled and whose it was.
 
     python -m bench.freshness [--seconds 10] [--accepts 100] [--posts 50] [--authors 20] [--followers 25]
 """
@@ -136,14 +137,25 @@ class LagSampler:
         self.records: dict[str, int] = {}  # group → the most records behind seen
         self.seconds: dict[str, float] = {}  # group → the most seconds behind seen
         self.samples: list[float] = []  # the largest lag in seconds of any group, per sample
+        self.worst: list[tuple[float, str, float]] = []  # (time, group, its lag): the worst group, per sample
         self.running = True
+
+    def by_second(self, since: float) -> list[dict]:
+        """Per second from ``since``: the worst lag sampled in it, and whose it was."""
+        seconds: dict[int, tuple[float, str]] = {}
+        for at, group, age in self.worst:
+            second = int(at - since)
+            if second >= 0 and age >= seconds.get(second, (-1.0, ""))[0]:
+                seconds[second] = (age, group)
+        return [{"second": s, "max_s": round(age, 3), "group": group.split(".", 1)[-1] if age else None}
+                for s, (age, group) in sorted(seconds.items())]
 
     def run(self) -> None:
         while self.running:
             started = time.monotonic()
             ends = self.path.ends()
             self.history.append((started, ends))
-            worst = 0.0
+            worst, worst_group = 0.0, ""
             for group, parts in self.path.lag(ends).items():
                 behind = sum(parts.values())
                 self.records[group] = max(self.records.get(group, 0), behind)
@@ -154,8 +166,10 @@ class LagSampler:
                         first = next((t for t, e in self.history if e[tp] > committed), started)
                         age = max(age, started - first)
                 self.seconds[group] = round(max(self.seconds.get(group, 0.0), age), 3)
-                worst = max(worst, age)
+                if age > worst:
+                    worst, worst_group = age, group
             self.samples.append(worst)
+            self.worst.append((started, worst_group, worst))
             time.sleep(max(0.0, LAG_EVERY_S - (time.monotonic() - started)))
 
 
@@ -251,6 +265,7 @@ def main() -> None:
             if lag_samples else None,
             "max_s_by_group": sampler.seconds, "max_records_by_group": sampler.records,
             "samples": len(lag_samples), "every_s": LAG_EVERY_S,
+            "worst_by_second": sampler.by_second(started),
             "includes": "up to consumer_commit_interval_ms of commit delay",
         },
         "drained_after_s": drained,
