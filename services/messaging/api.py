@@ -2,6 +2,8 @@
 ``conversations`` and ``inbox``."""
 from __future__ import annotations
 
+import json
+
 from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -27,7 +29,7 @@ from shared import live as sse
 from shared.clock import rfc3339
 from shared.http import caller, service_settings, service_store
 from shared.http.app import first_reads, joins_write_limits
-from shared.http.conventions import location
+from shared.http.conventions import location, next_page
 from shared.http.idempotency import idempotent
 from shared.http.openapi import operation
 from shared.pages import PageArgs, decode_cursor, encode_cursor
@@ -41,9 +43,10 @@ def _messaging() -> Messaging:
 
 
 def _summary(c: Conversation, viewer: str) -> dict:
+    at = rfc3339(c.last_at_ms)
     return {"id": c.id, "kind": c.kind, "participants": c.participants,
-            "last_message": {"sender": c.last_sender, "excerpt": c.last_excerpt, "sent_at": rfc3339(c.last_at_ms)},
-            "unread_count": c.unread.get(viewer, 0), "updated_at": rfc3339(c.last_at_ms)}
+            "last_message": {"sender": c.last_sender, "excerpt": c.last_excerpt, "sent_at": at},
+            "unread_count": c.unread.get(viewer, 0), "updated_at": at}
 
 
 def _detail(c: Conversation) -> dict:
@@ -55,14 +58,22 @@ def _detail(c: Conversation) -> dict:
 
 @blp.route("/conversations")
 class Conversations(MethodView):
+    # A hot read. A schema instance, not the class: webargs would build one per request.
     @operation("listConversations")
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PageArgs(), location="query")
     @blp.response(200, ConversationPageSchema)
     def get(self, args):
         """The caller's conversations, newest activity first, each with its last message and the
         caller's unread count. The order may lag a new message by milliseconds."""
-        items, next_cursor = inbox.page(_messaging(), caller(), args["limit"], args["cursor"])
-        return {"items": [_summary(c, caller()) for c in items], "next_cursor": next_cursor}
+        member = caller()
+        items, next_cursor = inbox.page(_messaging(), member, args["limit"], args["cursor"])
+        # ``_summary`` builds ConversationPageSchema's items as they are shown: the page is
+        # encoded at once, without a marshmallow pass (flask-smorest passes a Response through;
+        # the schema still documents it).
+        next_page(next_cursor)
+        return current_app.response_class(
+            json.dumps({"items": [_summary(c, member) for c in items], "next_cursor": next_cursor},
+                       separators=(",", ":")), mimetype="application/json")
 
     @operation("startConversation", 403, 404, idempotent=True)
     @blp.arguments(StartArgs)

@@ -35,6 +35,7 @@ from shared.events.catalogue import EXCERPT_MAX
 from shared.events.envelope import PENDING_VERSION
 from shared.problems import Forbidden, Invalid, NotFound
 from shared.settings import Settings
+from shared.store_client import read_many
 
 TEXT_MAX = 8_000
 GROUP_MAX_OTHERS = 49
@@ -338,16 +339,14 @@ def _hydrate(m: Messaging, viewer: str, conversation_ids: list[str], wanted: dic
     known = all(h is not None for h in headers)
     if known:
         paired, others = _replica_reads(viewer, [h for h in headers if viewer in h[1]])
-    with m.store.pipeline(transaction=False) as pipe:  # one shard per command
-        for cid in conversation_ids:
-            pipe.hgetall(m.keys.conversation(cid))
-        asked = [(cid, seqs) for cid, seqs in wanted.items() if seqs]
-        for cid, seqs in asked:
-            pipe.hmget(m.keys.messages(cid), seqs)
-        if known:
-            _queue_replica_reads(m, pipe, viewer, paired, others)
-        replies = pipe.execute()
-    raws = replies[:len(conversation_ids)]
+    # One shard per command; sent as read_many sends a feed page (no redis-py pipeline bookkeeping).
+    commands = [("HGETALL", m.keys.conversation(cid)) for cid in conversation_ids]
+    asked = [(cid, seqs) for cid, seqs in wanted.items() if seqs]
+    commands += [("HMGET", m.keys.messages(cid), *seqs) for cid, seqs in asked]
+    if known:
+        commands += _replica_commands(m, viewer, paired, others)
+    replies = read_many(m.store, commands)
+    raws = [_as_fields(r) for r in replies[:len(conversation_ids)]]
     ends = len(conversation_ids) + len(asked)
     message_raws = dict(zip([cid for cid, _ in asked], replies[len(conversation_ids):ends]))
     found = {cid: c for cid, raw in zip(conversation_ids, raws)
@@ -358,10 +357,8 @@ def _hydrate(m: Messaging, viewer: str, conversation_ids: list[str], wanted: dic
         replies = replies[ends:]
     else:
         paired, others = _replica_reads(viewer, [(c.kind, c.participants) for c in found.values()])
-        with m.store.pipeline(transaction=False) as pipe:
-            _queue_replica_reads(m, pipe, viewer, paired, others)
-            replies = pipe.execute() if paired or others else []
-    records = dict(zip(paired, replies))
+        replies = read_many(m.store, _replica_commands(m, viewer, paired, others)) if paired or others else []
+    records = {other: _as_fields(reply) for other, reply in zip(paired, replies)}
     gone = {o for o, closed in zip(others, replies[len(paired):]) if closed}
     shown = {}
     for cid, c in found.items():
@@ -391,11 +388,17 @@ def _replica_reads(viewer: str, headers: list[tuple[str, list[str]]]) -> tuple[l
     return paired, others
 
 
-def _queue_replica_reads(m: Messaging, pipe, viewer: str, paired: list[str], others: list[str]) -> None:
-    for other in paired:
-        pipe.hgetall(m.keys.pair(viewer, other))
-    for other in others:
-        pipe.exists(m.keys.closed(other))
+def _replica_commands(m: Messaging, viewer: str, paired: list[str], others: list[str]) -> list[tuple]:
+    return ([("HGETALL", m.keys.pair(viewer, other)) for other in paired]
+            + [("EXISTS", m.keys.closed(other)) for other in others])
+
+
+def _as_fields(reply) -> dict:
+    """A HGETALL reply of ``read_many`` as a dict: a flat field, value list as the parser reads
+    it (RESP2), a dict as a cluster client's callbacks (or RESP3) give it."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
 
 
 def load(m: Messaging, conversation_id: str, viewer: str) -> Conversation:
